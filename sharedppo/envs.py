@@ -1,0 +1,109 @@
+"""Vectorised gymnasium environments and the episode bookkeeping the runner logs.
+
+Every vector env made here uses gymnasium's next-step autoreset (the default of gymnasium
+1.x and the only mode its numpy-vectorised CartPole offers): after a step that ends an
+episode, the observation returned is the episode's final observation, and the next step
+ignores its action and returns the reset observation with reward 0. The rollout therefore
+marks that reset step as not a transition (see ``memory.RolloutMemory.valid``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium.vector import AutoresetMode, VectorEnv, VectorWrapper
+
+from .config import ConfigError, EnvConfig
+
+
+class ReachStepsReward(VectorWrapper):
+    """The original blog's CartPole shaping: 1 on the step an episode reaches ``steps``, else 0.
+
+    The environment's own reward is kept in ``info["env_reward"]`` so episode returns are
+    still logged on the environment's scale.
+    """
+
+    def __init__(self, env: VectorEnv, steps: int) -> None:
+        super().__init__(env)
+        self.target = steps
+        self.lengths = np.zeros(self.num_envs, dtype=np.int64)
+        self.prev_done = np.zeros(self.num_envs, dtype=bool)
+
+    def reset(self, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
+        self.lengths[:] = 0
+        self.prev_done[:] = False
+        return self.env.reset(**kwargs)
+
+    def step(self, actions: Any) -> tuple[Any, Any, Any, Any, dict[str, Any]]:
+        obs, reward, terminated, truncated, info = self.env.step(actions)
+        self.lengths = np.where(self.prev_done, 0, self.lengths + 1)
+        self.prev_done = terminated | truncated
+        info = dict(info, env_reward=reward)
+        return obs, (self.lengths == self.target).astype(np.float32), terminated, truncated, info
+
+
+def check_env_id(env_id: str) -> None:
+    try:
+        gym.spec(env_id)
+    except gym.error.Error as err:
+        raise ConfigError(
+            f"env.id={env_id!r} is not a registered gymnasium id ({err}); "
+            "e.g. CartPole-v1, Acrobot-v1, MountainCar-v0"
+        ) from None
+
+
+def make_envs(cfg: EnvConfig, seed: int) -> tuple[VectorEnv, np.ndarray]:
+    """Build the vector env from its config group and reset it; returns (envs, first obs)."""
+    check_env_id(cfg.id)
+    spec = gym.spec(cfg.id)
+    mode = cfg.vectorization_mode
+    if mode == "auto":
+        mode = "vector_entry_point" if spec.vector_entry_point is not None else "sync"
+    kwargs = dict(cfg.kwargs)
+    if cfg.max_episode_steps is not None:
+        kwargs["max_episode_steps"] = cfg.max_episode_steps
+    try:
+        envs = gym.make_vec(cfg.id, num_envs=cfg.num_envs, vectorization_mode=mode, **kwargs)
+    except (gym.error.Error, TypeError, ValueError) as err:
+        raise ConfigError(
+            f"env.vectorization_mode={mode!r} with env.id={cfg.id!r} failed: {err}"
+        ) from None
+    autoreset = envs.metadata.get("autoreset_mode", AutoresetMode.NEXT_STEP)
+    if autoreset != AutoresetMode.NEXT_STEP:
+        raise ConfigError(f"env.id={cfg.id!r} uses {autoreset}; sharedppo expects NEXT_STEP")
+    if not isinstance(envs.single_action_space, gym.spaces.Discrete):
+        envs.close()
+        raise ConfigError(
+            f"env.id={cfg.id!r} has action space {envs.single_action_space}; "
+            "sharedppo's policy head handles Discrete actions"
+        )
+    if cfg.reach_reward_steps is not None:
+        envs = ReachStepsReward(envs, cfg.reach_reward_steps)
+    envs.action_space.seed(seed)
+    obs, _ = envs.reset(seed=seed)
+    return envs, obs
+
+
+class EpisodeTracker:
+    """Running return and length per env; hands back the episodes that finished each step.
+
+    Works on numpy arrays the env already returned, so it costs a few vector ops per step and
+    no Python loop over envs.
+    """
+
+    def __init__(self, num_envs: int) -> None:
+        self.returns = np.zeros(num_envs, dtype=np.float64)
+        self.lengths = np.zeros(num_envs, dtype=np.int64)
+        self.prev_done = np.zeros(num_envs, dtype=bool)
+
+    def step(self, reward: np.ndarray, done: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        live = ~self.prev_done
+        # A reset step (next-step autoreset) starts a new episode and is not part of it.
+        self.returns = np.where(live, self.returns + reward, 0.0)
+        self.lengths = np.where(live, self.lengths + 1, 0)
+        self.prev_done = done
+        if not done.any():
+            return None
+        return self.returns[done], self.lengths[done]

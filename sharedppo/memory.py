@@ -1,0 +1,122 @@
+"""Rollout memory: preallocated [T, N] tensors, GAE, and the flat batch the update learns from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+
+def compute_gae(
+    rewards: Tensor,
+    values: Tensor,
+    next_values: Tensor,
+    terminated: Tensor,
+    dones: Tensor,
+    gamma: float,
+    lam: float,
+) -> tuple[Tensor, Tensor]:
+    """Generalised advantage estimation over [T, N] float tensors.
+
+    ``next_values[t]`` is V of the observation step t reached (the final observation where an
+    episode ended). Termination removes the bootstrap; truncation keeps it, because the state
+    was cut by a clock rather than ended. Either one stops the advantage from flowing back
+    across the episode boundary.
+
+    Returns (advantages, returns) with returns = advantages + values.
+    """
+    deltas = rewards + gamma * next_values * (1.0 - terminated) - values
+    carry = gamma * lam * (1.0 - dones)
+    advantages = torch.empty_like(deltas)
+    last = torch.zeros_like(deltas[0])
+    for t in range(deltas.shape[0] - 1, -1, -1):
+        last = deltas[t] + carry[t] * last
+        advantages[t] = last
+    return advantages, advantages + values
+
+
+@dataclass
+class Batch:
+    """The transitions of one rollout, flattened, reset steps removed."""
+
+    obs: Tensor
+    actions: Tensor
+    logprobs: Tensor
+    values: Tensor
+    advantages: Tensor
+    returns: Tensor
+    masks: Tensor | None
+
+    def __len__(self) -> int:
+        return self.actions.shape[0]
+
+    def __getitem__(self, index: Tensor) -> Batch:
+        return Batch(
+            self.obs[index],
+            self.actions[index],
+            self.logprobs[index],
+            self.values[index],
+            self.advantages[index],
+            self.returns[index],
+            None if self.masks is None else self.masks[index],
+        )
+
+
+class RolloutMemory:
+    """One rollout of ``num_steps`` x ``num_envs`` transitions, written in place step by step.
+
+    ``valid[t, i]`` is 0 on the reset step that gymnasium's next-step autoreset inserts after
+    an episode ends: its action was ignored, so it is no transition to learn from. The value
+    computed there is still V(final observation) and serves as the bootstrap of the step
+    before it.
+    """
+
+    def __init__(
+        self,
+        num_steps: int,
+        num_envs: int,
+        obs_shape: tuple[int, ...],
+        mask_shape: tuple[int, ...] | None,
+        device: torch.device,
+    ) -> None:
+        size = (num_steps, num_envs)
+        self.num_steps = num_steps
+
+        def zeros(*shape: int, dtype: torch.dtype = torch.float32) -> Tensor:
+            return torch.zeros((*size, *shape), dtype=dtype, device=device)
+
+        self.obs = zeros(*obs_shape)
+        self.actions = zeros(dtype=torch.long)
+        self.logprobs = zeros()
+        self.values = zeros()
+        self.rewards = zeros()
+        self.terminated = zeros()
+        self.dones = zeros()
+        self.valid = zeros()
+        self.masks = None if mask_shape is None else zeros(*mask_shape)
+        self.advantages = zeros()
+        self.returns = zeros()
+
+    def compute_returns_and_advantage(self, last_values: Tensor, gamma: float, lam: float) -> None:
+        """GAE over the rollout; ``last_values`` is V of the observation after its last step."""
+        next_values = torch.cat((self.values[1:], last_values.unsqueeze(0)))
+        self.advantages, self.returns = compute_gae(
+            self.rewards, self.values, next_values, self.terminated, self.dones, gamma, lam
+        )
+
+    def batch(self) -> Batch:
+        keep = self.valid.flatten().nonzero().squeeze(1)
+
+        def flat(x: Tensor) -> Tensor:
+            return x.flatten(0, 1)[keep]
+
+        return Batch(
+            flat(self.obs),
+            flat(self.actions),
+            flat(self.logprobs),
+            flat(self.values),
+            flat(self.advantages),
+            flat(self.returns),
+            None if self.masks is None else flat(self.masks),
+        )

@@ -1,0 +1,211 @@
+"""The runner: composes the config into env, network, agent, memory and logger, and trains."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import random
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import hydra
+import numpy as np
+import torch
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+
+from .agent import PPOAgent
+from .checkpoint import CheckpointError, save_atomic
+from .config import ConfigError, register_configs, validate
+from .envs import EpisodeTracker, make_envs
+from .logger import Logger
+from .memory import RolloutMemory
+from .network import ActorCritic
+
+log = logging.getLogger("sharedppo")
+register_configs()
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on (a non-finite loss, say); the message names what and where."""
+
+
+@dataclass
+class TrainResult:
+    global_step: int
+    updates: int
+    episodes: int
+    mean_return: float
+    seconds: float
+    target_return: float | None
+    target_step: int | None = None
+    target_seconds: float | None = None
+    agent: PPOAgent | None = field(default=None, repr=False)
+
+    def summary(self) -> dict[str, Any]:
+        out = asdict(self)
+        out.pop("agent")
+        return out
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(
+            f"device={name!r} is not allowed: this machine has no CUDA device "
+            f"(torch {torch.__version__}); use device=cpu or device=auto"
+        )
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def train(cfg: DictConfig, out_dir: Path) -> TrainResult:
+    validate(cfg)
+    device = resolve_device(cfg.device)
+    if cfg.torch_threads > 0:
+        torch.set_num_threads(cfg.torch_threads)
+    seed_everything(cfg.seed)
+
+    envs, obs = make_envs(cfg.env, cfg.seed)
+    num_envs, ppo = cfg.env.num_envs, cfg.ppo
+    obs_shape = envs.single_observation_space.shape
+    net = ActorCritic(int(np.prod(obs_shape)), int(envs.single_action_space.n), cfg.network)
+    net.to(device)
+    agent = PPOAgent(net, ppo)
+    memory = RolloutMemory(
+        ppo.num_steps,
+        num_envs,
+        obs_shape,
+        net.mask_shape if net.dropout > 0 else None,
+        device,
+    )
+    config = OmegaConf.to_container(cfg, resolve=True)
+    logger = Logger(out_dir, config)
+    tracker = EpisodeTracker(num_envs)
+
+    target = cfg.env.target_return
+    if target is None:
+        target = envs.unwrapped.spec.reward_threshold if envs.unwrapped.spec else None
+    batch_size = ppo.num_steps * num_envs
+    num_updates = math.ceil(cfg.total_steps / batch_size)
+    result = TrainResult(0, 0, 0, float("nan"), 0.0, target)
+    prev_done = torch.zeros(num_envs, device=device)
+    start = time.perf_counter()
+
+    try:
+        for update in range(1, num_updates + 1):
+            agent.set_progress(1.0 - (update - 1) / num_updates)
+
+            for t in range(ppo.num_steps):
+                step_obs = memory.obs[t]
+                step_obs.copy_(torch.from_numpy(obs))
+                actions, logprobs, values, masks = agent.act(step_obs)
+                memory.actions[t] = actions
+                memory.logprobs[t] = logprobs
+                memory.values[t] = values
+                if masks is not None:
+                    memory.masks[t] = masks
+                # The step after an episode's end is gymnasium's reset step: not a transition.
+                memory.valid[t] = 1.0 - prev_done
+
+                obs, reward, terminated, truncated, info = envs.step(actions.cpu().numpy())
+                done = terminated | truncated
+                memory.rewards[t].copy_(torch.from_numpy(np.asarray(reward)))
+                memory.terminated[t].copy_(torch.from_numpy(terminated))
+                memory.dones[t].copy_(torch.from_numpy(done))
+                prev_done = memory.dones[t]
+                result.global_step += num_envs
+
+                finished = tracker.step(info.get("env_reward", reward), done)
+                if finished is not None:
+                    logger.episodes_finished(result.global_step, *finished)
+                    if (
+                        result.target_step is None
+                        and target is not None
+                        and len(logger.recent) == logger.recent.maxlen
+                        and logger.mean_return >= target
+                    ):
+                        result.target_step = result.global_step
+                        result.target_seconds = time.perf_counter() - start
+
+            last_values = agent.value(torch.from_numpy(obs).to(device, torch.float32))
+            memory.compute_returns_and_advantage(last_values, ppo.gamma, ppo.lam)
+            stats = agent.update(memory.batch())
+            result.updates = update
+            if not all(math.isfinite(stats[k]) for k in ("policy_loss", "value_loss")):
+                bad = "policy_loss" if not math.isfinite(stats["policy_loss"]) else "value_loss"
+                raise TrainingError(
+                    f"{bad} is {stats[bad]} at update {update} (step {result.global_step}); "
+                    "training stopped, the last checkpoint is kept"
+                )
+
+            elapsed = time.perf_counter() - start
+            if update % cfg.log_every_updates == 0 or update == num_updates:
+                sps = result.global_step / elapsed
+                logger.scalars(
+                    result.global_step,
+                    {
+                        "charts/SPS": sps,
+                        "charts/learning_rate": agent.learning_rate,
+                        **{f"losses/{k}": v for k, v in stats.items()},
+                    },
+                )
+                logger.progress(result.global_step, num_updates * batch_size, sps)
+            if cfg.stop_on_target and result.target_step is not None:
+                break
+    finally:
+        result.seconds = time.perf_counter() - start
+        result.episodes = logger.episodes
+        result.mean_return = logger.mean_return
+        logger.close()
+        envs.close()
+
+    save_atomic(
+        {
+            "model": net.state_dict(),
+            "optimizer": agent.optimizer.state_dict(),
+            "config": config,
+            "global_step": result.global_step,
+            "updates": result.updates,
+        },
+        out_dir / "checkpoints" / "last.pt",
+    )
+    (out_dir / "summary.json").write_text(json.dumps(result.summary(), indent=2) + "\n")
+    result.agent = agent
+    return result
+
+
+@hydra.main(version_base="1.3", config_path="pkg://sharedppo.conf", config_name="config")
+def _app(cfg: DictConfig) -> float:
+    out_dir = Path(HydraConfig.get().runtime.output_dir)
+    try:
+        result = train(cfg, out_dir)
+    except (ConfigError, CheckpointError, TrainingError) as err:
+        print(f"sharedppo: error: {err}", file=sys.stderr)
+        sys.exit(2)
+    log.info(
+        "done: %d steps in %.1f s, mean return (last 20) %.1f; target %s reached at step %s "
+        "(%.2f s)",
+        result.global_step,
+        result.seconds,
+        result.mean_return,
+        result.target_return,
+        result.target_step,
+        result.target_seconds or float("nan"),
+    )
+    return result.mean_return
+
+
+def main() -> None:
+    """Console entry point: ``sharedppo [overrides]``."""
+    _app()
