@@ -7,11 +7,11 @@ and choices that a type cannot express are checked by :func:`validate`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING
+from omegaconf import MISSING, DictConfig
 
 ACTIVATIONS = ("tanh", "relu", "elu", "gelu", "silu")
 INITS = ("orthogonal", "xavier")
@@ -102,8 +102,38 @@ def _choice(key: str, value: str, choices: tuple[str, ...]) -> None:
     _check(value in choices, key, value, "choose one of " + ", ".join(choices))
 
 
+def _schema_at(path: str) -> Any:
+    node: Any = Config
+    for part in filter(None, path.split(".")):
+        match = [f for f in fields(node) if f.name == part] if is_dataclass(node) else []
+        if not match:
+            return None
+        node = match[0].default_factory() if callable(match[0].default_factory) else None
+    return node
+
+
+def unknown_key_message(full_key: str) -> str:
+    parent, _, name = full_key.rpartition(".")
+    schema = _schema_at(parent)
+    known = ", ".join(f.name for f in fields(schema)) if is_dataclass(schema) else "none"
+    where = f"in {parent}" if parent else "at the top level"
+    return f"{full_key} is not a known key; allowed {where}: {known}"
+
+
+def _check_known_keys(cfg: DictConfig, schema: Any, prefix: str = "") -> None:
+    # `+key=value` appends past the schema's struct flag; catch it here.
+    names = {f.name: f for f in fields(schema)}
+    for key in cfg:
+        if key not in names:
+            raise ConfigError(unknown_key_message(f"{prefix}{key}"))
+        sub = names[key].default_factory
+        if callable(sub) and is_dataclass(sub):
+            _check_known_keys(cfg[key], sub, f"{prefix}{key}.")
+
+
 def validate(cfg: Any) -> None:
-    """Raise ConfigError on the first value out of range; cfg is a composed Config."""
+    """Raise ConfigError on the first unknown key or value out of range."""
+    _check_known_keys(cfg, Config)
     env, net, ppo = cfg.env, cfg.network, cfg.ppo
     _check(env.num_envs >= 1, "env.num_envs", env.num_envs, "must be an integer >= 1")
     _choice("env.vectorization_mode", env.vectorization_mode, VECTORIZATION_MODES)
@@ -153,3 +183,34 @@ def validate(cfg: Any) -> None:
         device,
         "choose one of auto, cpu, cuda, cuda:N",
     )
+
+
+def compose_checked(overrides: list[str]) -> DictConfig:
+    """Compose and validate the config for these overrides; any mistake is one ConfigError line.
+
+    The CLI calls this before handing over to Hydra, so a user's typo gets one line instead of
+    Hydra's multi-line report.
+    """
+    from hydra import compose, initialize_config_module
+    from hydra.errors import HydraException, MissingConfigException
+    from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
+
+    register_configs()
+    try:
+        with initialize_config_module("sharedppo.conf", version_base="1.3"):
+            cfg = compose("config", overrides=overrides)
+    except MissingConfigException as err:
+        group, _, name = (err.missing_cfg_file or "").rpartition("/")
+        options = ", ".join(err.options or [])
+        raise ConfigError(f"{group}={name} is not allowed: choose one of {options}") from None
+    except HydraException as err:
+        cause = err.__cause__
+        key = getattr(cause, "full_key", None)
+        if isinstance(cause, (ConfigKeyError, ConfigAttributeError)) and key:
+            raise ConfigError(unknown_key_message(key)) from None
+        if isinstance(cause, OmegaConfBaseException) and key:
+            detail = str(cause).strip().splitlines()[0]
+            raise ConfigError(f"{key} is not allowed: {detail}") from None
+        raise ConfigError(str(err).strip().splitlines()[0]) from None
+    validate(cfg)
+    return cfg

@@ -20,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from .agent import PPOAgent
 from .checkpoint import CheckpointError, save_atomic
-from .config import ConfigError, register_configs, validate
+from .config import ConfigError, compose_checked, register_configs, validate
 from .envs import EpisodeTracker, make_envs
 from .logger import Logger
 from .memory import RolloutMemory
@@ -208,4 +208,14 @@ def _app(cfg: DictConfig) -> float:
 
 def main() -> None:
     """Console entry point: ``sharedppo [overrides]``."""
+    args = sys.argv[1:]
+    # A single run is checked up front so a mistake reads as one line. Flags (--help, --cfg,
+    # -m) go straight to Hydra; in a sweep each job checks its own config, so one bad value
+    # fails that job alone.
+    if not any(a.startswith("-") for a in args):
+        try:
+            compose_checked([a for a in args if not a.lstrip("+~").startswith("hydra.")])
+        except ConfigError as err:
+            print(f"sharedppo: error: {err}", file=sys.stderr)
+            sys.exit(2)
     _app()

@@ -1,0 +1,36 @@
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_module
+from omegaconf import DictConfig
+
+from sharedppo.config import register_configs
+
+
+def compose_config(*overrides: str) -> DictConfig:
+    register_configs()
+    with initialize_config_module("sharedppo.conf", version_base="1.3"):
+        return compose("config", overrides=["device=cpu", *overrides])
+
+
+@pytest.fixture
+def cfg_factory():
+    return compose_config
+
+
+def run_cli(*args: str, cwd: Path, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    """Run the installed CLI the way a user would, from an unrelated working directory."""
+    env = dict(os.environ, HYDRA_FULL_ERROR="0")
+    return subprocess.run(
+        [sys.executable, "-m", "sharedppo", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )

@@ -1,0 +1,102 @@
+"""The update's maths: ratio, entropy bonus, shared-trunk gradients, sampler."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch.distributions import Categorical
+
+from sharedppo.agent import PPOAgent
+from sharedppo.config import NetworkConfig, PPOConfig
+from sharedppo.memory import Batch
+from sharedppo.network import ActorCritic, categorical_logp_entropy, sample_categorical
+from sharedppo.runner import train
+
+
+@pytest.mark.parametrize("dropout", [0.0, 0.2])
+def test_ratio_is_one_at_first_minibatch(cfg_factory, tmp_path, dropout):
+    cfg = cfg_factory(f"network.dropout={dropout}", "total_steps=256", "ppo.num_minibatches=4")
+    agent = train(cfg, tmp_path).agent
+    assert agent.first_ratio is not None and len(agent.first_ratio) > 0
+    assert (agent.first_ratio - 1).abs().max().item() < 1e-6
+
+
+def test_dropout_masks_change_the_output():
+    net = ActorCritic(4, 2, NetworkConfig(dropout=0.5))
+    obs = torch.randn(64, 4)
+    masks = net.sample_masks(64, obs.device)
+    assert masks is not None and masks.shape == (64, 2, 64)
+    assert not torch.allclose(net(obs, masks)[1], net(obs)[1])
+    assert (
+        NetworkConfig().dropout == 0
+        and ActorCritic(4, 2, NetworkConfig()).sample_masks(3, obs.device) is None
+    )
+
+
+def _batch(net: ActorCritic, n: int = 256) -> Batch:
+    obs = torch.randn(n, 4)
+    with torch.no_grad():
+        logits, values = net(obs)
+    actions, logprobs = sample_categorical(logits)
+    zeros = torch.zeros(n)
+    return Batch(obs, actions, logprobs, values, zeros, values.clone(), None)
+
+
+def test_entropy_bonus_raises_entropy():
+    torch.manual_seed(0)
+    net = ActorCritic(4, 3, NetworkConfig(init="xavier"))
+    batch = _batch(net)
+    cfg = PPOConfig(ent_coef=1.0, vf_coef=0.0, update_epochs=5, lr=1e-3, anneal_lr=False)
+    before = categorical_logp_entropy(net(batch.obs)[0], batch.actions)[1].mean()
+    stats = PPOAgent(net, cfg).update(batch)
+    after = categorical_logp_entropy(net(batch.obs)[0], batch.actions)[1].mean()
+    assert after > before + 1e-3
+    assert stats["entropy"] > 0
+
+
+@pytest.mark.parametrize("head", ["policy", "value"])
+def test_each_head_sends_gradient_into_the_shared_trunk(head):
+    net = ActorCritic(4, 2, NetworkConfig())
+    logits, values = net(torch.randn(16, 4))
+    (logits.square().sum() if head == "policy" else values.square().sum()).backward()
+    for layer in net.trunks[0]:
+        assert layer.weight.grad is not None and layer.weight.grad.abs().sum() > 0
+    other = net.value_head if head == "policy" else net.policy_head
+    assert other.weight.grad is None
+    assert len(net.trunks) == 1
+
+
+def test_separate_trunks_do_not_share():
+    net = ActorCritic(4, 2, NetworkConfig(shared=False))
+    _, values = net(torch.randn(8, 4))
+    values.sum().backward()
+    assert all(layer.weight.grad is None for layer in net.trunks[0])
+    assert all(layer.weight.grad is not None for layer in net.trunks[1])
+
+
+def test_fast_sampler_matches_torch_categorical():
+    torch.manual_seed(0)
+    logits = torch.tensor([[0.3, -1.2, 2.0, 0.0]]).repeat(200_000, 1)
+    actions, logprobs = sample_categorical(logits)
+    probs = torch.softmax(logits[0], -1)
+    counts = torch.bincount(actions, minlength=4).double()
+    expected = probs.double() * len(actions)
+    chi2 = ((counts - expected) ** 2 / expected).sum().item()
+    assert chi2 < 16.27  # chi-square, 3 degrees of freedom, p = 0.001
+
+    dist = Categorical(logits=logits[:1000])
+    ref_logp = dist.log_prob(actions[:1000])
+    assert torch.allclose(logprobs[:1000], ref_logp, atol=1e-6)
+    logp, entropy = categorical_logp_entropy(logits[:1000], actions[:1000])
+    assert torch.allclose(logp, ref_logp, atol=1e-6)
+    assert torch.allclose(entropy, dist.entropy(), atol=1e-6)
+
+
+def test_sampler_matches_on_random_logits():
+    torch.manual_seed(1)
+    logits = torch.randn(50, 6) * 3
+    actions = torch.randint(0, 6, (50,))
+    dist = Categorical(logits=logits)
+    logp, entropy = categorical_logp_entropy(logits, actions)
+    assert torch.allclose(logp, dist.log_prob(actions), atol=1e-5)
+    assert torch.allclose(entropy, dist.entropy(), atol=1e-5)
