@@ -1,0 +1,98 @@
+"""The command line as a user meets it: installed entry point, any working directory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from tests.conftest import run_cli
+
+TAGS = {
+    "charts/episodic_return",
+    "charts/episodic_length",
+    "charts/SPS",
+    "charts/learning_rate",
+    "losses/policy_loss",
+    "losses/value_loss",
+    "losses/entropy",
+    "losses/approx_kl",
+    "losses/clipfrac",
+    "losses/explained_variance",
+}
+
+
+def scalar_tags(run_dir: Path) -> set[str]:
+    acc = EventAccumulator(str(run_dir))
+    acc.Reload()
+    return set(acc.Tags()["scalars"])
+
+
+def test_tiny_run_writes_tags_hparams_and_checkpoint(tmp_path):
+    out = tmp_path / "run"
+    proc = run_cli(
+        "total_steps=1024", "network.width=32", "seed=3", f"hydra.run.dir={out}", cwd=tmp_path
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert TAGS <= scalar_tags(out)
+    assert list(out.glob("events.out.tfevents.*")), "events must sit in the job folder itself"
+    assert not [p for p in out.iterdir() if p.is_dir() and p.name[:1].isdigit()]
+    acc = EventAccumulator(str(out))
+    acc.Reload()
+    assert "hparams/final_return" in acc.Tags()["scalars"]
+    assert (out / ".hydra" / "config.yaml").is_file()
+    assert (out / "checkpoints" / "last.pt").is_file()
+
+
+def test_multirun_makes_one_tensorboard_run_per_job(tmp_path):
+    sweep = tmp_path / "sweep"
+    proc = run_cli(
+        "-m", "ppo.clip_ratio=0.1,0.2", "seed=0,1", "total_steps=256",
+        f"hydra.sweep.dir={sweep}", cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    jobs = sorted(p for p in sweep.iterdir() if p.is_dir() and p.name.isdigit())
+    assert [j.name for j in jobs] == ["0", "1", "2", "3"]
+    for job in jobs:
+        assert "charts/SPS" in scalar_tags(job)
+
+
+def test_cfg_and_help_show_config_and_groups(tmp_path):
+    proc = run_cli("--cfg", "job", "network.width=128", cwd=tmp_path)
+    assert proc.returncode == 0 and "width: 128" in proc.stdout
+    proc = run_cli("--help", cwd=tmp_path)
+    assert proc.returncode == 0
+    for group in ("env:", "network:", "ppo:", "experiment:"):
+        assert group in proc.stdout
+
+
+@pytest.mark.parametrize(
+    ("override", "key"),
+    [
+        ("ppo.clip_ratio=-0.2", "ppo.clip_ratio"),
+        ("ppo.clip_ratio=1.0", "ppo.clip_ratio"),
+        ("network.dropout=1.0", "network.dropout"),
+        ("network.width=0", "network.width"),
+        ("env=nosuch", "env"),
+        ("env.id=NoSuchEnv-v9", "env.id"),
+        ("ppo.num_minibatches=3", "ppo.num_minibatches"),
+        ("ppo.gamma=0", "ppo.gamma"),
+        ("ppo.gamma=1.01", "ppo.gamma"),
+        ("foo=1", "foo"),
+        ("ppo.lr=fast", "ppo.lr"),
+        pytest.param(
+            "device=cuda",
+            "device",
+            marks=pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA"),
+        ),
+    ],
+)
+def test_bad_input_is_one_clear_line(tmp_path, override, key):
+    proc = run_cli(override, "total_steps=64", f"hydra.run.dir={tmp_path / 'r'}", cwd=tmp_path)
+    assert proc.returncode != 0
+    err = proc.stderr.strip()
+    assert "Traceback" not in err
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith("sharedppo: error:") and key in err

@@ -1,0 +1,72 @@
+"""Every config group option composes; the schema rejects mistakes before training."""
+
+from __future__ import annotations
+
+from importlib.resources import files
+
+import pytest
+
+from sharedppo.config import ConfigError, compose_checked, validate
+
+GROUPS = ("env", "network", "ppo", "experiment")
+
+
+def options(group: str) -> list[str]:
+    folder = files("sharedppo.conf") / group
+    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+@pytest.mark.parametrize(
+    "override", [f"{g}={o}" for g in GROUPS for o in options(g)], ids=lambda s: s
+)
+def test_every_group_option_composes(cfg_factory, override):
+    cfg = cfg_factory(override)
+    validate(cfg)
+    assert cfg.env.id and cfg.network.width >= 1 and cfg.ppo.clip_ratio > 0
+
+
+def test_groups_have_the_promised_options():
+    assert {"cartpole", "acrobot", "mountaincar"} <= set(options("env"))
+    assert "mlp" in options("network")
+    assert {"default", "seed"} <= set(options("ppo"))
+    assert "seed_cartpole" in options("experiment")
+
+
+def test_defaults(cfg_factory):
+    cfg = cfg_factory()
+    assert cfg.env.id == "CartPole-v1"
+    assert cfg.network.shared is True and cfg.network.init == "orthogonal"
+    assert cfg.env.reach_reward_steps is None
+
+
+def test_seed_experiment_keeps_the_blog_settings(cfg_factory):
+    cfg = cfg_factory("experiment=seed_cartpole")
+    assert cfg.env.reach_reward_steps == 195
+    assert cfg.network.dropout > 0 and cfg.network.width == 64
+    assert cfg.ppo.target_kl == 0.01 and cfg.ppo.gamma == 0.99 and cfg.ppo.lam == 0.97
+
+
+@pytest.mark.parametrize(
+    ("override", "key"),
+    [
+        ("ppo.clip_ratio=-0.1", "ppo.clip_ratio"),
+        ("ppo.clip_ratio=1.0", "ppo.clip_ratio"),
+        ("network.dropout=1.0", "network.dropout"),
+        ("network.dropout=-0.5", "network.dropout"),
+        ("network.width=0", "network.width"),
+        ("network.activation=swish", "network.activation"),
+        ("ppo.num_minibatches=3", "ppo.num_minibatches"),
+        ("ppo.gamma=0", "ppo.gamma"),
+        ("ppo.gamma=1.5", "ppo.gamma"),
+        ("env=nosuch", "env"),
+        ("foo=1", "foo"),
+        ("+foo=1", "foo"),
+        ("ppo.lr=fast", "ppo.lr"),
+        ("network.width=wide", "network.width"),
+    ],
+)
+def test_mistakes_name_the_key(override, key):
+    with pytest.raises(ConfigError) as err:
+        compose_checked([override])
+    message = str(err.value)
+    assert key in message and "\n" not in message
