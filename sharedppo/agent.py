@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from .config import PPOConfig
 from .memory import Batch
 from .network import ActorCritic, categorical_logp_entropy, sample_categorical
+from .optim import Adam, clip_grad_norm
 
 STAT_KEYS = (
     "policy_loss",
@@ -16,6 +17,7 @@ STAT_KEYS = (
     "old_approx_kl",
     "approx_kl",
     "clipfrac",
+    "grad_norm",
 )
 
 
@@ -23,13 +25,16 @@ class PPOAgent:
     def __init__(self, net: ActorCritic, cfg: PPOConfig) -> None:
         self.net = net
         self.cfg = cfg
-        self.optimizer = torch.optim.Adam(net.parameters(), lr=cfg.lr, eps=cfg.adam_eps)
+        self.params = [p for p in net.parameters() if p.requires_grad]
+        self.optimizer = Adam(self.params, lr=cfg.lr, eps=cfg.adam_eps)
         self.clip_ratio = cfg.clip_ratio
         self.first_ratio: Tensor | None = None
 
-    @torch.no_grad()
     def act(self, obs: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor | None]:
-        """Sample actions; returns (actions, log-probs, values, dropout masks or None)."""
+        """Sample actions; returns (actions, log-probs, values, dropout masks or None).
+
+        Call it under ``torch.inference_mode()`` (the rollout loop holds one for all steps).
+        """
         masks = self.net.sample_masks(obs.shape[0], obs.device)
         logits, values = self.net(obs, masks)
         actions, logprobs = sample_categorical(logits)
@@ -47,30 +52,34 @@ class PPOAgent:
     def set_progress(self, fraction_left: float) -> None:
         """Linear annealing: fraction_left goes from 1 at the first update towards 0."""
         if self.cfg.anneal_lr:
-            for group in self.optimizer.param_groups:
-                group["lr"] = fraction_left * self.cfg.lr
+            self.optimizer.lr = fraction_left * self.cfg.lr
         if self.cfg.anneal_clip:
             self.clip_ratio = fraction_left * self.cfg.clip_ratio
 
     @property
     def learning_rate(self) -> float:
-        return self.optimizer.param_groups[0]["lr"]
+        return self.optimizer.lr
 
     def update(self, batch: Batch) -> dict[str, float]:
         """Epochs of shuffled minibatches; returns losses averaged over the steps taken."""
         cfg, clip = self.cfg, self.clip_ratio
-        totals = torch.zeros(len(STAT_KEYS), device=batch.actions.device)
+        device = batch.actions.device
+        totals = torch.zeros(len(STAT_KEYS), device=device)
         steps = 0
         stop = False
         for _epoch in range(cfg.update_epochs):
-            order = torch.randperm(len(batch), device=batch.actions.device)
-            for index in order.tensor_split(cfg.num_minibatches):
-                mb = batch[index]
+            if cfg.num_minibatches == 1:
+                # One minibatch is the whole batch: its order changes nothing.
+                minibatches = [batch]
+            else:
+                order = torch.randperm(len(batch), device=device)
+                minibatches = [batch[i] for i in order.tensor_split(cfg.num_minibatches)]
+            for mb in minibatches:
                 logits, values = self.net(mb.obs, mb.masks)
                 logprobs, entropy = categorical_logp_entropy(logits, mb.actions)
                 logratio = logprobs - mb.logprobs
                 ratio = logratio.exp()
-                if steps == 0 and not stop:
+                if steps == 0:
                     # Kept for inspection: before any step the ratio must be exactly 1.
                     self.first_ratio = ratio.detach()
 
@@ -100,13 +109,13 @@ class PPOAgent:
                     stop = True
                     break
 
-                self.optimizer.zero_grad(set_to_none=True)
+                self.optimizer.zero_grad()
                 loss.backward()
-                nn.utils.clip_grad_norm_(self.net.parameters(), cfg.max_grad_norm)
+                grad_norm = clip_grad_norm(self.params, cfg.max_grad_norm)
                 self.optimizer.step()
 
                 parts = (policy_loss, value_loss, entropy, old_approx_kl, approx_kl, clipfrac)
-                totals += torch.stack([p.detach() for p in parts])
+                totals += torch.stack([*(p.detach() for p in parts), grad_norm])
                 steps += 1
             if stop:
                 break

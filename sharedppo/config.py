@@ -138,7 +138,7 @@ def validate(cfg: Any) -> None:
     _check(env.num_envs >= 1, "env.num_envs", env.num_envs, "must be an integer >= 1")
     _choice("env.vectorization_mode", env.vectorization_mode, VECTORIZATION_MODES)
     for key in ("max_episode_steps", "reach_reward_steps"):
-        value = env[key]
+        value = getattr(env, key)
         _check(value is None or value >= 1, f"env.{key}", value, "must be null or >= 1")
 
     _check(net.width >= 1, "network.width", net.width, "must be an integer >= 1")

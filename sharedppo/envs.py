@@ -89,21 +89,20 @@ def make_envs(cfg: EnvConfig, seed: int) -> tuple[VectorEnv, np.ndarray]:
 class EpisodeTracker:
     """Running return and length per env; hands back the episodes that finished each step.
 
-    Works on numpy arrays the env already returned, so it costs a few vector ops per step and
-    no Python loop over envs.
+    A few in-place vector ops per step, no Python loop over envs.
     """
 
     def __init__(self, num_envs: int) -> None:
         self.returns = np.zeros(num_envs, dtype=np.float64)
         self.lengths = np.zeros(num_envs, dtype=np.int64)
-        self.prev_done = np.zeros(num_envs, dtype=bool)
 
     def step(self, reward: np.ndarray, done: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-        live = ~self.prev_done
-        # A reset step (next-step autoreset) starts a new episode and is not part of it.
-        self.returns = np.where(live, self.returns + reward, 0.0)
-        self.lengths = np.where(live, self.lengths + 1, 0)
-        self.prev_done = done
+        self.returns += reward
+        self.lengths += 1
         if not done.any():
             return None
-        return self.returns[done], self.lengths[done]
+        finished = self.returns[done], self.lengths[done]
+        # The next step is gymnasium's reset step (reward 0): it must bring the count to 0.
+        self.returns[done] = 0.0
+        self.lengths[done] = -1
+        return finished

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -66,6 +67,10 @@ class Batch:
 class RolloutMemory:
     """One rollout of ``num_steps`` x ``num_envs`` transitions, written in place step by step.
 
+    What the environment returns (rewards, terminated, dones) is written into numpy arrays, a
+    cheap per-step copy; on CPU the torch tensors share that memory, on CUDA
+    :meth:`finish_rollout` moves them once per rollout.
+
     ``valid[t, i]`` is 0 on the reset step that gymnasium's next-step autoreset inserts after
     an episode ends: its action was ignored, so it is no transition to learn from. The value
     computed there is still V(final observation) and serves as the bootstrap of the step
@@ -82,6 +87,7 @@ class RolloutMemory:
     ) -> None:
         size = (num_steps, num_envs)
         self.num_steps = num_steps
+        self.device = device
 
         def zeros(*shape: int, dtype: torch.dtype = torch.float32) -> Tensor:
             return torch.zeros((*size, *shape), dtype=dtype, device=device)
@@ -90,13 +96,37 @@ class RolloutMemory:
         self.actions = zeros(dtype=torch.long)
         self.logprobs = zeros()
         self.values = zeros()
-        self.rewards = zeros()
-        self.terminated = zeros()
-        self.dones = zeros()
-        self.valid = zeros()
         self.masks = None if mask_shape is None else zeros(*mask_shape)
+        self.host_rewards = np.zeros(size, dtype=np.float32)
+        self.host_terminated = np.zeros(size, dtype=np.float32)
+        self.host_dones = np.zeros(size, dtype=np.float32)
+        # Whether each env's last step of the previous rollout ended its episode.
+        self.last_done = np.zeros(num_envs, dtype=np.float32)
+        self.rewards = self._from_host(self.host_rewards)
+        self.terminated = self._from_host(self.host_terminated)
+        self.dones = self._from_host(self.host_dones)
+        self.valid = zeros()
         self.advantages = zeros()
         self.returns = zeros()
+
+    def _from_host(self, array: np.ndarray) -> Tensor:
+        tensor = torch.from_numpy(array)
+        return tensor if self.device.type == "cpu" else tensor.to(self.device)
+
+    def finish_rollout(self) -> None:
+        """Derive the valid mask and move host-side arrays to the device."""
+        valid = np.empty_like(self.host_dones)
+        valid[0] = 1.0 - self.last_done
+        valid[1:] = 1.0 - self.host_dones[:-1]
+        self.last_done = self.host_dones[-1].copy()
+        self.valid.copy_(torch.from_numpy(valid))
+        if self.device.type != "cpu":
+            for host, tensor in (
+                (self.host_rewards, self.rewards),
+                (self.host_terminated, self.terminated),
+                (self.host_dones, self.dones),
+            ):
+                tensor.copy_(torch.from_numpy(host))
 
     def compute_returns_and_advantage(self, last_values: Tensor, gamma: float, lam: float) -> None:
         """GAE over the rollout; ``last_values`` is V of the observation after its last step."""

@@ -67,8 +67,9 @@ class ActorCritic(nn.Module):
         return masks.div_(keep)
 
     def _trunk(self, index: int, x: Tensor, masks: Tensor | None) -> Tensor:
+        # F.linear rather than layer(x): module-call hooks cost more than a 64-wide matmul.
         for j, layer in enumerate(self.trunks[index]):
-            x = self.activation(layer(x))
+            x = self.activation(F.linear(x, layer.weight, layer.bias))
             if masks is not None:
                 x = x * masks[:, index * self.depth + j]
         return x
@@ -77,7 +78,9 @@ class ActorCritic(nn.Module):
         """Logits [B, A] and values [B]; masks=None is the mean network (no dropout)."""
         hidden = self._trunk(0, obs, masks)
         value_hidden = hidden if self.shared else self._trunk(1, obs, masks)
-        return self.policy_head(hidden), self.value_head(value_hidden).squeeze(-1)
+        logits = F.linear(hidden, self.policy_head.weight, self.policy_head.bias)
+        values = F.linear(value_hidden, self.value_head.weight, self.value_head.bias)
+        return logits, values.squeeze(-1)
 
 
 def sample_categorical(logits: Tensor) -> tuple[Tensor, Tensor]:

@@ -8,6 +8,7 @@ import math
 import random
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,12 +16,14 @@ from typing import Any
 import hydra
 import numpy as np
 import torch
+from gymnasium.vector import VectorEnv
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
+from torch import Tensor
 
 from .agent import PPOAgent
 from .checkpoint import CheckpointError, save_atomic
-from .config import ConfigError, compose_checked, register_configs, validate
+from .config import Config, ConfigError, compose_checked, register_configs, validate
 from .envs import EpisodeTracker, make_envs
 from .logger import Logger
 from .memory import RolloutMemory
@@ -69,17 +72,63 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+@dataclass
+class RolloutState:
+    """What carries over from one rollout to the next."""
+
+    obs: np.ndarray
+    global_step: int = 0
+    last_values: Tensor | None = None
+
+
+def collect_rollout(
+    envs: VectorEnv,
+    agent: PPOAgent,
+    memory: RolloutMemory,
+    state: RolloutState,
+    tracker: EpisodeTracker,
+    on_episodes: Callable[[int, np.ndarray, np.ndarray], None],
+) -> None:
+    """Fill ``memory`` with one rollout and compute the bootstrap value after its last step."""
+    device = memory.obs.device
+    num_envs = memory.obs.shape[1]
+    with torch.inference_mode():
+        for t in range(memory.num_steps):
+            step_obs = memory.obs[t]
+            step_obs.copy_(torch.from_numpy(state.obs))
+            actions, logprobs, values, masks = agent.act(step_obs)
+            memory.actions[t] = actions
+            memory.logprobs[t] = logprobs
+            memory.values[t] = values
+            if masks is not None:
+                memory.masks[t] = masks
+
+            state.obs, reward, terminated, truncated, info = envs.step(actions.cpu().numpy())
+            done = terminated | truncated
+            memory.host_rewards[t] = reward
+            memory.host_terminated[t] = terminated
+            memory.host_dones[t] = done
+            state.global_step += num_envs
+            finished = tracker.step(info.get("env_reward", reward), done)
+            if finished is not None:
+                on_episodes(state.global_step, *finished)
+        last_obs = torch.from_numpy(state.obs).to(device, torch.float32)
+        state.last_values = agent.net(last_obs)[1]
+    memory.finish_rollout()
+
+
 def train(cfg: DictConfig, out_dir: Path) -> TrainResult:
     validate(cfg)
-    device = resolve_device(cfg.device)
-    if cfg.torch_threads > 0:
-        torch.set_num_threads(cfg.torch_threads)
-    seed_everything(cfg.seed)
+    c: Config = OmegaConf.to_object(cfg)  # plain dataclasses: attribute access in hot loops
+    device = resolve_device(c.device)
+    if c.torch_threads > 0:
+        torch.set_num_threads(c.torch_threads)
+    seed_everything(c.seed)
 
-    envs, obs = make_envs(cfg.env, cfg.seed)
-    num_envs, ppo = cfg.env.num_envs, cfg.ppo
+    envs, obs = make_envs(c.env, c.seed)
+    num_envs, ppo = c.env.num_envs, c.ppo
     obs_shape = envs.single_observation_space.shape
-    net = ActorCritic(int(np.prod(obs_shape)), int(envs.single_action_space.n), cfg.network)
+    net = ActorCritic(int(np.prod(obs_shape)), int(envs.single_action_space.n), c.network)
     net.to(device)
     agent = PPOAgent(net, ppo)
     memory = RolloutMemory(
@@ -92,76 +141,53 @@ def train(cfg: DictConfig, out_dir: Path) -> TrainResult:
     config = OmegaConf.to_container(cfg, resolve=True)
     logger = Logger(out_dir, config)
     tracker = EpisodeTracker(num_envs)
+    state = RolloutState(obs)
 
-    target = cfg.env.target_return
-    if target is None:
-        target = envs.unwrapped.spec.reward_threshold if envs.unwrapped.spec else None
+    target = c.env.target_return
+    if target is None and envs.unwrapped.spec is not None:
+        target = envs.unwrapped.spec.reward_threshold
     batch_size = ppo.num_steps * num_envs
-    num_updates = math.ceil(cfg.total_steps / batch_size)
+    num_updates = math.ceil(c.total_steps / batch_size)
     result = TrainResult(0, 0, 0, float("nan"), 0.0, target)
-    prev_done = torch.zeros(num_envs, device=device)
     start = time.perf_counter()
+
+    def on_episodes(step: int, returns: np.ndarray, lengths: np.ndarray) -> None:
+        logger.episodes_finished(step, returns, lengths)
+        if (
+            result.target_step is None
+            and target is not None
+            and len(logger.recent) == logger.recent.maxlen
+            and logger.mean_return >= target
+        ):
+            result.target_step = step
+            result.target_seconds = time.perf_counter() - start
 
     try:
         for update in range(1, num_updates + 1):
             agent.set_progress(1.0 - (update - 1) / num_updates)
-
-            for t in range(ppo.num_steps):
-                step_obs = memory.obs[t]
-                step_obs.copy_(torch.from_numpy(obs))
-                actions, logprobs, values, masks = agent.act(step_obs)
-                memory.actions[t] = actions
-                memory.logprobs[t] = logprobs
-                memory.values[t] = values
-                if masks is not None:
-                    memory.masks[t] = masks
-                # The step after an episode's end is gymnasium's reset step: not a transition.
-                memory.valid[t] = 1.0 - prev_done
-
-                obs, reward, terminated, truncated, info = envs.step(actions.cpu().numpy())
-                done = terminated | truncated
-                memory.rewards[t].copy_(torch.from_numpy(np.asarray(reward)))
-                memory.terminated[t].copy_(torch.from_numpy(terminated))
-                memory.dones[t].copy_(torch.from_numpy(done))
-                prev_done = memory.dones[t]
-                result.global_step += num_envs
-
-                finished = tracker.step(info.get("env_reward", reward), done)
-                if finished is not None:
-                    logger.episodes_finished(result.global_step, *finished)
-                    if (
-                        result.target_step is None
-                        and target is not None
-                        and len(logger.recent) == logger.recent.maxlen
-                        and logger.mean_return >= target
-                    ):
-                        result.target_step = result.global_step
-                        result.target_seconds = time.perf_counter() - start
-
-            last_values = agent.value(torch.from_numpy(obs).to(device, torch.float32))
-            memory.compute_returns_and_advantage(last_values, ppo.gamma, ppo.lam)
+            collect_rollout(envs, agent, memory, state, tracker, on_episodes)
+            memory.compute_returns_and_advantage(state.last_values, ppo.gamma, ppo.lam)
             stats = agent.update(memory.batch())
-            result.updates = update
-            if not all(math.isfinite(stats[k]) for k in ("policy_loss", "value_loss")):
-                bad = "policy_loss" if not math.isfinite(stats["policy_loss"]) else "value_loss"
-                raise TrainingError(
-                    f"{bad} is {stats[bad]} at update {update} (step {result.global_step}); "
-                    "training stopped, the last checkpoint is kept"
-                )
+            result.global_step, result.updates = state.global_step, update
+            for key in ("policy_loss", "value_loss", "grad_norm"):
+                if not math.isfinite(stats[key]):
+                    raise TrainingError(
+                        f"{key} is {stats[key]} at update {update} (step {state.global_step}); "
+                        "training stopped, the last checkpoint is kept"
+                    )
 
-            elapsed = time.perf_counter() - start
-            if update % cfg.log_every_updates == 0 or update == num_updates:
-                sps = result.global_step / elapsed
+            if update % c.log_every_updates == 0 or update == num_updates:
+                sps = state.global_step / (time.perf_counter() - start)
                 logger.scalars(
-                    result.global_step,
+                    state.global_step,
                     {
                         "charts/SPS": sps,
                         "charts/learning_rate": agent.learning_rate,
                         **{f"losses/{k}": v for k, v in stats.items()},
                     },
                 )
-                logger.progress(result.global_step, num_updates * batch_size, sps)
-            if cfg.stop_on_target and result.target_step is not None:
+                logger.progress(state.global_step, num_updates * batch_size, sps)
+            if c.stop_on_target and result.target_step is not None:
                 break
     finally:
         result.seconds = time.perf_counter() - start
