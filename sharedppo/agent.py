@@ -8,7 +8,7 @@ from torch import Tensor
 from .config import PPOConfig
 from .memory import Batch
 from .network import ActorCritic, categorical_logp_entropy, sample_categorical
-from .optim import Adam, clip_grad_norm
+from .optim import Adam
 
 STAT_KEYS = (
     "policy_loss",
@@ -25,8 +25,7 @@ class PPOAgent:
     def __init__(self, net: ActorCritic, cfg: PPOConfig) -> None:
         self.net = net
         self.cfg = cfg
-        self.params = [p for p in net.parameters() if p.requires_grad]
-        self.optimizer = Adam(self.params, lr=cfg.lr, eps=cfg.adam_eps)
+        self.optimizer = Adam(net.parameters(), lr=cfg.lr, eps=cfg.adam_eps)
         self.clip_ratio = cfg.clip_ratio
         self.first_ratio: Tensor | None = None
 
@@ -111,7 +110,7 @@ class PPOAgent:
 
                 self.optimizer.zero_grad()
                 loss.backward()
-                grad_norm = clip_grad_norm(self.params, cfg.max_grad_norm)
+                grad_norm = self.optimizer.clip_grad_norm(cfg.max_grad_norm)
                 self.optimizer.step()
 
                 parts = (policy_loss, value_loss, entropy, old_approx_kl, approx_kl, clipfrac)

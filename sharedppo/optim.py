@@ -1,9 +1,11 @@
-"""Adam and global gradient-norm clipping on torch's multi-tensor (foreach) kernels.
+"""Adam and global gradient-norm clipping over one flat parameter buffer.
 
 Same maths as ``torch.optim.Adam`` (bias-corrected, eps outside the square root) and
 ``torch.nn.utils.clip_grad_norm_``. They exist because a PPO update on a small network makes
-thousands of tiny steps: torch's optimizer spends more time in its Python wrappers than in the
-arithmetic, and its first construction imports torch._dynamo (about a second here).
+thousands of tiny steps: per-tensor optimizer arithmetic and torch's Python wrappers cost
+more than the maths, and torch's optimizer imports torch._dynamo on first use (about a second
+here). Here every parameter and its gradient are views into one contiguous buffer, so an
+Adam step is six tensor ops and clipping is three, whatever the network's shape.
 """
 
 from __future__ import annotations
@@ -29,27 +31,45 @@ class Adam:
         self.betas = betas
         self.eps = eps
         self.step_count = 0
-        self.exp_avg = [torch.zeros_like(p) for p in self.params]
-        self.exp_avg_sq = [torch.zeros_like(p) for p in self.params]
+        first = self.params[0]
+        total = sum(p.numel() for p in self.params)
+        self.flat = torch.empty(total, dtype=first.dtype, device=first.device)
+        self.flat_grad = torch.zeros_like(self.flat)
+        offset = 0
+        for p in self.params:
+            n = p.numel()
+            self.flat[offset : offset + n].copy_(p.detach().flatten())
+            # Autograd accumulates into an existing .grad in place, so these views stay live.
+            p.data = self.flat[offset : offset + n].view_as(p)
+            p.grad = self.flat_grad[offset : offset + n].view_as(p)
+            offset += n
+        self.exp_avg = torch.zeros_like(self.flat)
+        self.exp_avg_sq = torch.zeros_like(self.flat)
 
     def zero_grad(self) -> None:
-        for p in self.params:
-            p.grad = None
+        self.flat_grad.zero_()
 
     @torch.no_grad()
     def step(self) -> None:
         beta1, beta2 = self.betas
         self.step_count += 1
-        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in self.params]
-        torch._foreach_lerp_(self.exp_avg, grads, 1 - beta1)
-        torch._foreach_mul_(self.exp_avg_sq, beta2)
-        torch._foreach_addcmul_(self.exp_avg_sq, grads, grads, 1 - beta2)
+        grad = self.flat_grad
+        self.exp_avg.lerp_(grad, 1 - beta1)
+        self.exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
         bias1 = 1 - beta1**self.step_count
         bias2 = 1 - beta2**self.step_count
-        denom = torch._foreach_sqrt(self.exp_avg_sq)
-        torch._foreach_div_(denom, math.sqrt(bias2))
-        torch._foreach_add_(denom, self.eps)
-        torch._foreach_addcdiv_(self.params, self.exp_avg, denom, -self.lr / bias1)
+        denom = (self.exp_avg_sq.sqrt() / math.sqrt(bias2)).add_(self.eps)
+        self.flat.addcdiv_(self.exp_avg, denom, value=-self.lr / bias1)
+
+    @torch.no_grad()
+    def clip_grad_norm(self, max_norm: float) -> Tensor:
+        """Scale the gradient so its global L2 norm is at most max_norm.
+
+        Returns the norm before clipping, as a tensor (no host sync).
+        """
+        norm = torch.linalg.vector_norm(self.flat_grad)
+        self.flat_grad.mul_((max_norm / (norm + 1e-6)).clamp_(max=1.0))
+        return norm
 
     def state_dict(self) -> dict[str, Any]:
         return {
@@ -57,31 +77,16 @@ class Adam:
             "betas": list(self.betas),
             "eps": self.eps,
             "step_count": self.step_count,
-            "exp_avg": [t.clone() for t in self.exp_avg],
-            "exp_avg_sq": [t.clone() for t in self.exp_avg_sq],
+            "exp_avg": self.exp_avg.clone(),
+            "exp_avg_sq": self.exp_avg_sq.clone(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        if len(state["exp_avg"]) != len(self.params):
+        if state["exp_avg"].shape != self.exp_avg.shape:
             raise ValueError("optimizer state does not match the network's parameters")
         self.lr = float(state["lr"])
         self.betas = (float(state["betas"][0]), float(state["betas"][1]))
         self.eps = float(state["eps"])
         self.step_count = int(state["step_count"])
-        for dst, src in zip(
-            self.exp_avg + self.exp_avg_sq, state["exp_avg"] + state["exp_avg_sq"], strict=True
-        ):
-            dst.copy_(src)
-
-
-@torch.no_grad()
-def clip_grad_norm(params: list[Tensor], max_norm: float) -> Tensor:
-    """Scale all gradients together so their global L2 norm is at most max_norm.
-
-    Returns the norm before clipping, as a tensor (no host sync).
-    """
-    grads = [p.grad for p in params if p.grad is not None]
-    norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
-    scale = (max_norm / (norm + 1e-6)).clamp(max=1.0)
-    torch._foreach_mul_(grads, scale)
-    return norm
+        self.exp_avg.copy_(state["exp_avg"])
+        self.exp_avg_sq.copy_(state["exp_avg_sq"])

@@ -47,6 +47,7 @@ class TrainResult:
     target_return: float | None
     target_step: int | None = None
     target_seconds: float | None = None
+    started_at: float = 0.0  # wall clock (time.time()) of the first environment step
     agent: PPOAgent | None = field(default=None, repr=False)
 
     def summary(self) -> dict[str, Any]:
@@ -148,7 +149,7 @@ def train(cfg: DictConfig, out_dir: Path) -> TrainResult:
         target = envs.unwrapped.spec.reward_threshold
     batch_size = ppo.num_steps * num_envs
     num_updates = math.ceil(c.total_steps / batch_size)
-    result = TrainResult(0, 0, 0, float("nan"), 0.0, target)
+    result = TrainResult(0, 0, 0, float("nan"), 0.0, target, started_at=time.time())
     start = time.perf_counter()
 
     def on_episodes(step: int, returns: np.ndarray, lengths: np.ndarray) -> None:

@@ -61,8 +61,9 @@ def test_same_seed_same_run(cfg_factory, tmp_path):
     assert not all(torch.equal(params[0][k], params[2][k]) for k in params[0])
 
 
-def test_default_config_learns_cartpole(cfg_factory, tmp_path):
-    result = train(cfg_factory("seed=0", "stop_on_target=true"), tmp_path)
+@pytest.mark.parametrize("preset", [[], ["experiment=cartpole_fast"]], ids=["default", "fast"])
+def test_cartpole_is_solved_on_its_own_reward(cfg_factory, tmp_path, preset):
+    result = train(cfg_factory(*preset, "seed=0", "stop_on_target=true"), tmp_path)
     assert result.target_step is not None, result
     assert result.mean_return >= 475
     assert (tmp_path / "checkpoints" / "last.pt").is_file()

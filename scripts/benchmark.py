@@ -1,0 +1,489 @@
+"""Side-by-side CartPole-v1 benchmark: sharedppo against Stable-Baselines3 PPO.
+
+    pip install -e ".[bench]"
+    python scripts/benchmark.py --seeds 10
+
+Every training run is a fresh subprocess (imports not timed), and the two frameworks
+alternate seed by seed so that machine drift hits both alike. Time to threshold counts from
+the first environment step until the mean return of the last 20 finished episodes reaches
+475, on the environment's own reward. Writes docs/benchmarks.json, the generated part of
+docs/benchmarks.md, and two PNGs in docs/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import deque
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs"
+THRESHOLD = 475.0
+BEGIN, END = "<!-- benchmark:begin -->", "<!-- benchmark:end -->"
+
+# rl-zoo3's tuned CartPole-v1 hyperparameters for SB3 PPO.
+ZOO = dict(
+    n_envs=8,
+    n_steps=32,
+    batch_size=256,
+    n_epochs=20,
+    gae_lambda=0.8,
+    gamma=0.98,
+    ent_coef=0.0,
+    lr=1e-3,
+    clip=0.2,
+    total=100_000,
+)
+# sharedppo at those settings: ppo=default is the zoo's recipe; separate 64x64 trunks match
+# SB3's MlpPolicy, and the clip range is annealed as the zoo does.
+IDENTICAL = ["network.shared=false", "ppo.anneal_clip=true", "total_steps=100000"]
+SETTINGS = {
+    "best": {"sharedppo": ["experiment=cartpole_fast"], "sb3": ZOO},
+    "identical": {"sharedppo": IDENTICAL, "sb3": ZOO},
+}
+
+
+# --- workers: one training run each, in a fresh process, JSON on the last stdout line -----
+
+
+def work_sharedppo(overrides: list[str], seed: int) -> dict:
+    import logging
+
+    from hydra import compose, initialize_config_module
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from sharedppo.config import register_configs
+    from sharedppo.runner import train
+
+    logging.disable(logging.INFO)
+    register_configs()
+    with initialize_config_module("sharedppo.conf", version_base="1.3"):
+        cfg = compose("config", [*overrides, f"seed={seed}", "stop_on_target=true", "device=cpu"])
+    with tempfile.TemporaryDirectory() as out:
+        r = train(cfg, Path(out))
+        acc = EventAccumulator(out, size_guidance={"scalars": 0})
+        acc.Reload()
+        events = acc.Scalars("charts/episodic_return") if r.episodes else []
+    window: deque[float] = deque(maxlen=20)
+    curve = []
+    for e in events:
+        window.append(e.value)
+        curve.append((e.wall_time - r.started_at, e.step, sum(window) / len(window)))
+    return dict(
+        solved=r.target_step is not None,
+        seconds=r.target_seconds,
+        steps=r.target_step,
+        sps=r.global_step / r.seconds,
+        curve=curve[::5],
+    )
+
+
+def work_sb3(params: dict, seed: int) -> dict:
+    import torch
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.callbacks import BaseCallback
+    from stable_baselines3.common.env_util import make_vec_env
+
+    class Stop(BaseCallback):
+        def _on_training_start(self) -> None:
+            self.start = time.perf_counter()
+            self.window: deque[float] = deque(maxlen=20)
+            self.curve: list[tuple[float, int, float]] = []
+            self.solved: tuple[float, int] | None = None
+
+        def _on_step(self) -> bool:
+            for info in self.locals["infos"]:
+                if "episode" in info:
+                    self.window.append(info["episode"]["r"])
+                    mean = sum(self.window) / len(self.window)
+                    now = time.perf_counter() - self.start
+                    self.curve.append((now, self.num_timesteps, mean))
+                    if len(self.window) == 20 and mean >= THRESHOLD:
+                        self.solved = (now, self.num_timesteps)
+                        return False
+            return True
+
+    torch.manual_seed(seed)
+    p = params
+    env = make_vec_env("CartPole-v1", n_envs=p["n_envs"], seed=seed)
+    model = PPO(
+        "MlpPolicy",
+        env,
+        n_steps=p["n_steps"],
+        batch_size=p["batch_size"],
+        n_epochs=p["n_epochs"],
+        gae_lambda=p["gae_lambda"],
+        gamma=p["gamma"],
+        ent_coef=p["ent_coef"],
+        learning_rate=lambda f: f * p["lr"],
+        clip_range=lambda f: f * p["clip"],
+        seed=seed,
+        device="cpu",
+        verbose=0,
+    )
+    cb = Stop()
+    start = time.perf_counter()
+    model.learn(p["total"], callback=cb)
+    elapsed = time.perf_counter() - start
+    return dict(
+        solved=cb.solved is not None,
+        seconds=cb.solved[0] if cb.solved else None,
+        steps=cb.solved[1] if cb.solved else None,
+        sps=model.num_timesteps / elapsed,
+        curve=cb.curve[::5],
+    )
+
+
+def spawn(framework: str, setting: str, seed: int) -> dict:
+    cmd = [sys.executable, __file__, "--worker", framework, setting, str(seed)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{framework} seed {seed} failed:\n{proc.stderr[-2000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+# --- scaling: SPS against num_envs, in this process ----------------------------------------
+
+
+def scaling(env_counts: list[int], seconds: float = 1.5) -> list[dict]:
+    import gymnasium as gym
+    import numpy as np
+    import torch
+
+    from sharedppo.agent import PPOAgent
+    from sharedppo.config import NetworkConfig, PPOConfig
+    from sharedppo.envs import EpisodeTracker
+    from sharedppo.memory import RolloutMemory
+    from sharedppo.network import ActorCritic
+    from sharedppo.runner import RolloutState, collect_rollout
+
+    torch.set_num_threads(1)
+    rows = []
+    for n in env_counts:
+        envs = gym.make_vec("CartPole-v1", num_envs=n, vectorization_mode="vector_entry_point")
+        envs.reset(seed=0)
+        rng = np.random.default_rng(0)
+        steps, start = 0, time.perf_counter()
+        while time.perf_counter() - start < seconds:
+            for _ in range(50):
+                envs.step(rng.integers(0, 2, n))
+            steps += 50 * n
+        env_rate = steps / (time.perf_counter() - start)
+
+        obs, _ = envs.reset(seed=0)
+        agent = PPOAgent(ActorCritic(4, 2, NetworkConfig()), PPOConfig())
+        memory = RolloutMemory(16, n, (4,), None, torch.device("cpu"))
+        state, tracker = RolloutState(obs), EpisodeTracker(n)
+        start = time.perf_counter()
+        while time.perf_counter() - start < seconds:
+            collect_rollout(envs, agent, memory, state, tracker, lambda *a: None)
+        rollout_rate = state.global_step / (time.perf_counter() - start)
+        envs.close()
+
+        train_rate = spawn_train_rate(n)
+        rows.append(dict(num_envs=n, env=env_rate, rollout=rollout_rate, train=train_rate))
+        print(
+            f"  {n:5d} envs: env {env_rate:,.0f}/s  rollout {rollout_rate:,.0f}/s  "
+            f"train {train_rate:,.0f}/s",
+            flush=True,
+        )
+    return rows
+
+
+def spawn_train_rate(num_envs: int) -> float:
+    steps = max(16 * num_envs * 20, 20_000)
+    overrides = [
+        "experiment=cartpole_fast",
+        f"env.num_envs={num_envs}",
+        "ppo.num_steps=16",
+        f"total_steps={steps}",
+        "stop_on_target=false",
+    ]
+    cmd = [sys.executable, __file__, "--worker", "train-rate", json.dumps(overrides), "0"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    return json.loads(proc.stdout.strip().splitlines()[-1])["sps"]
+
+
+def whole_process_seconds(runs: int) -> list[float]:
+    out = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for i in range(runs):
+            start = time.perf_counter()
+            subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "sharedppo",
+                    "experiment=cartpole_fast",
+                    f"seed={i}",
+                    f"hydra.run.dir={tmp}/{i}",
+                ],
+                check=True,
+                capture_output=True,
+            )
+            out.append(time.perf_counter() - start)
+    return out
+
+
+# --- report --------------------------------------------------------------------------------
+
+
+def summarise(runs: list[dict]) -> dict:
+    solved = [r for r in runs if r["solved"]]
+    secs = [r["seconds"] for r in solved]
+    steps = [r["steps"] for r in solved]
+    return dict(
+        solved=len(solved),
+        total=len(runs),
+        sec_med=statistics.median(secs) if secs else None,
+        sec_min=min(secs, default=None),
+        sec_max=max(secs, default=None),
+        steps_med=statistics.median(steps) if steps else None,
+        steps_min=min(steps, default=None),
+        steps_max=max(steps, default=None),
+        sps_med=statistics.median(r["sps"] for r in runs),
+    )
+
+
+def fmt_row(name: str, s: dict) -> str:
+    if s["sec_med"] is None:
+        return f"| {name} | {s['solved']}/{s['total']} | - | - | {s['sps_med']:,.0f} |"
+    return (
+        f"| {name} | {s['solved']}/{s['total']} | {s['sec_med']:.2f} "
+        f"({s['sec_min']:.2f}-{s['sec_max']:.2f}) | {s['steps_med'] / 1e3:.1f}k "
+        f"({s['steps_min'] / 1e3:.1f}k-{s['steps_max'] / 1e3:.1f}k) | {s['sps_med']:,.0f} |"
+    )
+
+
+def machine() -> str:
+    import gymnasium
+    import numpy
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    versions = (
+        f"Python {platform.python_version()}, torch {torch.__version__}, "
+        f"gymnasium {gymnasium.__version__}, numpy {numpy.__version__}"
+    )
+    try:
+        import stable_baselines3
+
+        versions += f", stable-baselines3 {stable_baselines3.__version__}"
+    except ImportError:
+        pass
+    import os
+
+    return f"{cpu}, {os.cpu_count()} logical CPUs; {versions}"
+
+
+def plot(results: dict, scale_rows: list[dict]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(results), figsize=(6 * len(results), 4.2), squeeze=False)
+    colours = {"sharedppo": "tab:blue", "sb3": "tab:orange"}
+    for ax, (setting, by_fw) in zip(axes[0], results.items(), strict=True):
+        for fw, runs in by_fw.items():
+            for i, r in enumerate(runs):
+                if r["curve"]:
+                    t, _, m = zip(*r["curve"], strict=True)
+                    ax.plot(t, m, color=colours[fw], alpha=0.6, lw=1, label=fw if i == 0 else None)
+        ax.axhline(THRESHOLD, color="grey", ls="--", lw=1)
+        ax.set(
+            title=f"CartPole-v1, {setting} settings",
+            xlabel="training seconds",
+            ylabel="mean return, last 20 episodes",
+        )
+        ax.set_xscale("symlog", linthresh=1.0)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(DOCS / "benchmark_return_vs_time.png", dpi=110)
+
+    if scale_rows:
+        fig, ax = plt.subplots(figsize=(6.5, 4.2))
+        n = [r["num_envs"] for r in scale_rows]
+        for key, label in (
+            ("env", "random actions (env ceiling)"),
+            ("rollout", "sharedppo rollout (act + step)"),
+            ("train", "sharedppo training (cartpole_fast)"),
+        ):
+            ax.plot(n, [r[key] for r in scale_rows], marker="o", label=label)
+        ax.set(
+            xscale="log",
+            yscale="log",
+            xlabel="num_envs",
+            ylabel="env steps / s",
+            title="CartPole-v1 throughput, 1 CPU thread",
+        )
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(DOCS / "benchmark_sps_vs_envs.png", dpi=110)
+
+
+def write_markdown(data: dict) -> None:
+    lines = [
+        BEGIN,
+        "",
+        f"Generated by `{data['command']}` on {data['date']}.",
+        "",
+        f"Machine: {data['machine']}.",
+        "",
+    ]
+    for setting, by_fw in data["summary"].items():
+        lines += [
+            f"**{setting} settings** ({data['seeds']} seeds, interleaved):",
+            "",
+            "| system | solved | seconds to 475, median (range) | env steps to 475 | env steps/s |",
+            "|---|---|---|---|---|",
+        ]
+        lines += [fmt_row(fw, s) for fw, s in by_fw.items()]
+        ours, theirs = by_fw.get("sharedppo"), by_fw.get("sb3")
+        if ours and theirs and ours["sec_med"] and theirs["sec_med"]:
+            lines += [
+                "",
+                f"Ratio (SB3 / sharedppo): time to 475 "
+                f"{theirs['sec_med'] / ours['sec_med']:.1f}x, env steps/s "
+                f"{ours['sps_med'] / theirs['sps_med']:.1f}x.",
+            ]
+        lines.append("")
+    for name, s in data.get("extra", {}).items():
+        lines += [
+            f"**{name}**:",
+            "",
+            "| system | solved | seconds to 475, median (range) | env steps to 475 | env steps/s |",
+            "|---|---|---|---|---|",
+            fmt_row(name, s),
+            "",
+        ]
+    if data.get("whole_process"):
+        w = data["whole_process"]
+        lines += [
+            f"Whole process `sharedppo experiment=cartpole_fast` (imports, Hydra, "
+            f"training, checkpoint): median {statistics.median(w):.2f} s over {len(w)} "
+            f"runs ({min(w):.2f}-{max(w):.2f}).",
+            "",
+        ]
+    if data.get("scaling"):
+        lines += [
+            "| num_envs | random-action env steps/s | rollout (act + step) | "
+            "rollout / env | training (cartpole_fast) |",
+            "|---|---|---|---|---|",
+        ]
+        for r in data["scaling"]:
+            lines.append(
+                f"| {r['num_envs']} | {r['env']:,.0f} | {r['rollout']:,.0f} | "
+                f"{r['rollout'] / r['env']:.2f} | {r['train']:,.0f} |"
+            )
+        lines.append("")
+    lines += [
+        "![return vs time](benchmark_return_vs_time.png)",
+        "![SPS vs num_envs](benchmark_sps_vs_envs.png)",
+        "",
+        END,
+    ]
+    md = DOCS / "benchmarks.md"
+    text = md.read_text() if md.exists() else "# Benchmarks\n\n" + BEGIN + "\n" + END + "\n"
+    head, _, rest = text.partition(BEGIN)
+    _, _, tail = rest.partition(END)
+    md.write_text(head + "\n".join(lines) + tail)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument("--settings", nargs="+", default=list(SETTINGS))
+    parser.add_argument("--no-sb3", action="store_true", help="sharedppo only")
+    parser.add_argument(
+        "--default-seeds",
+        type=int,
+        default=10,
+        help="seeds for the bare `sharedppo` default config (0 skips)",
+    )
+    parser.add_argument(
+        "--seed-experiment-seeds",
+        type=int,
+        default=3,
+        help="seeds for experiment=seed_cartpole (0 skips)",
+    )
+    parser.add_argument("--envs", type=int, nargs="*", default=[1, 4, 16, 64, 256, 1024, 4096])
+    parser.add_argument("--worker", nargs=3, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    if args.worker:
+        fw, setting, seed = args.worker
+        if fw == "train-rate":
+            res = work_sharedppo(json.loads(setting), int(seed))
+        elif fw == "sharedppo":
+            res = work_sharedppo(
+                SETTINGS.get(setting, {}).get("sharedppo") or json.loads(setting), int(seed)
+            )
+        else:
+            res = work_sb3(SETTINGS[setting]["sb3"], int(seed))
+        print(json.dumps(res))
+        return
+
+    frameworks = ["sharedppo"] if args.no_sb3 else ["sharedppo", "sb3"]
+    results: dict[str, dict[str, list]] = {}
+    for setting in args.settings:
+        results[setting] = {fw: [] for fw in frameworks}
+        for seed in range(args.seeds):
+            order = frameworks if seed % 2 == 0 else frameworks[::-1]
+            for fw in order:
+                r = spawn(fw, setting, seed)
+                results[setting][fw].append(r)
+                print(
+                    f"{setting:9s} {fw:9s} seed {seed}: solved={r['solved']} "
+                    f"t={r['seconds']} steps={r['steps']} sps={r['sps']:,.0f}",
+                    flush=True,
+                )
+
+    extra = {}
+    for name, overrides, n in (
+        ("sharedppo default (bare `sharedppo`)", [], args.default_seeds),
+        ("experiment=seed_cartpole", ["experiment=seed_cartpole"], args.seed_experiment_seeds),
+    ):
+        runs = [spawn("sharedppo", json.dumps(overrides), s) for s in range(n)]
+        if runs:
+            extra[name] = summarise(runs)
+            print(name, extra[name], flush=True)
+
+    whole = whole_process_seconds(5)
+    print("whole process", whole, flush=True)
+    scale_rows = scaling(args.envs) if args.envs else []
+
+    data = dict(
+        command="python scripts/benchmark.py " + " ".join(sys.argv[1:]),
+        date=time.strftime("%Y-%m-%d"),
+        machine=machine(),
+        seeds=args.seeds,
+        summary={s: {fw: summarise(r) for fw, r in by.items()} for s, by in results.items()},
+        extra=extra,
+        whole_process=whole,
+        scaling=scale_rows,
+    )
+    DOCS.mkdir(exist_ok=True)
+    (DOCS / "benchmarks.json").write_text(json.dumps(data, indent=1) + "\n")
+    plot(results, scale_rows)
+    write_markdown(data)
+    print(f"wrote {DOCS / 'benchmarks.md'}")
+
+
+if __name__ == "__main__":
+    main()
