@@ -70,10 +70,33 @@ class PPOConfig:
 
 
 @dataclass
+class CheckpointConfig:
+    # Write checkpoints/last.pt every this many env steps (and always at the end); null: end only.
+    every_steps: int | None = 25_000
+    # Periodic snapshots (checkpoints/step_*.pt) kept besides last.pt and best.pt.
+    keep: int = 3
+
+
+@dataclass
+class EvalConfig:
+    # Evaluate on a separate env instance every this many env steps; null: never during training.
+    every_steps: int | None = None
+    episodes: int = 10
+    # true: argmax action; false: sample from the policy.
+    deterministic: bool = True
+    # Record evaluation episodes to MP4 in the job folder (needs the `video` extra).
+    video: bool = False
+
+
+@dataclass
 class Config:
     env: EnvConfig = field(default_factory=EnvConfig)
     network: NetworkConfig = field(default_factory=NetworkConfig)
     ppo: PPOConfig = field(default_factory=PPOConfig)
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    # A job folder to continue: same folder, same curves, total_steps is the job's total.
+    resume: str | None = None
     seed: int = 0
     total_steps: int = 100_000
     device: str = "auto"
@@ -172,6 +195,21 @@ def validate(cfg: Any) -> None:
         "must be null or > 0",
     )
 
+    ckpt, ev = cfg.checkpoint, cfg.eval
+    _check(
+        ckpt.every_steps is None or ckpt.every_steps >= 1,
+        "checkpoint.every_steps",
+        ckpt.every_steps,
+        "must be null or >= 1",
+    )
+    _check(ckpt.keep >= 0, "checkpoint.keep", ckpt.keep, "must be >= 0")
+    _check(
+        ev.every_steps is None or ev.every_steps >= 1,
+        "eval.every_steps",
+        ev.every_steps,
+        "must be null or >= 1",
+    )
+    _check(ev.episodes >= 1, "eval.episodes", ev.episodes, "must be >= 1")
     _check(cfg.total_steps >= 1, "total_steps", cfg.total_steps, "must be an integer >= 1")
     _check(cfg.seed >= 0, "seed", cfg.seed, "must be an integer >= 0")
     _check(cfg.torch_threads >= 0, "torch_threads", cfg.torch_threads, "must be >= 0")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from collections import deque
 from pathlib import Path
@@ -31,11 +32,22 @@ def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 class Logger:
     """Writes event files straight into ``log_dir``; keeps the last 20 episode returns."""
 
-    def __init__(self, log_dir: Path, config: dict[str, Any], window: int = 20) -> None:
-        self.writer = SummaryWriter(log_dir=str(log_dir), flush_secs=10)
+    def __init__(
+        self,
+        log_dir: Path,
+        config: dict[str, Any],
+        window: int = 20,
+        resume_step: int | None = None,
+    ) -> None:
+        # On resume, purge_step makes TensorBoard drop what the interrupted session wrote
+        # after its last checkpoint, so curves continue without duplicated steps.
+        self.writer = SummaryWriter(log_dir=str(log_dir), flush_secs=10, purge_step=resume_step)
         self.recent: deque[float] = deque(maxlen=window)
         self.episodes = 0
         self._last_print = time.perf_counter()
+        self._tty = sys.stderr.isatty()
+        if resume_step is not None:
+            return
         # add_hparams would open a new timestamped sub-run; writing the three summaries into
         # this run keeps the hyperparameters next to the curves they produced.
         params = {
@@ -61,20 +73,52 @@ class Logger:
             self.writer.add_scalar(tag, value, step)
         self.writer.add_scalar(METRIC, self.mean_return, step)
 
-    def progress(self, step: int, total: int, sps: float, every_s: float = 5.0) -> None:
+    def eval_result(self, step: int, returns: np.ndarray, lengths: np.ndarray) -> None:
+        write_eval(self.writer, step, returns, lengths)
+
+    def progress(self, step: int, total: int, sps: float) -> None:
+        """A live line on a terminal; a plain log line every 10 s elsewhere (CI, clusters)."""
         now = time.perf_counter()
-        if now - self._last_print >= every_s or step >= total:
-            self._last_print = now
-            log.info(
-                "step %d/%d  SPS %.0f  episodes %d  mean return (last %d) %.1f",
-                step,
-                total,
-                sps,
-                self.episodes,
-                len(self.recent),
-                self.mean_return,
-            )
+        every = 0.2 if self._tty else 10.0
+        if now - self._last_print < every and step < total:
+            return
+        self._last_print = now
+        eta = (total - step) / sps if sps > 0 else float("nan")
+        line = (
+            f"step {step:,}/{total:,}  {sps:,.0f} steps/s  episodes {self.episodes:,}  "
+            f"mean return {self.mean_return:.1f}  ETA {eta:,.0f} s"
+        )
+        if self._tty:
+            print(f"\r{line}\033[K", end="", file=sys.stderr, flush=True)
+        else:
+            log.info(line)
 
     def close(self) -> None:
+        if self._tty:
+            print(file=sys.stderr)
         self.writer.flush()
         self.writer.close()
+
+
+def write_eval(writer: SummaryWriter, step: int, returns: np.ndarray, lengths: np.ndarray) -> None:
+    writer.add_scalar("eval/mean_return", float(returns.mean()), step)
+    writer.add_scalar("eval/std_return", float(returns.std()), step)
+    writer.add_scalar("eval/mean_length", float(lengths.mean()), step)
+
+
+def log_eval(
+    job: Path, step: int, returns: np.ndarray, lengths: np.ndarray, video_dir: Path | None
+) -> None:
+    """Write an evaluation (and one of its videos) into a job's TensorBoard run."""
+    writer = SummaryWriter(log_dir=str(job))
+    write_eval(writer, step, returns, lengths)
+    videos = sorted(video_dir.glob("*.mp4")) if video_dir is not None else []
+    if videos:
+        import torch
+        from moviepy import VideoFileClip
+
+        with VideoFileClip(str(videos[0])) as clip:
+            frames = np.stack(list(clip.iter_frames()))
+        tensor = torch.from_numpy(frames).permute(0, 3, 1, 2).unsqueeze(0)
+        writer.add_video("eval/video", tensor, step, fps=30)
+    writer.close()

@@ -6,9 +6,12 @@ import json
 import logging
 import math
 import random
+import signal
 import sys
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,10 +25,18 @@ from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
 
 from .agent import PPOAgent
-from .checkpoint import CheckpointError, save_atomic
+from .checkpoint import (
+    Checkpointer,
+    CheckpointError,
+    check_writable,
+    rng_state,
+    set_rng_state,
+)
+from .checkpoint import load as load_checkpoint
 from .config import Config, ConfigError, compose_checked, register_configs, validate
-from .envs import EpisodeTracker, make_envs
-from .logger import Logger
+from .envs import EpisodeTracker, capture_state, make_envs, restore_state
+from .evaluate import evaluate
+from .logger import Logger, log_eval
 from .memory import RolloutMemory
 from .network import ActorCritic
 
@@ -118,10 +129,79 @@ def collect_rollout(
     memory.finish_rollout()
 
 
-def train(cfg: DictConfig, out_dir: Path) -> TrainResult:
+class Interrupted(Exception):
+    """SIGINT or SIGTERM arrived; the job saved last.pt and can be resumed."""
+
+    def __init__(self, signum: int, step: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+        self.step = step
+
+
+@contextmanager
+def stop_requests() -> Iterator[list[int]]:
+    """Turn SIGINT/SIGTERM into a request the loop honours after the current update.
+
+    A second Ctrl-C stops at once, as users expect when a save hangs.
+    """
+    requested: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield requested
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        if requested and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        requested.append(signum)
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield requested
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def _check_resumable(saved: dict[str, Any], config: dict[str, Any], path: Path) -> None:
+    for key in ("network", "env"):
+        old = dict(saved[key])
+        new = dict(config[key])
+        if key == "env":  # how many envs run in parallel may not change; the task may not either
+            old, new = (
+                {k: old.get(k) for k in ("id", "num_envs")},
+                {k: new.get(k) for k in ("id", "num_envs")},
+            )
+        if old != new:
+            diff = ", ".join(
+                f"{key}.{k}={old.get(k)!r} in the checkpoint, {new.get(k)!r} requested"
+                for k in sorted(set(old) | set(new))
+                if old.get(k) != new.get(k)
+            )
+            raise CheckpointError(f"cannot resume {path}: {diff}")
+    if saved["ppo"]["num_steps"] != config["ppo"]["num_steps"]:
+        raise CheckpointError(f"cannot resume {path}: ppo.num_steps differs from the checkpoint")
+
+
+def train(
+    cfg: DictConfig,
+    out_dir: Path,
+    on_update: Callable[[int, float], bool] | None = None,
+) -> TrainResult:
+    """Train from a composed config, writing TensorBoard events and checkpoints to out_dir.
+
+    ``on_update(global_step, mean_return)`` is called after every update; returning True
+    stops the run as a pre-emption would (last.pt written, resumable).
+    """
     validate(cfg)
     c: Config = OmegaConf.to_object(cfg)  # plain dataclasses: attribute access in hot loops
     device = resolve_device(c.device)
+    config = OmegaConf.to_container(cfg, resolve=True)
+    saved = None
+    if c.resume is not None:
+        resume = Path(c.resume)
+        saved = load_checkpoint(resume / "checkpoints" / "last.pt", map_location=device)
+        _check_resumable(saved["config"], config, resume)
+    check_writable(out_dir)
     if c.torch_threads > 0:
         torch.set_num_threads(c.torch_threads)
     seed_everything(c.seed)
@@ -139,18 +219,45 @@ def train(cfg: DictConfig, out_dir: Path) -> TrainResult:
         net.mask_shape if net.dropout > 0 else None,
         device,
     )
-    config = OmegaConf.to_container(cfg, resolve=True)
-    logger = Logger(out_dir, config)
     tracker = EpisodeTracker(num_envs)
     state = RolloutState(obs)
-
     target = c.env.target_return
     if target is None and envs.unwrapped.spec is not None:
         target = envs.unwrapped.spec.reward_threshold
+    result = TrainResult(0, 0, 0, float("nan"), 0.0, target, started_at=time.time())
+    first_update, elapsed_before = 1, 0.0
+    if saved is not None:
+        net.load_state_dict(saved["model"])
+        agent.optimizer.load_state_dict(saved["optimizer"])
+        restore_state(envs, saved["env"])
+        state.obs = saved["obs"].numpy().copy()
+        state.global_step = result.global_step = int(saved["global_step"])
+        memory.last_done = saved["last_done"].numpy().copy()
+        tracker.returns = saved["tracker"]["returns"].numpy().copy()
+        tracker.lengths = saved["tracker"]["lengths"].numpy().copy()
+        result.target_step = saved["target_step"]
+        result.target_seconds = saved["target_seconds"]
+        elapsed_before = float(saved["elapsed"])
+        first_update = int(saved["updates"]) + 1
+        set_rng_state(saved["rng"])
+    logger = Logger(out_dir, config, resume_step=None if saved is None else state.global_step)
+    if saved is not None:
+        logger.recent.extend(saved["recent_returns"])
+        logger.episodes = int(saved["episodes"])
+    checkpointer = Checkpointer(
+        out_dir / "checkpoints",
+        c.checkpoint.every_steps,
+        c.checkpoint.keep,
+        state.global_step + (c.checkpoint.every_steps or 0),
+    )
+    if saved is not None:
+        checkpointer.best = float(saved["best_return"])
+    next_eval = state.global_step + (c.eval.every_steps or 0)
+
     batch_size = ppo.num_steps * num_envs
     num_updates = math.ceil(c.total_steps / batch_size)
-    result = TrainResult(0, 0, 0, float("nan"), 0.0, target, started_at=time.time())
     start = time.perf_counter()
+    session_start_step = state.global_step
 
     def on_episodes(step: int, returns: np.ndarray, lengths: np.ndarray) -> None:
         logger.episodes_finished(step, returns, lengths)
@@ -161,55 +268,95 @@ def train(cfg: DictConfig, out_dir: Path) -> TrainResult:
             and logger.mean_return >= target
         ):
             result.target_step = step
-            result.target_seconds = time.perf_counter() - start
+            result.target_seconds = elapsed_before + time.perf_counter() - start
 
+    def snapshot(update: int) -> dict[str, Any]:
+        return {
+            "model": net.state_dict(),
+            "optimizer": agent.optimizer.state_dict(),
+            "config": config,
+            "global_step": state.global_step,
+            "updates": update,
+            "obs": torch.from_numpy(np.array(state.obs, dtype=np.float32)),
+            "last_done": torch.from_numpy(memory.last_done.copy()),
+            "tracker": {
+                "returns": torch.from_numpy(tracker.returns.copy()),
+                "lengths": torch.from_numpy(tracker.lengths.copy()),
+            },
+            "recent_returns": list(logger.recent),
+            "episodes": logger.episodes,
+            "best_return": max(checkpointer.best, logger.mean_return),
+            "target_step": result.target_step,
+            "target_seconds": result.target_seconds,
+            "elapsed": elapsed_before + time.perf_counter() - start,
+            "rng": rng_state(),
+            "env": capture_state(envs),
+        }
+
+    update = first_update - 1
     try:
-        for update in range(1, num_updates + 1):
-            agent.set_progress(1.0 - (update - 1) / num_updates)
-            collect_rollout(envs, agent, memory, state, tracker, on_episodes)
-            memory.compute_returns_and_advantage(state.last_values, ppo.gamma, ppo.lam)
-            stats = agent.update(memory.batch())
-            result.global_step, result.updates = state.global_step, update
-            for key in ("policy_loss", "value_loss", "grad_norm"):
-                if not math.isfinite(stats[key]):
-                    raise TrainingError(
-                        f"{key} is {stats[key]} at update {update} (step {state.global_step}); "
-                        "training stopped, the last checkpoint is kept"
-                    )
+        with stop_requests() as requested:
+            for update in range(first_update, num_updates + 1):
+                agent.set_progress(1.0 - (update - 1) / num_updates)
+                collect_rollout(envs, agent, memory, state, tracker, on_episodes)
+                memory.compute_returns_and_advantage(state.last_values, ppo.gamma, ppo.lam)
+                stats = agent.update(memory.batch())
+                result.global_step, result.updates = state.global_step, update
+                _check_finite(stats, agent, update, state.global_step)
 
-            if update % c.log_every_updates == 0 or update == num_updates:
-                sps = state.global_step / (time.perf_counter() - start)
-                logger.scalars(
-                    state.global_step,
-                    {
-                        "charts/SPS": sps,
-                        "charts/learning_rate": agent.learning_rate,
-                        **{f"losses/{k}": v for k, v in stats.items()},
-                    },
+                if update % c.log_every_updates == 0 or update == num_updates:
+                    sps = (state.global_step - session_start_step) / (time.perf_counter() - start)
+                    logger.scalars(
+                        state.global_step,
+                        {
+                            "charts/SPS": sps,
+                            "charts/learning_rate": agent.learning_rate,
+                            **{f"losses/{k}": v for k, v in stats.items()},
+                        },
+                    )
+                    logger.progress(state.global_step, num_updates * batch_size, sps)
+                if c.eval.every_steps is not None and state.global_step >= next_eval:
+                    next_eval += c.eval.every_steps
+                    seed = c.seed + 10_000 + update
+                    logger.eval_result(
+                        state.global_step,
+                        *evaluate(net, c.env, c.eval.episodes, c.eval.deterministic, seed, device),
+                    )
+                stop = bool(requested) or (
+                    on_update is not None and on_update(state.global_step, logger.mean_return)
                 )
-                logger.progress(state.global_step, num_updates * batch_size, sps)
-            if c.stop_on_target and result.target_step is not None:
-                break
+                if checkpointer.due(state.global_step) or stop:
+                    checkpointer.save(snapshot(update), state.global_step, logger.mean_return)
+                if stop:
+                    raise Interrupted(requested[0] if requested else signal.SIGINT, update)
+                if c.stop_on_target and result.target_step is not None:
+                    break
+            checkpointer.save(snapshot(update), state.global_step, logger.mean_return)
     finally:
-        result.seconds = time.perf_counter() - start
+        result.seconds = elapsed_before + time.perf_counter() - start
         result.episodes = logger.episodes
         result.mean_return = logger.mean_return
         logger.close()
         envs.close()
 
-    save_atomic(
-        {
-            "model": net.state_dict(),
-            "optimizer": agent.optimizer.state_dict(),
-            "config": config,
-            "global_step": result.global_step,
-            "updates": result.updates,
-        },
-        out_dir / "checkpoints" / "last.pt",
-    )
+    if c.eval.video:
+        video_dir = out_dir / "videos"
+        returns, lengths = evaluate(net, c.env, 1, c.eval.deterministic, c.seed, device, video_dir)
+        log_eval(out_dir, state.global_step, returns, lengths, video_dir)
     (out_dir / "summary.json").write_text(json.dumps(result.summary(), indent=2) + "\n")
     result.agent = agent
     return result
+
+
+def _check_finite(stats: dict[str, float], agent: PPOAgent, update: int, step: int) -> None:
+    bad = [k for k in ("policy_loss", "value_loss", "grad_norm") if not math.isfinite(stats[k])]
+    if not bad and not bool(torch.isfinite(agent.optimizer.flat).all()):
+        bad = ["network parameters"]
+    if bad:
+        raise TrainingError(
+            f"{bad[0]} is not finite at update {update} (env step {step}); training stopped, "
+            "the last good checkpoint is kept"
+        )
 
 
 @hydra.main(version_base="1.3", config_path="pkg://sharedppo.conf", config_name="config")
@@ -217,9 +364,19 @@ def _app(cfg: DictConfig) -> float:
     out_dir = Path(HydraConfig.get().runtime.output_dir)
     try:
         result = train(cfg, out_dir)
-    except (ConfigError, CheckpointError, TrainingError) as err:
+    except (ConfigError, CheckpointError) as err:
         print(f"sharedppo: error: {err}", file=sys.stderr)
         sys.exit(2)
+    except TrainingError as err:
+        print(f"sharedppo: error: {err}", file=sys.stderr)
+        sys.exit(1)
+    except Interrupted as stop:
+        print(
+            f"sharedppo: {stop} at update {stop.step}; checkpoint saved. Resume with: "
+            f"sharedppo resume={out_dir}",
+            file=sys.stderr,
+        )
+        sys.exit(128 + stop.signum)
     log.info(
         "done: %d steps in %.1f s, mean return (last 20) %.1f; target %s reached at step %s "
         "(%.2f s)",
@@ -233,16 +390,39 @@ def _app(cfg: DictConfig) -> float:
     return result.mean_return
 
 
+def resume_args(args: list[str]) -> list[str]:
+    """``resume=JOB`` continues that job in its own folder with its own overrides.
+
+    Overrides given now are applied after the job's own, so ``total_steps=...`` can extend it.
+    """
+    given = [a for a in args if a.startswith("resume=")]
+    if not given:
+        return args
+    job = Path(given[-1].split("=", 1)[1]).expanduser().resolve()
+    overrides_file = job / ".hydra" / "overrides.yaml"
+    if not overrides_file.is_file():
+        raise ConfigError(f"resume={job} is not a sharedppo job folder (no .hydra/overrides.yaml)")
+    original = [
+        str(o)
+        for o in OmegaConf.load(overrides_file)
+        if not str(o).startswith(("resume=", "hydra."))
+    ]
+    rest = [a for a in args if not a.startswith("resume=")]
+    return [*original, *rest, f"resume={job}", f"hydra.run.dir={job}"]
+
+
 def main() -> None:
     """Console entry point: ``sharedppo [overrides]``."""
     args = sys.argv[1:]
-    # A single run is checked up front so a mistake reads as one line. Flags (--help, --cfg,
-    # -m) go straight to Hydra; in a sweep each job checks its own config, so one bad value
-    # fails that job alone.
-    if not any(a.startswith("-") for a in args):
-        try:
+    try:
+        args = resume_args(args)
+        # A single run is checked up front so a mistake reads as one line. Flags (--help,
+        # --cfg, -m) go straight to Hydra; in a sweep each job checks its own config, so one
+        # bad value fails that job alone.
+        if not any(a.startswith("-") for a in args):
             compose_checked([a for a in args if not a.lstrip("+~").startswith("hydra.")])
-        except ConfigError as err:
-            print(f"sharedppo: error: {err}", file=sys.stderr)
-            sys.exit(2)
+    except ConfigError as err:
+        print(f"sharedppo: error: {err}", file=sys.stderr)
+        sys.exit(2)
+    sys.argv = [sys.argv[0], *args]
     _app()

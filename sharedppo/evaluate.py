@@ -1,0 +1,139 @@
+"""Evaluation: run a trained policy for N episodes, and the ``sharedppo-eval`` command."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import torch
+from omegaconf import OmegaConf
+
+from .checkpoint import CheckpointError, load
+from .config import Config, ConfigError, EnvConfig, register_configs
+from .network import ActorCritic, sample_categorical
+
+
+def evaluate(
+    net: ActorCritic,
+    env_cfg: EnvConfig,
+    episodes: int,
+    deterministic: bool,
+    seed: int,
+    device: torch.device,
+    video_dir: Path | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Returns and lengths of ``episodes`` episodes on a fresh env, on the env's own reward.
+
+    Each parallel env runs a fixed share of the episodes: taking the first N to finish would
+    favour short episodes.
+    """
+    if video_dir is not None:
+        envs = _video_env(env_cfg, video_dir)
+    else:
+        from .envs import make_envs
+
+        envs, _ = make_envs(replace(env_cfg, num_envs=min(episodes, env_cfg.num_envs)), seed)
+    n = envs.num_envs
+    quota = np.array([episodes // n + (i < episodes % n) for i in range(n)])
+    done_count = np.zeros(n, dtype=np.int64)
+    running_ret = np.zeros(n)
+    running_len = np.zeros(n, dtype=np.int64)
+    returns: list[float] = []
+    lengths: list[int] = []
+    obs, _ = envs.reset(seed=seed)
+    with torch.inference_mode():
+        while (done_count < quota).any():
+            x = torch.as_tensor(obs, dtype=torch.float32, device=device)
+            logits, _ = net(x)
+            actions = logits.argmax(-1) if deterministic else sample_categorical(logits)[0]
+            obs, reward, terminated, truncated, info = envs.step(actions.cpu().numpy())
+            running_ret += info.get("env_reward", reward)
+            running_len += 1
+            for i in np.flatnonzero(terminated | truncated):
+                if done_count[i] < quota[i]:
+                    returns.append(float(running_ret[i]))
+                    lengths.append(int(running_len[i]))
+                done_count[i] += 1
+                # Next-step autoreset: the coming reset step must count as nothing.
+                running_ret[i], running_len[i] = 0.0, -1
+    envs.close()
+    return np.array(returns), np.array(lengths)
+
+
+def _video_env(env_cfg: EnvConfig, video_dir: Path) -> gym.vector.VectorEnv:
+    try:
+        from gymnasium.wrappers import RecordVideo
+
+        kwargs = dict(env_cfg.kwargs, render_mode="rgb_array")
+        if env_cfg.max_episode_steps is not None:
+            kwargs["max_episode_steps"] = env_cfg.max_episode_steps
+        return gym.make_vec(
+            env_cfg.id,
+            num_envs=1,
+            vectorization_mode="sync",
+            wrappers=[lambda e: RecordVideo(e, str(video_dir), episode_trigger=lambda _: True)],
+            **kwargs,
+        )
+    except gym.error.DependencyNotInstalled as err:
+        raise ConfigError(
+            f"eval.video=true needs extra packages ({err}); pip install 'sharedppo[video]'"
+        ) from None
+
+
+def load_policy(path: Path, device: torch.device) -> tuple[ActorCritic, Config, dict]:
+    """A job folder (its checkpoints/last.pt) or a checkpoint file -> (network, config, state)."""
+    file = path / "checkpoints" / "last.pt" if path.is_dir() else path
+    state = load(file, map_location=device)
+    register_configs()
+    cfg: Config = OmegaConf.to_object(
+        OmegaConf.merge(OmegaConf.structured(Config), state["config"])
+    )
+    env = gym.make(cfg.env.id)
+    net = ActorCritic(
+        int(np.prod(env.observation_space.shape)), int(env.action_space.n), cfg.network
+    )
+    env.close()
+    try:
+        net.load_state_dict(state["model"])
+    except RuntimeError:
+        raise CheckpointError(f"checkpoint {file} does not match its own network config") from None
+    return net.to(device), cfg, state
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``sharedppo-eval JOB_FOLDER_OR_CHECKPOINT [--episodes N] [--stochastic] [--video]``."""
+    parser = argparse.ArgumentParser(
+        prog="sharedppo-eval", description="Evaluate a trained sharedppo policy."
+    )
+    parser.add_argument("path", type=Path, help="a job folder or a .pt checkpoint")
+    parser.add_argument("--episodes", type=int, default=10)
+    parser.add_argument("--stochastic", action="store_true", help="sample instead of argmax")
+    parser.add_argument("--video", action="store_true", help="record MP4s into the job folder")
+    parser.add_argument("--seed", type=int, default=12345)
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args(argv)
+    if args.episodes < 1:
+        parser.error("--episodes must be >= 1")
+    try:
+        device = torch.device(args.device)
+        net, cfg, state = load_policy(args.path, device)
+        job = args.path if args.path.is_dir() else args.path.parent.parent
+        video_dir = job / "videos" if args.video else None
+        returns, lengths = evaluate(
+            net, cfg.env, args.episodes, not args.stochastic, args.seed, device, video_dir
+        )
+    except (CheckpointError, ConfigError) as err:
+        print(f"sharedppo-eval: error: {err}", file=sys.stderr)
+        sys.exit(2)
+    mode = "stochastic" if args.stochastic else "deterministic"
+    print(
+        f"{cfg.env.id} {mode}, {len(returns)} episodes: return {returns.mean():.2f} ± "
+        f"{returns.std():.2f}, length {lengths.mean():.1f} ± {lengths.std():.1f}"
+    )
+    from .logger import log_eval
+
+    log_eval(job, int(state["global_step"]), returns, lengths, video_dir)
