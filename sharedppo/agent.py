@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 from torch import Tensor
 
 from .config import PPOConfig
 from .memory import Batch
-from .network import ActorCritic, categorical_logp_entropy, sample_categorical
+from .network import ActorCritic, categorical_entropy, sample_categorical
 from .optim import Adam
 
 STAT_KEYS = (
@@ -60,33 +62,42 @@ class PPOAgent:
         return self.optimizer.lr
 
     def update(self, batch: Batch) -> dict[str, float]:
-        """Epochs of shuffled minibatches; returns losses averaged over the steps taken."""
+        """Epochs of shuffled minibatches of clipped-surrogate PPO.
+
+        The losses and diagnostics returned are means over the last epoch's minibatches (or
+        the minibatch that hit the KL stop): recording them on every step costs a PPO update
+        on a small network about a tenth of its time.
+        """
         cfg, clip = self.cfg, self.clip_ratio
         device = batch.actions.device
+        whole = cfg.num_minibatches == 1
+        if whole and cfg.norm_adv:
+            # The one minibatch is the whole batch in every epoch: standardise it once.
+            batch = replace(batch, advantages=standardise(batch.advantages))
         totals = torch.zeros(len(STAT_KEYS), device=device)
-        steps = 0
-        stop = False
-        for _epoch in range(cfg.update_epochs):
-            if cfg.num_minibatches == 1:
-                # One minibatch is the whole batch: its order changes nothing.
-                minibatches = [batch]
+        steps = logged = 0
+        for epoch in range(cfg.update_epochs):
+            if whole:
+                minibatches = [batch]  # its order changes nothing
             else:
                 order = torch.randperm(len(batch), device=device)
                 minibatches = [batch[i] for i in order.tensor_split(cfg.num_minibatches)]
             for mb in minibatches:
                 logits, values = self.net(mb.obs, mb.masks)
-                logprobs, entropy = categorical_logp_entropy(logits, mb.actions)
-                logratio = logprobs - mb.logprobs
+                log_probs = torch.log_softmax(logits, dim=-1)
+                new_logprobs = log_probs.gather(-1, mb.actions.unsqueeze(-1)).squeeze(-1)
+                logratio = new_logprobs - mb.logprobs
                 ratio = logratio.exp()
                 if steps == 0:
                     # Kept for inspection: before any step the ratio must be exactly 1.
                     self.first_ratio = ratio.detach()
 
                 advantages = mb.advantages
-                if cfg.norm_adv and len(advantages) > 1:
-                    advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
-                policy_loss = torch.max(
-                    -advantages * ratio, -advantages * ratio.clamp(1 - clip, 1 + clip)
+                if cfg.norm_adv and not whole:
+                    advantages = standardise(advantages)
+                # Clipped surrogate: the pessimistic one of the two estimates.
+                policy_loss = -torch.min(
+                    advantages * ratio, advantages * ratio.clamp(1 - clip, 1 + clip)
                 ).mean()
 
                 value_loss = (values - mb.returns).square()
@@ -95,35 +106,57 @@ class PPOAgent:
                     value_loss = torch.max(value_loss, (clipped - mb.returns).square())
                 value_loss = 0.5 * value_loss.mean()
 
-                entropy = entropy.mean()
-                # Entropy is a bonus: subtracting it rewards keeping the policy stochastic.
-                loss = policy_loss - cfg.ent_coef * entropy + cfg.vf_coef * value_loss
+                loss = policy_loss + cfg.vf_coef * value_loss
+                entropy = None
+                if cfg.ent_coef > 0:
+                    entropy = categorical_entropy(log_probs).mean()
+                    # Entropy is a bonus: subtracting it rewards a policy that stays stochastic.
+                    loss = loss - cfg.ent_coef * entropy
 
-                with torch.no_grad():
-                    # k1 and k3 estimators of KL(old || new); k3 is unbiased and never < 0.
-                    old_approx_kl = (-logratio).mean()
-                    approx_kl = ((ratio - 1) - logratio).mean()
-                    clipfrac = ((ratio - 1).abs() > clip).float().mean()
-                if cfg.target_kl is not None and approx_kl.item() > 1.5 * cfg.target_kl:
-                    stop = True
+                stop = False
+                if cfg.target_kl is not None:
+                    # k3 estimator of KL(old || new): unbiased and never negative.
+                    with torch.no_grad():
+                        stop = ((ratio - 1) - logratio).mean().item() > 1.5 * cfg.target_kl
+                if not stop:
+                    self.optimizer.zero_grad()
+                    loss.backward()
+                    grad_norm = self.optimizer.clip_grad_norm(cfg.max_grad_norm)
+                    self.optimizer.step()
+                    steps += 1
+                else:
+                    grad_norm = torch.zeros((), device=device)
+
+                if stop or epoch == cfg.update_epochs - 1:
+                    with torch.no_grad():
+                        if entropy is None:
+                            entropy = categorical_entropy(log_probs).mean()
+                        totals += torch.stack(
+                            [
+                                policy_loss.detach(),
+                                value_loss.detach(),
+                                entropy.detach(),
+                                (-logratio).mean(),  # k1 estimator, for comparison
+                                ((ratio - 1) - logratio).mean(),  # k3
+                                ((ratio - 1).abs() > clip).float().mean(),
+                                grad_norm,
+                            ]
+                        )
+                    logged += 1
+                if stop:
                     break
-
-                self.optimizer.zero_grad()
-                loss.backward()
-                grad_norm = self.optimizer.clip_grad_norm(cfg.max_grad_norm)
-                self.optimizer.step()
-
-                parts = (policy_loss, value_loss, entropy, old_approx_kl, approx_kl, clipfrac)
-                totals += torch.stack([*(p.detach() for p in parts), grad_norm])
-                steps += 1
             if stop:
                 break
 
-        stats = dict(zip(STAT_KEYS, (totals / max(steps, 1)).tolist(), strict=True))
+        stats = dict(zip(STAT_KEYS, (totals / max(logged, 1)).tolist(), strict=True))
         stats["explained_variance"] = explained_variance(batch.values, batch.returns)
         stats["update_steps"] = float(steps)
         stats["clip_ratio"] = clip
         return stats
+
+
+def standardise(x: Tensor) -> Tensor:
+    return (x - x.mean()) / (x.std() + 1e-8) if len(x) > 1 else x - x.mean()
 
 
 def explained_variance(predicted: Tensor, target: Tensor) -> float:

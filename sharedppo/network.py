@@ -83,19 +83,34 @@ class ActorCritic(nn.Module):
         return logits, values.squeeze(-1)
 
 
+# Below this many rows Gumbel-max (fewest ops) is fastest; above it the inverse CDF is, since
+# torch's exponential_ is several times slower per number than rand on CPU.
+INVERSE_CDF_MIN_ROWS = 256
+
+
 def sample_categorical(logits: Tensor) -> tuple[Tensor, Tensor]:
     """Draw actions and their log-probs without building a torch.distributions object.
 
-    Gumbel-max in its exponential form: argmax(p / E) with E ~ Exp(1) is a draw from p.
+    Small batches: Gumbel-max in its exponential form, argmax(p / E) with E ~ Exp(1).
+    Large batches: inverse CDF, the number of cumulative probabilities below U ~ U[0, 1).
     """
     log_probs = torch.log_softmax(logits, dim=-1)
-    noise = torch.empty_like(log_probs).exponential_()
-    actions = (log_probs.exp() / noise).argmax(dim=-1)
+    probs = log_probs.exp()
+    if logits.shape[0] < INVERSE_CDF_MIN_ROWS:
+        actions = (probs / torch.empty_like(probs).exponential_()).argmax(dim=-1)
+    else:
+        u = torch.rand((*probs.shape[:-1], 1), dtype=probs.dtype, device=probs.device)
+        # The clamp guards the last cumulative probability rounding below U.
+        actions = (probs.cumsum(-1) < u).sum(-1).clamp_(max=probs.shape[-1] - 1)
     return actions, log_probs.gather(-1, actions.unsqueeze(-1)).squeeze(-1)
+
+
+def categorical_entropy(log_probs: Tensor) -> Tensor:
+    """Entropy of each row, from normalised log-probabilities."""
+    return -(log_probs.exp() * log_probs).sum(-1)
 
 
 def categorical_logp_entropy(logits: Tensor, actions: Tensor) -> tuple[Tensor, Tensor]:
     """Log-probs of the given actions and the entropy of each row's distribution."""
     log_probs = torch.log_softmax(logits, dim=-1)
-    entropy = -(log_probs.exp() * log_probs).sum(-1)
-    return log_probs.gather(-1, actions.unsqueeze(-1)).squeeze(-1), entropy
+    return log_probs.gather(-1, actions.unsqueeze(-1)).squeeze(-1), categorical_entropy(log_probs)

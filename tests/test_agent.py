@@ -74,20 +74,24 @@ def test_separate_trunks_do_not_share():
     assert all(layer.weight.grad is not None for layer in net.trunks[1])
 
 
-def test_fast_sampler_matches_torch_categorical():
+@pytest.mark.parametrize("rows", [100, 200_000], ids=["gumbel-max", "inverse-cdf"])
+def test_fast_sampler_matches_torch_categorical(rows):
     torch.manual_seed(0)
-    logits = torch.tensor([[0.3, -1.2, 2.0, 0.0]]).repeat(200_000, 1)
-    actions, logprobs = sample_categorical(logits)
+    logits = torch.tensor([[0.3, -1.2, 2.0, 0.0]]).repeat(rows, 1)
+    draws = [sample_categorical(logits) for _ in range(200_000 // rows)]
+    actions = torch.cat([a for a, _ in draws])
+    logprobs = torch.cat([lp for _, lp in draws])
     probs = torch.softmax(logits[0], -1)
     counts = torch.bincount(actions, minlength=4).double()
     expected = probs.double() * len(actions)
     chi2 = ((counts - expected) ** 2 / expected).sum().item()
     assert chi2 < 16.27  # chi-square, 3 degrees of freedom, p = 0.001
 
-    dist = Categorical(logits=logits[:1000])
+    ref_logits = logits[:1].expand(1000, -1)
+    dist = Categorical(logits=ref_logits)
     ref_logp = dist.log_prob(actions[:1000])
     assert torch.allclose(logprobs[:1000], ref_logp, atol=1e-6)
-    logp, entropy = categorical_logp_entropy(logits[:1000], actions[:1000])
+    logp, entropy = categorical_logp_entropy(ref_logits, actions[:1000])
     assert torch.allclose(logp, ref_logp, atol=1e-6)
     assert torch.allclose(entropy, dist.entropy(), atol=1e-6)
 
