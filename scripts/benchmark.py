@@ -433,10 +433,9 @@ def main() -> None:
         fw, setting, seed = args.worker
         if fw == "train-rate":
             res = work_sharedppo(json.loads(setting), int(seed))
-        elif fw == "sharedppo":
-            res = work_sharedppo(
-                SETTINGS.get(setting, {}).get("sharedppo") or json.loads(setting), int(seed)
-            )
+        elif fw.startswith("sharedppo"):
+            spec = SETTINGS[setting][fw] if setting in SETTINGS else json.loads(setting)
+            res = work_sharedppo(spec, int(seed))
         else:
             res = work_sb3(SETTINGS[setting]["sb3"], int(seed))
         print(json.dumps(res))

@@ -137,3 +137,7 @@ def main(argv: list[str] | None = None) -> None:
     from .logger import log_eval
 
     log_eval(job, int(state["global_step"]), returns, lengths, video_dir)
+
+
+if __name__ == "__main__":
+    main()

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from gymnasium.vector import VectorEnv
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
 
@@ -62,7 +63,7 @@ class TrainResult:
     agent: PPOAgent | None = field(default=None, repr=False)
 
     def summary(self) -> dict[str, Any]:
-        out = asdict(self)
+        out = {"status": "completed", **asdict(self)}
         out.pop("agent")
         return out
 
@@ -361,15 +362,10 @@ def _check_finite(stats: dict[str, float], agent: PPOAgent, update: int, step: i
 
 @hydra.main(version_base="1.3", config_path="pkg://sharedppo.conf", config_name="config")
 def _app(cfg: DictConfig) -> float:
-    out_dir = Path(HydraConfig.get().runtime.output_dir)
+    hydra_cfg = HydraConfig.get()
+    out_dir = Path(hydra_cfg.runtime.output_dir)
     try:
         result = train(cfg, out_dir)
-    except (ConfigError, CheckpointError) as err:
-        print(f"sharedppo: error: {err}", file=sys.stderr)
-        sys.exit(2)
-    except TrainingError as err:
-        print(f"sharedppo: error: {err}", file=sys.stderr)
-        sys.exit(1)
     except Interrupted as stop:
         print(
             f"sharedppo: {stop} at update {stop.step}; checkpoint saved. Resume with: "
@@ -377,6 +373,19 @@ def _app(cfg: DictConfig) -> float:
             file=sys.stderr,
         )
         sys.exit(128 + stop.signum)
+    except Exception as err:
+        if hydra_cfg.mode == RunMode.MULTIRUN:
+            # One failed job (a bad value, a NaN, a bug) must not end the sweep: record it
+            # where the sweep report looks, and let the launcher go on with the others.
+            log.exception("job %s failed", hydra_cfg.job.num)
+            print(f"sharedppo: job {hydra_cfg.job.num} failed: {err}", file=sys.stderr)
+            summary = {"status": "failed", "error": f"{type(err).__name__}: {err}"}
+            (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+            return float("nan")
+        if isinstance(err, (ConfigError, CheckpointError, TrainingError)):
+            print(f"sharedppo: error: {err}", file=sys.stderr)
+            sys.exit(1 if isinstance(err, TrainingError) else 2)
+        raise
     log.info(
         "done: %d steps in %.1f s, mean return (last 20) %.1f; target %s reached at step %s "
         "(%.2f s)",
@@ -420,7 +429,13 @@ def main() -> None:
         # --cfg, -m) go straight to Hydra; in a sweep each job checks its own config, so one
         # bad value fails that job alone.
         if not any(a.startswith("-") for a in args):
-            compose_checked([a for a in args if not a.lstrip("+~").startswith("hydra.")])
+            compose_checked(
+                [
+                    a
+                    for a in args
+                    if not a.lstrip("+~").startswith("hydra.") or a.startswith("hydra.searchpath")
+                ]
+            )
     except ConfigError as err:
         print(f"sharedppo: error: {err}", file=sys.stderr)
         sys.exit(2)
