@@ -1,3 +1,3 @@
-from .runner import main
+from .cli import main
 
 main()

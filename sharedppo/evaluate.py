@@ -14,6 +14,7 @@ from omegaconf import OmegaConf
 
 from .checkpoint import CheckpointError, load
 from .config import Config, ConfigError, EnvConfig, register_configs
+from .envs import EpisodeTracker, make_envs
 from .network import ActorCritic, sample_categorical
 
 
@@ -34,14 +35,11 @@ def evaluate(
     if video_dir is not None:
         envs = _video_env(env_cfg, video_dir)
     else:
-        from .envs import make_envs
-
         envs, _ = make_envs(replace(env_cfg, num_envs=min(episodes, env_cfg.num_envs)), seed)
     n = envs.num_envs
     quota = np.array([episodes // n + (i < episodes % n) for i in range(n)])
     done_count = np.zeros(n, dtype=np.int64)
-    running_ret = np.zeros(n)
-    running_len = np.zeros(n, dtype=np.int64)
+    tracker = EpisodeTracker(n)
     returns: list[float] = []
     lengths: list[int] = []
     obs, _ = envs.reset(seed=seed)
@@ -51,15 +49,15 @@ def evaluate(
             logits, _ = net(x)
             actions = logits.argmax(-1) if deterministic else sample_categorical(logits)[0]
             obs, reward, terminated, truncated, info = envs.step(actions.cpu().numpy())
-            running_ret += info.get("env_reward", reward)
-            running_len += 1
-            for i in np.flatnonzero(terminated | truncated):
+            done = terminated | truncated
+            finished = tracker.step(info.get("env_reward", reward), done)
+            if finished is None:
+                continue
+            for i, ret, length in zip(np.flatnonzero(done), *finished, strict=True):
                 if done_count[i] < quota[i]:
-                    returns.append(float(running_ret[i]))
-                    lengths.append(int(running_len[i]))
+                    returns.append(float(ret))
+                    lengths.append(int(length))
                 done_count[i] += 1
-                # Next-step autoreset: the coming reset step must count as nothing.
-                running_ret[i], running_len[i] = 0.0, -1
     envs.close()
     return np.array(returns), np.array(lengths)
 

@@ -7,21 +7,15 @@ import logging
 import math
 import random
 import signal
-import sys
-import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import hydra
 import numpy as np
 import torch
 from gymnasium.vector import VectorEnv
-from hydra.core.hydra_config import HydraConfig
-from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
 
@@ -34,15 +28,15 @@ from .checkpoint import (
     set_rng_state,
 )
 from .checkpoint import load as load_checkpoint
-from .config import Config, ConfigError, compose_checked, register_configs, validate
+from .config import Config, ConfigError, validate
 from .envs import EpisodeTracker, capture_state, make_envs, restore_state
 from .evaluate import evaluate
 from .logger import Logger, log_eval
 from .memory import RolloutMemory
 from .network import ActorCritic
+from .signals import Interrupted, stop_requests
 
 log = logging.getLogger("sharedppo")
-register_configs()
 
 
 class TrainingError(RuntimeError):
@@ -128,39 +122,6 @@ def collect_rollout(
         last_obs = torch.from_numpy(state.obs).to(device, torch.float32)
         state.last_values = agent.net(last_obs)[1]
     memory.finish_rollout()
-
-
-class Interrupted(Exception):
-    """SIGINT or SIGTERM arrived; the job saved last.pt and can be resumed."""
-
-    def __init__(self, signum: int, step: int) -> None:
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
-        self.step = step
-
-
-@contextmanager
-def stop_requests() -> Iterator[list[int]]:
-    """Turn SIGINT/SIGTERM into a request the loop honours after the current update.
-
-    A second Ctrl-C stops at once, as users expect when a save hangs.
-    """
-    requested: list[int] = []
-    if threading.current_thread() is not threading.main_thread():
-        yield requested
-        return
-
-    def handler(signum: int, frame: Any) -> None:
-        if requested and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        requested.append(signum)
-
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield requested
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
 
 
 def _check_resumable(saved: dict[str, Any], config: dict[str, Any], path: Path) -> None:
@@ -358,86 +319,3 @@ def _check_finite(stats: dict[str, float], agent: PPOAgent, update: int, step: i
             f"{bad[0]} is not finite at update {update} (env step {step}); training stopped, "
             "the last good checkpoint is kept"
         )
-
-
-@hydra.main(version_base="1.3", config_path="pkg://sharedppo.conf", config_name="config")
-def _app(cfg: DictConfig) -> float:
-    hydra_cfg = HydraConfig.get()
-    out_dir = Path(hydra_cfg.runtime.output_dir)
-    try:
-        result = train(cfg, out_dir)
-    except Interrupted as stop:
-        print(
-            f"sharedppo: {stop} at update {stop.step}; checkpoint saved. Resume with: "
-            f"sharedppo resume={out_dir}",
-            file=sys.stderr,
-        )
-        sys.exit(128 + stop.signum)
-    except Exception as err:
-        if hydra_cfg.mode == RunMode.MULTIRUN:
-            # One failed job (a bad value, a NaN, a bug) must not end the sweep: record it
-            # where the sweep report looks, and let the launcher go on with the others.
-            log.exception("job %s failed", hydra_cfg.job.num)
-            print(f"sharedppo: job {hydra_cfg.job.num} failed: {err}", file=sys.stderr)
-            summary = {"status": "failed", "error": f"{type(err).__name__}: {err}"}
-            (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-            return float("nan")
-        if isinstance(err, (ConfigError, CheckpointError, TrainingError)):
-            print(f"sharedppo: error: {err}", file=sys.stderr)
-            sys.exit(1 if isinstance(err, TrainingError) else 2)
-        raise
-    log.info(
-        "done: %d steps in %.1f s, mean return (last 20) %.1f; target %s reached at step %s "
-        "(%.2f s)",
-        result.global_step,
-        result.seconds,
-        result.mean_return,
-        result.target_return,
-        result.target_step,
-        result.target_seconds or float("nan"),
-    )
-    return result.mean_return
-
-
-def resume_args(args: list[str]) -> list[str]:
-    """``resume=JOB`` continues that job in its own folder with its own overrides.
-
-    Overrides given now are applied after the job's own, so ``total_steps=...`` can extend it.
-    """
-    given = [a for a in args if a.startswith("resume=")]
-    if not given:
-        return args
-    job = Path(given[-1].split("=", 1)[1]).expanduser().resolve()
-    overrides_file = job / ".hydra" / "overrides.yaml"
-    if not overrides_file.is_file():
-        raise ConfigError(f"resume={job} is not a sharedppo job folder (no .hydra/overrides.yaml)")
-    original = [
-        str(o)
-        for o in OmegaConf.load(overrides_file)
-        if not str(o).startswith(("resume=", "hydra."))
-    ]
-    rest = [a for a in args if not a.startswith("resume=")]
-    return [*original, *rest, f"resume={job}", f"hydra.run.dir={job}"]
-
-
-def main() -> None:
-    """Console entry point: ``sharedppo [overrides]``."""
-    args = sys.argv[1:]
-    try:
-        args = resume_args(args)
-        # A single run is checked up front so a mistake reads as one line. Flags (--help,
-        # --cfg, -m) go straight to Hydra; in a sweep each job checks its own config, so one
-        # bad value fails that job alone.
-        if not any(a.startswith("-") for a in args):
-            compose_checked(
-                [
-                    a
-                    for a in args
-                    if not a.lstrip("+~").startswith("hydra.") or a.startswith("hydra.searchpath")
-                ]
-            )
-    except ConfigError as err:
-        print(f"sharedppo: error: {err}", file=sys.stderr)
-        sys.exit(2)
-    sys.argv = [sys.argv[0], *args]
-    _app()

@@ -1,0 +1,104 @@
+"""The ``sharedppo`` command: Hydra app, one-line errors, ``resume=JOB``."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf
+
+from .checkpoint import CheckpointError
+from .config import ConfigError, compose_checked, register_configs
+from .runner import TrainingError, train
+from .signals import Interrupted
+
+log = logging.getLogger("sharedppo")
+register_configs()
+
+
+@hydra.main(version_base="1.3", config_path="pkg://sharedppo.conf", config_name="config")
+def _app(cfg: DictConfig) -> float:
+    hydra_cfg = HydraConfig.get()
+    out_dir = Path(hydra_cfg.runtime.output_dir)
+    try:
+        result = train(cfg, out_dir)
+    except Interrupted as stop:
+        print(
+            f"sharedppo: {stop} at update {stop.step}; checkpoint saved. Resume with: "
+            f"sharedppo resume={out_dir}",
+            file=sys.stderr,
+        )
+        sys.exit(128 + stop.signum)
+    except Exception as err:
+        if hydra_cfg.mode == RunMode.MULTIRUN:
+            # One failed job (a bad value, a NaN, a bug) must not end the sweep: record it
+            # where the sweep report looks, and let the launcher go on with the others.
+            log.exception("job %s failed", hydra_cfg.job.num)
+            print(f"sharedppo: job {hydra_cfg.job.num} failed: {err}", file=sys.stderr)
+            summary = {"status": "failed", "error": f"{type(err).__name__}: {err}"}
+            (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+            return float("nan")
+        if isinstance(err, (ConfigError, CheckpointError, TrainingError)):
+            print(f"sharedppo: error: {err}", file=sys.stderr)
+            sys.exit(1 if isinstance(err, TrainingError) else 2)
+        raise
+    log.info(
+        "done: %d steps in %.1f s, mean return (last 20) %.1f; target %s reached at step %s "
+        "(%.2f s)",
+        result.global_step,
+        result.seconds,
+        result.mean_return,
+        result.target_return,
+        result.target_step,
+        result.target_seconds or float("nan"),
+    )
+    return result.mean_return
+
+
+def resume_args(args: list[str]) -> list[str]:
+    """``resume=JOB`` continues that job in its own folder with its own overrides.
+
+    Overrides given now are applied after the job's own, so ``total_steps=...`` can extend it.
+    """
+    given = [a for a in args if a.startswith("resume=")]
+    if not given:
+        return args
+    job = Path(given[-1].split("=", 1)[1]).expanduser().resolve()
+    overrides_file = job / ".hydra" / "overrides.yaml"
+    if not overrides_file.is_file():
+        raise ConfigError(f"resume={job} is not a sharedppo job folder (no .hydra/overrides.yaml)")
+    original = [
+        str(o)
+        for o in OmegaConf.load(overrides_file)
+        if not str(o).startswith(("resume=", "hydra."))
+    ]
+    rest = [a for a in args if not a.startswith("resume=")]
+    return [*original, *rest, f"resume={job}", f"hydra.run.dir={job}"]
+
+
+def main() -> None:
+    """Console entry point: ``sharedppo [overrides]``."""
+    args = sys.argv[1:]
+    try:
+        args = resume_args(args)
+        # A single run is checked up front so a mistake reads as one line. Flags (--help,
+        # --cfg, -m) go straight to Hydra; in a sweep each job checks its own config, so one
+        # bad value fails that job alone.
+        if not any(a.startswith("-") for a in args):
+            compose_checked(
+                [
+                    a
+                    for a in args
+                    if not a.lstrip("+~").startswith("hydra.") or a.startswith("hydra.searchpath")
+                ]
+            )
+    except ConfigError as err:
+        print(f"sharedppo: error: {err}", file=sys.stderr)
+        sys.exit(2)
+    sys.argv = [sys.argv[0], *args]
+    _app()
