@@ -97,6 +97,8 @@ class Config:
     eval: EvalConfig = field(default_factory=EvalConfig)
     # A job folder to continue: same folder, same curves, total_steps is the job's total.
     resume: str | None = None
+    # A search space for sharedppo-tune (conf/hparams_search/); training ignores it.
+    hparams_search: Any = None
     seed: int = 0
     total_steps: int = 100_000
     device: str = "auto"

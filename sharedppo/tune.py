@@ -28,17 +28,20 @@ log = logging.getLogger("sharedppo.tune")
 
 
 def load_space(search: str) -> DictConfig:
+    """A YAML file, or a name in conf/hparams_search/ composed through Hydra."""
     path = Path(search)
-    if not path.is_file():
-        path = Path(str(files("sharedppo.conf") / "hparams_search" / f"{search}.yaml"))
-    if not path.is_file():
-        names = sorted(
-            p.name[:-5]
-            for p in (files("sharedppo.conf") / "hparams_search").iterdir()
-            if p.name.endswith(".yaml")
+    if path.suffix in (".yaml", ".yml") or path.is_file():
+        if not path.is_file():
+            raise ConfigError(f"--search {search!r}: no such file")
+        return OmegaConf.load(path)
+    space = compose_checked([f"hparams_search={search}"]).hparams_search
+    if space is None:  # an optional group skips a missing option silently
+        folder = files("sharedppo.conf") / "hparams_search"
+        names = sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".yaml"))
+        raise ConfigError(
+            f"--search {search!r} is not allowed: a .yaml file or one of " + ", ".join(names)
         )
-        raise ConfigError(f"--search {search!r} is neither a file nor one of: {', '.join(names)}")
-    return OmegaConf.load(path)
+    return space
 
 
 def suggest(trial: Any, name: str, spec: DictConfig) -> Any:
@@ -72,6 +75,7 @@ def write_preset(cfg: DictConfig, path: Path, note: str) -> None:
     """The whole resolved config as a @package _global_ preset: it sets every value."""
     body = OmegaConf.to_container(cfg, resolve=True)
     body.pop("resume", None)
+    body.pop("hparams_search", None)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(f"# @package _global_\n# {note}\n" + OmegaConf.to_yaml(body))
 

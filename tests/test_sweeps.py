@@ -139,3 +139,15 @@ def test_tuning_prunes_resumes_and_writes_a_preset(tmp_path):
     assert preset.read_text().startswith("# @package _global_")
     cfg = compose_checked([f"hydra.searchpath=[file://{out}]", "experiment=tiny_best"])
     assert cfg.ppo.lr == pytest.approx(study.best_params["ppo.lr"])
+
+
+def test_search_spaces_compose_as_a_config_group():
+    from sharedppo.config import ConfigError
+    from sharedppo.tune import load_space
+
+    space = load_space("cartpole")
+    assert space.study_name == "cartpole" and "ppo.lr" in space.params
+    with pytest.raises(ConfigError, match="cartpole"):
+        load_space("no_such_space")
+    # A training run composed with it ignores the search space.
+    assert compose_checked(["hparams_search=cartpole"]).ppo.lr == compose_checked([]).ppo.lr
