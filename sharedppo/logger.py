@@ -39,8 +39,9 @@ class Logger:
         window: int = 20,
         resume_step: int | None = None,
     ) -> None:
-        # On resume, purge_step makes TensorBoard drop what the interrupted session wrote
-        # after its last checkpoint, so curves continue without duplicated steps.
+        # On resume (resume_step = checkpoint step + 1), purge_step makes TensorBoard drop
+        # what the interrupted session wrote after its last checkpoint, so curves continue
+        # without duplicated steps.
         self.writer = SummaryWriter(log_dir=str(log_dir), flush_secs=10, purge_step=resume_step)
         self.recent: deque[float] = deque(maxlen=window)
         self.episodes = 0

@@ -202,7 +202,7 @@ def train(
         elapsed_before = float(saved["elapsed"])
         first_update = int(saved["updates"]) + 1
         set_rng_state(saved["rng"])
-    logger = Logger(out_dir, config, resume_step=None if saved is None else state.global_step)
+    logger = Logger(out_dir, config, resume_step=None if saved is None else state.global_step + 1)
     if saved is not None:
         logger.recent.extend(saved["recent_returns"])
         logger.episodes = int(saved["episodes"])

@@ -157,7 +157,8 @@ def test_unwritable_output_folder_fails_before_training(cfg_factory, tmp_path):
         train(cfg_factory("total_steps=256"), blocker / "job")
 
 
-def test_sigint_saves_exits_130_and_resumes(tmp_path):
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_signal_saves_exits_and_resumes_without_duplicate_steps(tmp_path, sig, code):
     job = tmp_path / "job"
     cmd = [
         sys.executable,
@@ -171,9 +172,9 @@ def test_sigint_saves_exits_130_and_resumes(tmp_path):
     deadline = time.time() + 60
     while not (job / "checkpoints" / "last.pt").exists() and time.time() < deadline:
         time.sleep(0.05)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, err
+    assert proc.returncode == code, err
     assert "Traceback" not in err and f"sharedppo resume={job}" in err
     stopped = load(job / "checkpoints" / "last.pt")["global_step"]
     assert 0 < stopped < 400000
@@ -181,6 +182,15 @@ def test_sigint_saves_exits_130_and_resumes(tmp_path):
     done = run_cli(f"resume={job}", "total_steps=" + str(stopped + 2048), cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert load(job / "checkpoints" / "last.pt")["global_step"] > stopped
+
+    # One curve across both sessions: what the first wrote after its checkpoint is purged.
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(job))
+    acc.Reload()
+    sps_steps = [e.step for e in acc.Scalars("charts/SPS")]
+    assert sps_steps == sorted(set(sps_steps)), "duplicated or out-of-order steps"
+    assert sps_steps[-1] == stopped + 2048
 
 
 def test_eval_of_trained_cartpole_reaches_475(cfg_factory, tmp_path):
@@ -223,3 +233,24 @@ def test_video_is_written_when_asked(cfg_factory, tmp_path):
     pytest.importorskip("pygame", reason="the video extra is not installed")
     train(cfg_factory("total_steps=512", "eval.video=true"), tmp_path)
     assert list((tmp_path / "videos").glob("*.mp4"))
+
+
+def test_resume_after_a_crash_purges_steps_past_the_checkpoint(cfg_factory, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    overrides = ("total_steps=4096", "checkpoint.every_steps=1024")
+
+    def crash(step: int, _: float) -> bool:
+        if step >= 2560:
+            raise RuntimeError("simulated crash")
+        return False
+
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        train(cfg_factory(*overrides), tmp_path, on_update=crash)
+    assert load(tmp_path / "checkpoints" / "last.pt")["global_step"] == 2048
+    train(cfg_factory(*overrides, f"resume={tmp_path}"), tmp_path)
+
+    acc = EventAccumulator(str(tmp_path))
+    acc.Reload()
+    steps = [e.step for e in acc.Scalars("charts/SPS")]
+    assert steps == list(range(256, 4097, 256))
