@@ -9,7 +9,7 @@ from torch import Tensor
 
 from .config import PPOConfig
 from .memory import Batch
-from .network import ActorCritic, categorical_entropy, sample_categorical
+from .network import ActorCritic
 from .optim import Adam
 
 STAT_KEYS = (
@@ -37,8 +37,8 @@ class PPOAgent:
         Call it under ``torch.inference_mode()`` (the rollout loop holds one for all steps).
         """
         masks = self.net.sample_masks(obs.shape[0], obs.device)
-        logits, values = self.net(obs, masks)
-        actions, logprobs = sample_categorical(logits)
+        out, values = self.net(obs, masks)
+        actions, logprobs = self.net.dist.sample(out)
         return actions, logprobs, values, masks
 
     @torch.no_grad()
@@ -48,7 +48,8 @@ class PPOAgent:
 
     @torch.no_grad()
     def greedy(self, obs: Tensor) -> Tensor:
-        return self.net(obs)[0].argmax(-1)
+        """The most likely action (argmax, or the Gaussian's mean)."""
+        return self.net.dist.mode(self.net(obs)[0])
 
     def set_progress(self, fraction_left: float) -> None:
         """Linear annealing: fraction_left goes from 1 at the first update towards 0."""
@@ -68,7 +69,7 @@ class PPOAgent:
         the minibatch that hit the KL stop): recording them on every step costs a PPO update
         on a small network about a tenth of its time.
         """
-        cfg, clip = self.cfg, self.clip_ratio
+        cfg, clip, dist = self.cfg, self.clip_ratio, self.net.dist
         device = batch.actions.device
         whole = cfg.num_minibatches == 1
         if whole and cfg.norm_adv:
@@ -83,10 +84,8 @@ class PPOAgent:
                 order = torch.randperm(len(batch), device=device)
                 minibatches = [batch[i] for i in order.tensor_split(cfg.num_minibatches)]
             for mb in minibatches:
-                logits, values = self.net(mb.obs, mb.masks)
-                log_probs = torch.log_softmax(logits, dim=-1)
-                new_logprobs = log_probs.gather(-1, mb.actions.unsqueeze(-1)).squeeze(-1)
-                logratio = new_logprobs - mb.logprobs
+                out, values = self.net(mb.obs, mb.masks)
+                logratio = dist.log_prob(out, mb.actions) - mb.logprobs
                 ratio = logratio.exp()
                 if steps == 0:
                     # Kept for inspection: before any step the ratio must be exactly 1.
@@ -109,7 +108,7 @@ class PPOAgent:
                 loss = policy_loss + cfg.vf_coef * value_loss
                 entropy = None
                 if cfg.ent_coef > 0:
-                    entropy = categorical_entropy(log_probs).mean()
+                    entropy = dist.entropy(out).mean()
                     # Entropy is a bonus: subtracting it rewards a policy that stays stochastic.
                     loss = loss - cfg.ent_coef * entropy
 
@@ -130,7 +129,7 @@ class PPOAgent:
                 if stop or epoch == cfg.update_epochs - 1:
                     with torch.no_grad():
                         if entropy is None:
-                            entropy = categorical_entropy(log_probs).mean()
+                            entropy = dist.entropy(out).mean()
                         totals += torch.stack(
                             [
                                 policy_loss.detach(),

@@ -33,6 +33,11 @@ class EnvConfig:
     # The return that counts as solved (mean of the last 20 episodes); null takes the id's
     # reward_threshold from gymnasium's registry.
     target_return: float | None = None
+    # Running-statistics normalisation, kept in checkpoints and frozen at evaluation.
+    normalize_obs: bool = False
+    obs_clip: float = 10.0
+    normalize_reward: bool = False
+    reward_clip: float = 10.0
     kwargs: dict[str, Any] = field(default_factory=dict)
 
 
@@ -166,6 +171,8 @@ def validate(cfg: Any) -> None:
         value = getattr(env, key)
         _check(value is None or value >= 1, f"env.{key}", value, "must be null or >= 1")
 
+    for key in ("obs_clip", "reward_clip"):
+        _check(getattr(env, key) > 0, f"env.{key}", getattr(env, key), "must be > 0")
     _check(net.width >= 1, "network.width", net.width, "must be an integer >= 1")
     _check(net.depth >= 1, "network.depth", net.depth, "must be an integer >= 1")
     _check(0.0 <= net.dropout < 1.0, "network.dropout", net.dropout, "must be in [0, 1)")

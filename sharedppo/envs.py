@@ -74,12 +74,6 @@ def make_envs(cfg: EnvConfig, seed: int) -> tuple[VectorEnv, np.ndarray]:
     autoreset = envs.metadata.get("autoreset_mode", AutoresetMode.NEXT_STEP)
     if autoreset != AutoresetMode.NEXT_STEP:
         raise ConfigError(f"env.id={cfg.id!r} uses {autoreset}; sharedppo expects NEXT_STEP")
-    if not isinstance(envs.single_action_space, gym.spaces.Discrete):
-        envs.close()
-        raise ConfigError(
-            f"env.id={cfg.id!r} has action space {envs.single_action_space}; "
-            "sharedppo's policy head handles Discrete actions"
-        )
     if cfg.reach_reward_steps is not None:
         envs = ReachStepsReward(envs, cfg.reach_reward_steps)
     envs.action_space.seed(seed)

@@ -15,7 +15,8 @@ from omegaconf import OmegaConf
 from .checkpoint import CheckpointError, load
 from .config import Config, ConfigError, EnvConfig, register_configs
 from .envs import EpisodeTracker, make_envs
-from .network import ActorCritic, sample_categorical
+from .network import ActorCritic
+from .normalize import ObsNormalizer
 
 
 def evaluate(
@@ -26,11 +27,12 @@ def evaluate(
     seed: int,
     device: torch.device,
     video_dir: Path | None = None,
+    obs_norm: ObsNormalizer | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Returns and lengths of ``episodes`` episodes on a fresh env, on the env's own reward.
 
     Each parallel env runs a fixed share of the episodes: taking the first N to finish would
-    favour short episodes.
+    favour short episodes. Observation statistics are used frozen.
     """
     if video_dir is not None:
         envs = _video_env(env_cfg, video_dir)
@@ -45,10 +47,13 @@ def evaluate(
     obs, _ = envs.reset(seed=seed)
     with torch.inference_mode():
         while (done_count < quota).any():
+            if obs_norm is not None:
+                obs = obs_norm(obs, update=False)
             x = torch.as_tensor(obs, dtype=torch.float32, device=device)
-            logits, _ = net(x)
-            actions = logits.argmax(-1) if deterministic else sample_categorical(logits)[0]
-            obs, reward, terminated, truncated, info = envs.step(actions.cpu().numpy())
+            out, _ = net(x)
+            actions = net.dist.mode(out) if deterministic else net.dist.sample(out)[0]
+            step = envs.step(net.dist.to_env(actions.cpu().numpy()))
+            obs, reward, terminated, truncated, info = step
             done = terminated | truncated
             finished = tracker.step(info.get("env_reward", reward), done)
             if finished is None:
@@ -82,7 +87,9 @@ def _video_env(env_cfg: EnvConfig, video_dir: Path) -> gym.vector.VectorEnv:
         ) from None
 
 
-def load_policy(path: Path, device: torch.device) -> tuple[ActorCritic, Config, dict]:
+def load_policy(
+    path: Path, device: torch.device
+) -> tuple[ActorCritic, Config, dict, ObsNormalizer]:
     """A job folder (its checkpoints/last.pt) or a checkpoint file -> (network, config, state)."""
     file = path / "checkpoints" / "last.pt" if path.is_dir() else path
     state = load(file, map_location=device)
@@ -91,15 +98,17 @@ def load_policy(path: Path, device: torch.device) -> tuple[ActorCritic, Config, 
         OmegaConf.merge(OmegaConf.structured(Config), state["config"])
     )
     env = gym.make(cfg.env.id)
-    net = ActorCritic(
-        int(np.prod(env.observation_space.shape)), int(env.action_space.n), cfg.network
-    )
+    env_shape = env.observation_space.shape
+    net = ActorCritic(int(np.prod(env.observation_space.shape)), env.action_space, cfg.network)
     env.close()
     try:
         net.load_state_dict(state["model"])
     except RuntimeError:
         raise CheckpointError(f"checkpoint {file} does not match its own network config") from None
-    return net.to(device), cfg, state
+    obs_norm = ObsNormalizer(env_shape, cfg.env.normalize_obs, cfg.env.obs_clip)
+    if "obs_norm" in state:
+        obs_norm.load_state_dict(state["obs_norm"])
+    return net.to(device), cfg, state, obs_norm
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -118,11 +127,11 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("--episodes must be >= 1")
     try:
         device = torch.device(args.device)
-        net, cfg, state = load_policy(args.path, device)
+        net, cfg, state, obs_norm = load_policy(args.path, device)
         job = args.path if args.path.is_dir() else args.path.parent.parent
         video_dir = job / "videos" if args.video else None
         returns, lengths = evaluate(
-            net, cfg.env, args.episodes, not args.stochastic, args.seed, device, video_dir
+            net, cfg.env, args.episodes, not args.stochastic, args.seed, device, video_dir, obs_norm
         )
     except (CheckpointError, ConfigError) as err:
         print(f"sharedppo-eval: error: {err}", file=sys.stderr)

@@ -84,6 +84,8 @@ class RolloutMemory:
         obs_shape: tuple[int, ...],
         mask_shape: tuple[int, ...] | None,
         device: torch.device,
+        action_shape: tuple[int, ...] = (),
+        action_dtype: torch.dtype = torch.long,
     ) -> None:
         size = (num_steps, num_envs)
         self.num_steps = num_steps
@@ -93,7 +95,7 @@ class RolloutMemory:
             return torch.zeros((*size, *shape), dtype=dtype, device=device)
 
         self.obs = zeros(*obs_shape)
-        self.actions = zeros(dtype=torch.long)
+        self.actions = zeros(*action_shape, dtype=action_dtype)
         self.logprobs = zeros()
         self.values = zeros()
         self.masks = None if mask_shape is None else zeros(*mask_shape)

@@ -1,4 +1,4 @@
-"""The actor-critic: one MLP trunk shared by a categorical policy head and a value head.
+"""The actor-critic: one MLP trunk shared by a policy head and a value head.
 
 Dropout is applied with explicit masks instead of ``nn.Dropout``: the masks drawn when the
 agent acts are stored with the transition and reused when it learns, so the PPO ratio
@@ -9,18 +9,24 @@ from __future__ import annotations
 
 import math
 
+import gymnasium as gym
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .config import NetworkConfig
+from .policy import make_distribution
 
 _ACTIVATIONS = {"tanh": torch.tanh, "relu": F.relu, "elu": F.elu, "gelu": F.gelu, "silu": F.silu}
 
 
 class ActorCritic(nn.Module):
-    def __init__(self, obs_dim: int, num_actions: int, cfg: NetworkConfig) -> None:
+    def __init__(self, obs_dim: int, action_space: gym.Space | int, cfg: NetworkConfig) -> None:
         super().__init__()
+        if isinstance(action_space, int):
+            action_space = gym.spaces.Discrete(action_space)
+        # The distribution follows the action space; a Gaussian's log-std lives in it.
+        self.dist = make_distribution(action_space)
         self.shared = cfg.shared
         self.depth = cfg.depth
         self.width = cfg.width
@@ -33,7 +39,7 @@ class ActorCritic(nn.Module):
             )
             for _ in range(num_trunks)
         )
-        self.policy_head = nn.Linear(cfg.width, num_actions)
+        self.policy_head = nn.Linear(cfg.width, self.dist.num_outputs)
         self.value_head = nn.Linear(cfg.width, 1)
         self._init(cfg.init)
 
@@ -75,42 +81,9 @@ class ActorCritic(nn.Module):
         return x
 
     def forward(self, obs: Tensor, masks: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        """Logits [B, A] and values [B]; masks=None is the mean network (no dropout)."""
+        """Policy head output [B, outputs] and values [B]; masks=None: no dropout."""
         hidden = self._trunk(0, obs, masks)
         value_hidden = hidden if self.shared else self._trunk(1, obs, masks)
         logits = F.linear(hidden, self.policy_head.weight, self.policy_head.bias)
         values = F.linear(value_hidden, self.value_head.weight, self.value_head.bias)
         return logits, values.squeeze(-1)
-
-
-# Below this many rows Gumbel-max (fewest ops) is fastest; above it the inverse CDF is, since
-# torch's exponential_ is several times slower per number than rand on CPU.
-INVERSE_CDF_MIN_ROWS = 256
-
-
-def sample_categorical(logits: Tensor) -> tuple[Tensor, Tensor]:
-    """Draw actions and their log-probs without building a torch.distributions object.
-
-    Small batches: Gumbel-max in its exponential form, argmax(p / E) with E ~ Exp(1).
-    Large batches: inverse CDF, the number of cumulative probabilities below U ~ U[0, 1).
-    """
-    log_probs = torch.log_softmax(logits, dim=-1)
-    probs = log_probs.exp()
-    if logits.shape[0] < INVERSE_CDF_MIN_ROWS:
-        actions = (probs / torch.empty_like(probs).exponential_()).argmax(dim=-1)
-    else:
-        u = torch.rand((*probs.shape[:-1], 1), dtype=probs.dtype, device=probs.device)
-        # The clamp guards the last cumulative probability rounding below U.
-        actions = (probs.cumsum(-1) < u).sum(-1).clamp_(max=probs.shape[-1] - 1)
-    return actions, log_probs.gather(-1, actions.unsqueeze(-1)).squeeze(-1)
-
-
-def categorical_entropy(log_probs: Tensor) -> Tensor:
-    """Entropy of each row, from normalised log-probabilities."""
-    return -(log_probs.exp() * log_probs).sum(-1)
-
-
-def categorical_logp_entropy(logits: Tensor, actions: Tensor) -> tuple[Tensor, Tensor]:
-    """Log-probs of the given actions and the entropy of each row's distribution."""
-    log_probs = torch.log_softmax(logits, dim=-1)
-    return log_probs.gather(-1, actions.unsqueeze(-1)).squeeze(-1), categorical_entropy(log_probs)

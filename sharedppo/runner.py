@@ -34,6 +34,7 @@ from .evaluate import evaluate
 from .logger import Logger, log_eval
 from .memory import RolloutMemory
 from .network import ActorCritic
+from .normalize import ObsNormalizer, RewardScaler
 from .signals import Interrupted, stop_requests
 
 log = logging.getLogger("sharedppo")
@@ -83,9 +84,14 @@ def seed_everything(seed: int) -> None:
 class RolloutState:
     """What carries over from one rollout to the next."""
 
-    obs: np.ndarray
+    obs: np.ndarray  # as the env returned it
     global_step: int = 0
     last_values: Tensor | None = None
+    obs_norm: ObsNormalizer | None = None
+    reward_scale: RewardScaler | None = None
+
+    def normalised(self, update: bool) -> np.ndarray:
+        return self.obs if self.obs_norm is None else self.obs_norm(self.obs, update)
 
 
 def collect_rollout(
@@ -102,7 +108,7 @@ def collect_rollout(
     with torch.inference_mode():
         for t in range(memory.num_steps):
             step_obs = memory.obs[t]
-            step_obs.copy_(torch.from_numpy(state.obs))
+            step_obs.copy_(torch.from_numpy(state.normalised(update=True)))
             actions, logprobs, values, masks = agent.act(step_obs)
             memory.actions[t] = actions
             memory.logprobs[t] = logprobs
@@ -110,16 +116,18 @@ def collect_rollout(
             if masks is not None:
                 memory.masks[t] = masks
 
-            state.obs, reward, terminated, truncated, info = envs.step(actions.cpu().numpy())
+            env_actions = agent.net.dist.to_env(actions.cpu().numpy())
+            state.obs, reward, terminated, truncated, info = envs.step(env_actions)
             done = terminated | truncated
-            memory.host_rewards[t] = reward
+            scale = state.reward_scale
+            memory.host_rewards[t] = reward if scale is None else scale(reward, done)
             memory.host_terminated[t] = terminated
             memory.host_dones[t] = done
             state.global_step += num_envs
             finished = tracker.step(info.get("env_reward", reward), done)
             if finished is not None:
                 on_episodes(state.global_step, *finished)
-        last_obs = torch.from_numpy(state.obs).to(device, torch.float32)
+        last_obs = torch.from_numpy(state.normalised(update=False)).to(device, torch.float32)
         state.last_values = agent.net(last_obs)[1]
     memory.finish_rollout()
 
@@ -171,7 +179,11 @@ def train(
     envs, obs = make_envs(c.env, c.seed)
     num_envs, ppo = c.env.num_envs, c.ppo
     obs_shape = envs.single_observation_space.shape
-    net = ActorCritic(int(np.prod(obs_shape)), int(envs.single_action_space.n), c.network)
+    try:
+        net = ActorCritic(int(np.prod(obs_shape)), envs.single_action_space, c.network)
+    except ConfigError as err:
+        envs.close()
+        raise ConfigError(f"env.id={c.env.id!r}: {err}") from None
     net.to(device)
     agent = PPOAgent(net, ppo)
     memory = RolloutMemory(
@@ -180,9 +192,15 @@ def train(
         obs_shape,
         net.mask_shape if net.dropout > 0 else None,
         device,
+        action_shape=net.dist.action_shape,
+        action_dtype=net.dist.action_dtype,
     )
     tracker = EpisodeTracker(num_envs)
-    state = RolloutState(obs)
+    state = RolloutState(
+        obs,
+        obs_norm=ObsNormalizer(obs_shape, c.env.normalize_obs, c.env.obs_clip),
+        reward_scale=RewardScaler(num_envs, ppo.gamma, c.env.normalize_reward, c.env.reward_clip),
+    )
     target = c.env.target_return
     if target is None and envs.unwrapped.spec is not None:
         target = envs.unwrapped.spec.reward_threshold
@@ -202,6 +220,8 @@ def train(
         elapsed_before = float(saved["elapsed"])
         first_update = int(saved["updates"]) + 1
         set_rng_state(saved["rng"])
+        state.obs_norm.load_state_dict(saved["obs_norm"])
+        state.reward_scale.load_state_dict(saved["reward_scale"])
     logger = Logger(out_dir, config, resume_step=None if saved is None else state.global_step + 1)
     if saved is not None:
         logger.recent.extend(saved["recent_returns"])
@@ -253,6 +273,8 @@ def train(
             "elapsed": elapsed_before + time.perf_counter() - start,
             "rng": rng_state(),
             "env": capture_state(envs),
+            "obs_norm": state.obs_norm.state_dict(),
+            "reward_scale": state.reward_scale.state_dict(),
         }
 
     update = first_update - 1
@@ -282,7 +304,15 @@ def train(
                     seed = c.seed + 10_000 + update
                     logger.eval_result(
                         state.global_step,
-                        *evaluate(net, c.env, c.eval.episodes, c.eval.deterministic, seed, device),
+                        *evaluate(
+                            net,
+                            c.env,
+                            c.eval.episodes,
+                            c.eval.deterministic,
+                            seed,
+                            device,
+                            obs_norm=state.obs_norm,
+                        ),
                     )
                 stop = bool(requested) or (
                     on_update is not None and on_update(state.global_step, logger.mean_return)
@@ -303,7 +333,9 @@ def train(
 
     if c.eval.video:
         video_dir = out_dir / "videos"
-        returns, lengths = evaluate(net, c.env, 1, c.eval.deterministic, c.seed, device, video_dir)
+        returns, lengths = evaluate(
+            net, c.env, 1, c.eval.deterministic, c.seed, device, video_dir, state.obs_norm
+        )
         log_eval(out_dir, state.global_step, returns, lengths, video_dir)
     (out_dir / "summary.json").write_text(json.dumps(result.summary(), indent=2) + "\n")
     result.agent = agent

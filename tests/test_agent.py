@@ -9,7 +9,8 @@ from torch.distributions import Categorical
 from sharedppo.agent import PPOAgent
 from sharedppo.config import NetworkConfig, PPOConfig
 from sharedppo.memory import Batch
-from sharedppo.network import ActorCritic, categorical_logp_entropy, sample_categorical
+from sharedppo.network import ActorCritic
+from sharedppo.policy import categorical_logp_entropy, sample_categorical
 from sharedppo.runner import train
 
 

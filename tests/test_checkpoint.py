@@ -195,8 +195,8 @@ def test_signal_saves_exits_and_resumes_without_duplicate_steps(tmp_path, sig, c
 
 def test_eval_of_trained_cartpole_reaches_475(cfg_factory, tmp_path):
     train(cfg_factory("experiment=cartpole_fast", "seed=1"), tmp_path)
-    net, cfg, _ = load_policy(tmp_path, torch.device("cpu"))
-    returns, lengths = evaluate(net, cfg.env, 10, True, 123, torch.device("cpu"))
+    net, cfg, _, obs_norm = load_policy(tmp_path, torch.device("cpu"))
+    returns, lengths = evaluate(net, cfg.env, 10, True, 123, torch.device("cpu"), None, obs_norm)
     assert len(returns) == 10 and returns.mean() >= 475
     proc = subprocess.run(
         [

@@ -1,0 +1,98 @@
+"""Observation normalisation and reward scaling with running statistics.
+
+They are part of the model, not of the environment: the runner applies them to what the env
+returns, saves their statistics in checkpoints, restores them on resume, and evaluation uses
+them frozen. (Gymnasium's normalising wrappers keep their statistics inside the env, where a
+checkpoint cannot reach them safely.)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+EPS = 1e-8
+
+
+class RunningMeanStd:
+    """Mean and variance of everything seen so far, merged batch by batch (Chan et al.)."""
+
+    def __init__(self, shape: tuple[int, ...]) -> None:
+        self.mean = np.zeros(shape, dtype=np.float64)
+        self.var = np.ones(shape, dtype=np.float64)
+        self.count = 1e-4
+
+    def update(self, batch: np.ndarray) -> None:
+        b_mean, b_var, b_count = batch.mean(0), batch.var(0), batch.shape[0]
+        delta = b_mean - self.mean
+        total = self.count + b_count
+        self.mean = self.mean + delta * b_count / total
+        m2 = self.var * self.count + b_var * b_count + delta**2 * self.count * b_count / total
+        self.var = m2 / total
+        self.count = total
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "mean": torch.tensor(np.asarray(self.mean, dtype=np.float64)),
+            "var": torch.tensor(np.asarray(self.var, dtype=np.float64)),
+            "count": float(self.count),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.mean = state["mean"].numpy().copy()
+        self.var = state["var"].numpy().copy()
+        self.count = float(state["count"])
+
+
+class ObsNormalizer:
+    """(obs - mean) / std, clipped; the identity when disabled."""
+
+    def __init__(self, shape: tuple[int, ...], enabled: bool, clip: float = 10.0) -> None:
+        self.enabled = enabled
+        self.clip = clip
+        self.rms = RunningMeanStd(shape)
+
+    def __call__(self, obs: np.ndarray, update: bool) -> np.ndarray:
+        if not self.enabled:
+            return obs
+        if update:
+            self.rms.update(obs)
+        scaled = (obs - self.rms.mean) / np.sqrt(self.rms.var + EPS)
+        return np.clip(scaled, -self.clip, self.clip).astype(np.float32)
+
+    def state_dict(self) -> dict[str, Any]:
+        return self.rms.state_dict()
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.rms.load_state_dict(state)
+
+
+class RewardScaler:
+    """Rewards divided by the running std of the discounted return, clipped.
+
+    Only the learner sees scaled rewards; episode returns are logged on the env's own scale.
+    """
+
+    def __init__(self, num_envs: int, gamma: float, enabled: bool, clip: float = 10.0) -> None:
+        self.enabled = enabled
+        self.gamma = gamma
+        self.clip = clip
+        self.rms = RunningMeanStd(())
+        self.returns = np.zeros(num_envs, dtype=np.float64)
+
+    def __call__(self, reward: np.ndarray, done: np.ndarray) -> np.ndarray:
+        if not self.enabled:
+            return reward
+        self.returns = self.returns * self.gamma + reward
+        self.rms.update(self.returns)
+        self.returns[done] = 0.0
+        return np.clip(reward / np.sqrt(self.rms.var + EPS), -self.clip, self.clip)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**self.rms.state_dict(), "returns": torch.from_numpy(self.returns.copy())}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.rms.load_state_dict(state)
+        self.returns = state["returns"].numpy().copy()

@@ -1,0 +1,160 @@
+"""Action distributions for the policy head, chosen from the environment's action space.
+
+Each takes the policy head's output and samples, scores and picks actions without building
+torch.distributions objects (whose construction and argument checks cost more than the
+network's forward pass on small batches).
+"""
+
+from __future__ import annotations
+
+import math
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from .config import ConfigError
+
+# Below this many rows Gumbel-max (fewest ops) is fastest; above it the inverse CDF is, since
+# torch's exponential_ is several times slower per number than rand on CPU.
+INVERSE_CDF_MIN_ROWS = 256
+
+
+def sample_categorical(logits: Tensor) -> tuple[Tensor, Tensor]:
+    """Draw actions and their log-probs from categorical distributions over the last dim.
+
+    Small batches: Gumbel-max in its exponential form, argmax(p / E) with E ~ Exp(1).
+    Large batches: inverse CDF, the number of cumulative probabilities below U ~ U[0, 1).
+    """
+    log_probs = torch.log_softmax(logits, dim=-1)
+    probs = log_probs.exp()
+    if logits.shape[0] < INVERSE_CDF_MIN_ROWS:
+        actions = (probs / torch.empty_like(probs).exponential_()).argmax(dim=-1)
+    else:
+        u = torch.rand((*probs.shape[:-1], 1), dtype=probs.dtype, device=probs.device)
+        # The clamp guards the last cumulative probability rounding below U.
+        actions = (probs.cumsum(-1) < u).sum(-1).clamp_(max=probs.shape[-1] - 1)
+    return actions, log_probs.gather(-1, actions.unsqueeze(-1)).squeeze(-1)
+
+
+def categorical_entropy(log_probs: Tensor) -> Tensor:
+    """Entropy of each row, from normalised log-probabilities."""
+    return -(log_probs.exp() * log_probs).sum(-1)
+
+
+def categorical_logp_entropy(logits: Tensor, actions: Tensor) -> tuple[Tensor, Tensor]:
+    """Log-probs of the given actions and the entropy of each row's distribution."""
+    log_probs = torch.log_softmax(logits, dim=-1)
+    return log_probs.gather(-1, actions.unsqueeze(-1)).squeeze(-1), categorical_entropy(log_probs)
+
+
+class Categorical(nn.Module):
+    """Discrete(n): one categorical over n actions."""
+
+    action_dtype = torch.long
+
+    def __init__(self, n: int, start: int | np.ndarray = 0) -> None:
+        super().__init__()
+        self.num_outputs = n
+        self.action_shape: tuple[int, ...] = ()
+        self.start = start  # the space's first action; actions are stored from 0
+
+    def sample(self, out: Tensor) -> tuple[Tensor, Tensor]:
+        return sample_categorical(out)
+
+    def log_prob(self, out: Tensor, actions: Tensor) -> Tensor:
+        log_probs = torch.log_softmax(out, dim=-1)
+        return log_probs.gather(-1, actions.unsqueeze(-1)).squeeze(-1)
+
+    def entropy(self, out: Tensor) -> Tensor:
+        return categorical_entropy(torch.log_softmax(out, dim=-1))
+
+    def mode(self, out: Tensor) -> Tensor:
+        return out.argmax(-1)
+
+    def to_env(self, actions: np.ndarray) -> np.ndarray:
+        return actions + self.start if np.any(self.start) else actions
+
+
+class MultiCategorical(Categorical):
+    """MultiDiscrete(nvec): independent categoricals, log-probs and entropies summed."""
+
+    def __init__(self, nvec: np.ndarray, start: np.ndarray) -> None:
+        super().__init__(int(nvec.sum()), start)
+        self.sizes = [int(n) for n in nvec]
+        self.action_shape = (len(self.sizes),)
+
+    def _split(self, out: Tensor) -> tuple[Tensor, ...]:
+        return out.split(self.sizes, dim=-1)
+
+    def sample(self, out: Tensor) -> tuple[Tensor, Tensor]:
+        draws = [sample_categorical(logits) for logits in self._split(out)]
+        return torch.stack([a for a, _ in draws], -1), sum(lp for _, lp in draws)
+
+    def log_prob(self, out: Tensor, actions: Tensor) -> Tensor:
+        return sum(
+            super(MultiCategorical, self).log_prob(logits, actions[..., i])
+            for i, logits in enumerate(self._split(out))
+        )
+
+    def entropy(self, out: Tensor) -> Tensor:
+        return sum(super(MultiCategorical, self).entropy(logits) for logits in self._split(out))
+
+    def mode(self, out: Tensor) -> Tensor:
+        return torch.stack([logits.argmax(-1) for logits in self._split(out)], -1)
+
+
+class Gaussian(nn.Module):
+    """Box(d,): independent normals; the mean comes from the trunk, log-std is learned per
+    dimension and does not depend on the state. Actions are clipped to the bounds only on the
+    way to the environment; the unclipped sample is what is stored and scored.
+    """
+
+    action_dtype = torch.float32
+
+    def __init__(self, space: gym.spaces.Box, init_log_std: float = 0.0) -> None:
+        super().__init__()
+        self.num_outputs = int(np.prod(space.shape))
+        self.action_shape = (self.num_outputs,)
+        self.log_std = nn.Parameter(torch.full((self.num_outputs,), float(init_log_std)))
+        self.low = space.low.astype(np.float32).reshape(-1)
+        self.high = space.high.astype(np.float32).reshape(-1)
+
+    def sample(self, out: Tensor) -> tuple[Tensor, Tensor]:
+        noise = torch.randn_like(out)
+        actions = out + noise * self.log_std.exp()
+        log_prob = -(0.5 * noise.square() + self.log_std + 0.5 * math.log(2 * math.pi)).sum(-1)
+        return actions, log_prob
+
+    def log_prob(self, out: Tensor, actions: Tensor) -> Tensor:
+        z = (actions - out) * (-self.log_std).exp()
+        return -(0.5 * z.square() + self.log_std + 0.5 * math.log(2 * math.pi)).sum(-1)
+
+    def entropy(self, out: Tensor) -> Tensor:
+        per_dim = 0.5 + 0.5 * math.log(2 * math.pi) + self.log_std
+        return per_dim.sum().expand(out.shape[:-1])
+
+    def mode(self, out: Tensor) -> Tensor:
+        return out
+
+    def to_env(self, actions: np.ndarray) -> np.ndarray:
+        return np.clip(actions, self.low, self.high)
+
+
+def make_distribution(space: gym.Space) -> Categorical | Gaussian:
+    if isinstance(space, gym.spaces.Discrete):
+        return Categorical(int(space.n), int(space.start))
+    if isinstance(space, gym.spaces.MultiDiscrete) and space.nvec.ndim == 1:
+        return MultiCategorical(space.nvec, space.start)
+    if isinstance(space, gym.spaces.Box) and len(space.shape) == 1:
+        if not (np.isfinite(space.low).all() and np.isfinite(space.high).all()):
+            raise ConfigError(
+                f"action space {space} has unbounded dimensions; sharedppo's "
+                "Gaussian head clips actions to finite bounds"
+            )
+        return Gaussian(space)
+    raise ConfigError(
+        f"action space {space} is not supported: sharedppo's policy head handles Discrete, "
+        "MultiDiscrete and one-dimensional Box actions"
+    )

@@ -1,0 +1,113 @@
+"""Beyond discrete CartPole: Gaussian and multi-categorical heads, normalisation, presets."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from torch.distributions import Categorical as TorchCategorical
+from torch.distributions import Normal
+
+from sharedppo.checkpoint import load
+from sharedppo.config import ConfigError, NetworkConfig
+from sharedppo.evaluate import evaluate, load_policy
+from sharedppo.network import ActorCritic
+from sharedppo.normalize import ObsNormalizer, RewardScaler, RunningMeanStd
+from sharedppo.policy import Gaussian, MultiCategorical, make_distribution
+from sharedppo.runner import train
+
+
+def test_gaussian_log_prob_and_entropy_match_torch():
+    torch.manual_seed(0)
+    space = gym.spaces.Box(-2.0, 2.0, (3,), np.float32)
+    dist = Gaussian(space)
+    with torch.no_grad():
+        dist.log_std.copy_(torch.tensor([-0.5, 0.0, 0.7]))
+    mean = torch.randn(64, 3)
+    actions = torch.randn(64, 3) * 2
+    ref = Normal(mean, dist.log_std.exp())
+    assert torch.allclose(dist.log_prob(mean, actions), ref.log_prob(actions).sum(-1), atol=1e-5)
+    assert torch.allclose(dist.entropy(mean), ref.entropy().sum(-1), atol=1e-5)
+    sampled, logp = dist.sample(mean)
+    assert torch.allclose(logp, ref.log_prob(sampled).sum(-1), atol=1e-5)
+
+
+def test_gaussian_clips_for_the_env_but_stores_the_sample(cfg_factory, tmp_path):
+    space = gym.spaces.Box(-2.0, 2.0, (1,), np.float32)
+    dist = Gaussian(space)
+    raw = np.array([[-5.0], [0.5], [3.0]], dtype=np.float32)
+    assert dist.to_env(raw).tolist() == [[-2.0], [0.5], [2.0]]
+
+    # A wide policy on Pendulum: stored actions leave the bounds the env saw.
+    from sharedppo.agent import PPOAgent
+    from sharedppo.config import PPOConfig
+    from sharedppo.envs import EpisodeTracker
+    from sharedppo.memory import RolloutMemory
+    from sharedppo.runner import RolloutState, collect_rollout
+
+    envs = gym.make_vec("Pendulum-v1", num_envs=4, vectorization_mode="sync")
+    obs, _ = envs.reset(seed=0)
+    net = ActorCritic(3, envs.single_action_space, NetworkConfig())
+    with torch.no_grad():
+        net.dist.log_std.fill_(2.0)
+    memory = RolloutMemory(16, 4, (3,), None, torch.device("cpu"), (1,), torch.float32)
+    collect_rollout(envs, PPOAgent(net, PPOConfig()), memory, RolloutState(obs),
+                    EpisodeTracker(4), lambda *a: None)
+    assert memory.actions.abs().max() > 2.0
+    envs.close()
+
+
+def test_multidiscrete_is_independent_categoricals():
+    torch.manual_seed(0)
+    dist = make_distribution(gym.spaces.MultiDiscrete([3, 2]))
+    assert isinstance(dist, MultiCategorical) and dist.num_outputs == 5
+    out = torch.randn(10, 5)
+    actions, logp = dist.sample(out)
+    assert actions.shape == (10, 2)
+    a, b = TorchCategorical(logits=out[:, :3]), TorchCategorical(logits=out[:, 3:])
+    ref = a.log_prob(actions[:, 0]) + b.log_prob(actions[:, 1])
+    assert torch.allclose(logp, ref, atol=1e-6)
+    assert torch.allclose(dist.log_prob(out, actions), ref, atol=1e-6)
+    assert torch.allclose(dist.entropy(out), a.entropy() + b.entropy(), atol=1e-6)
+
+
+def test_unsupported_action_space_names_it():
+    with pytest.raises(ConfigError, match="Dict"):
+        make_distribution(gym.spaces.Dict({"a": gym.spaces.Discrete(2)}))
+
+
+def test_running_mean_std_matches_numpy():
+    rng = np.random.default_rng(0)
+    data = rng.normal(3.0, 2.0, size=(1000, 2))
+    rms = RunningMeanStd((2,))
+    for chunk in np.array_split(data, 7):
+        rms.update(chunk)
+    assert np.allclose(rms.mean, data.mean(0), atol=1e-3)
+    assert np.allclose(rms.var, data.var(0), atol=1e-3)
+    scaler = RewardScaler(2, 0.9, enabled=True)
+    scaled = scaler(np.array([1.0, 2.0]), np.array([False, True]))
+    assert scaled.shape == (2,) and scaler.returns[1] == 0.0
+
+
+def test_normalisation_survives_checkpoint_and_is_frozen_at_eval(cfg_factory, tmp_path):
+    train(cfg_factory("experiment=pendulum", "total_steps=4096"), tmp_path)
+    state = load(tmp_path / "checkpoints" / "last.pt")
+    assert state["obs_norm"]["count"] > 4000
+    net, cfg, _, obs_norm = load_policy(tmp_path, torch.device("cpu"))
+    assert np.allclose(obs_norm.rms.mean, state["obs_norm"]["mean"].numpy())
+    before = obs_norm.rms.mean.copy(), obs_norm.rms.count
+    evaluate(net, cfg.env, 2, True, 0, torch.device("cpu"), obs_norm=obs_norm)
+    assert np.array_equal(obs_norm.rms.mean, before[0]) and obs_norm.rms.count == before[1]
+
+    fresh = ObsNormalizer((3,), enabled=True)
+    fresh.load_state_dict(obs_norm.state_dict())
+    x = np.ones((1, 3))
+    assert np.allclose(fresh(x, update=False), obs_norm(x, update=False))
+
+
+@pytest.mark.parametrize("preset", ["experiment=pendulum", "env=mountaincar_continuous"])
+def test_continuous_presets_run(cfg_factory, tmp_path, preset):
+    # Two envs, 2048 steps each: MountainCarContinuous episodes last 999 steps.
+    result = train(cfg_factory(preset, "env.num_envs=2", "total_steps=4096"), tmp_path)
+    assert result.global_step >= 4096 and result.episodes >= 2
