@@ -58,7 +58,8 @@ class Categorical(nn.Module):
         super().__init__()
         self.num_outputs = n
         self.action_shape: tuple[int, ...] = ()
-        self.start = start  # the space's first action; actions are stored from 0
+        # Actions are stored from 0; the env's own numbering may start elsewhere.
+        self.shift = start if np.any(start) else None
 
     def sample(self, out: Tensor) -> tuple[Tensor, Tensor]:
         return sample_categorical(out)
@@ -74,7 +75,7 @@ class Categorical(nn.Module):
         return out.argmax(-1)
 
     def to_env(self, actions: np.ndarray) -> np.ndarray:
-        return actions + self.start if np.any(self.start) else actions
+        return actions if self.shift is None else actions + self.shift
 
 
 class MultiCategorical(Categorical):

@@ -105,10 +105,17 @@ def collect_rollout(
     """Fill ``memory`` with one rollout and compute the bootstrap value after its last step."""
     device = memory.obs.device
     num_envs = memory.obs.shape[1]
+    # Looked up once: this loop runs per env step, and each attribute walk or no-op call costs
+    # a measurable share of a small network's step.
+    to_env = agent.net.dist.to_env
+    obs_norm = state.obs_norm if state.obs_norm is not None and state.obs_norm.enabled else None
+    scale = state.reward_scale
+    scale = scale if scale is not None and scale.enabled else None
     with torch.inference_mode():
         for t in range(memory.num_steps):
             step_obs = memory.obs[t]
-            step_obs.copy_(torch.from_numpy(state.normalised(update=True)))
+            obs = state.obs if obs_norm is None else obs_norm(state.obs, update=True)
+            step_obs.copy_(torch.from_numpy(obs))
             actions, logprobs, values, masks = agent.act(step_obs)
             memory.actions[t] = actions
             memory.logprobs[t] = logprobs
@@ -116,10 +123,9 @@ def collect_rollout(
             if masks is not None:
                 memory.masks[t] = masks
 
-            env_actions = agent.net.dist.to_env(actions.cpu().numpy())
-            state.obs, reward, terminated, truncated, info = envs.step(env_actions)
+            step = envs.step(to_env(actions.cpu().numpy()))
+            state.obs, reward, terminated, truncated, info = step
             done = terminated | truncated
-            scale = state.reward_scale
             memory.host_rewards[t] = reward if scale is None else scale(reward, done)
             memory.host_terminated[t] = terminated
             memory.host_dones[t] = done

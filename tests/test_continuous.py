@@ -52,8 +52,14 @@ def test_gaussian_clips_for_the_env_but_stores_the_sample(cfg_factory, tmp_path)
     with torch.no_grad():
         net.dist.log_std.fill_(2.0)
     memory = RolloutMemory(16, 4, (3,), None, torch.device("cpu"), (1,), torch.float32)
-    collect_rollout(envs, PPOAgent(net, PPOConfig()), memory, RolloutState(obs),
-                    EpisodeTracker(4), lambda *a: None)
+    collect_rollout(
+        envs,
+        PPOAgent(net, PPOConfig()),
+        memory,
+        RolloutState(obs),
+        EpisodeTracker(4),
+        lambda *a: None,
+    )
     assert memory.actions.abs().max() > 2.0
     envs.close()
 
