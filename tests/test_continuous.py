@@ -117,3 +117,17 @@ def test_continuous_presets_run(cfg_factory, tmp_path, preset):
     # Two envs, 2048 steps each: MountainCarContinuous episodes last 999 steps.
     result = train(cfg_factory(preset, "env.num_envs=2", "total_steps=4096"), tmp_path)
     assert result.global_step >= 4096 and result.episodes >= 2
+
+
+@pytest.mark.parametrize("preset", ["experiment=lunarlander", "experiment=lunarlander_continuous"])
+def test_box2d_presets_run(cfg_factory, tmp_path, preset):
+    pytest.importorskip("Box2D", reason="the box2d extra is not installed")
+    cfg = cfg_factory(preset, "env.num_envs=2", "ppo.num_steps=128", "ppo.num_minibatches=4",
+                      "total_steps=1024")
+    result = train(cfg, tmp_path)
+    assert result.global_step >= 1024
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(tmp_path))
+    acc.Reload()
+    assert {"charts/SPS", "losses/policy_loss"} <= set(acc.Tags()["scalars"])
