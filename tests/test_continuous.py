@@ -131,3 +131,14 @@ def test_box2d_presets_run(cfg_factory, tmp_path, preset):
     acc = EventAccumulator(str(tmp_path))
     acc.Reload()
     assert {"charts/SPS", "losses/policy_loss"} <= set(acc.Tags()["scalars"])
+
+
+@pytest.mark.parametrize(
+    "preset", ["experiment=halfcheetah", "experiment=hopper", "experiment=walker2d"]
+)
+def test_mujoco_presets_run(cfg_factory, tmp_path, preset):
+    pytest.importorskip("mujoco", reason="the mujoco extra is not installed")
+    cfg = cfg_factory(preset, "ppo.num_steps=128", "ppo.num_minibatches=4", "total_steps=256")
+    result = train(cfg, tmp_path)
+    assert result.global_step >= 256
+    assert (tmp_path / "checkpoints" / "last.pt").is_file()
