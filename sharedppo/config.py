@@ -14,9 +14,25 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig
 
 ACTIVATIONS = ("tanh", "relu", "elu", "gelu", "silu")
+NETWORK_TYPES = ("mlp", "nature_cnn")
 INITS = ("orthogonal", "xavier")
 DEVICES = ("auto", "cpu", "cuda")
 VECTORIZATION_MODES = ("auto", "sync", "async", "vector_entry_point")
+
+
+@dataclass
+class AtariConfig:
+    """The standard Atari preprocessing, each step switchable (env=atari turns it on)."""
+
+    enabled: bool = False
+    noop_max: int = 30
+    frame_skip: int = 4  # repeats with max-pooling of the last two frames
+    episodic_life: bool = True  # a lost life ends the learner's episode, not the game
+    fire_reset: bool = True
+    screen_size: int = 84
+    grayscale: bool = True
+    clip_reward: bool = True  # sign of the reward for learning; scores are logged unclipped
+    frame_stack: int = 4
 
 
 @dataclass
@@ -38,11 +54,15 @@ class EnvConfig:
     obs_clip: float = 10.0
     normalize_reward: bool = False
     reward_clip: float = 10.0
+    atari: AtariConfig = field(default_factory=AtariConfig)
     kwargs: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
 class NetworkConfig:
+    # mlp: `depth` layers of `width`; nature_cnn: the Nature-DQN convolutional trunk (84x84
+    # frame stacks, scaled by 1/255 inside) with one 512-unit layer; width/depth unused.
+    type: str = "mlp"
     width: int = 64
     depth: int = 2
     activation: str = "tanh"
@@ -177,6 +197,7 @@ def validate(cfg: Any) -> None:
     _check(net.depth >= 1, "network.depth", net.depth, "must be an integer >= 1")
     _check(0.0 <= net.dropout < 1.0, "network.dropout", net.dropout, "must be in [0, 1)")
     _choice("network.activation", net.activation, ACTIVATIONS)
+    _choice("network.type", net.type, NETWORK_TYPES)
     _choice("network.init", net.init, INITS)
 
     _check(ppo.lr > 0, "ppo.lr", ppo.lr, "must be > 0")

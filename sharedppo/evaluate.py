@@ -54,7 +54,7 @@ def evaluate(
             actions = net.dist.mode(out) if deterministic else net.dist.sample(out)[0]
             step = envs.step(net.dist.to_env(actions.cpu().numpy()))
             obs, reward, terminated, truncated, info = step
-            done = terminated | truncated
+            done = info.get("game_over", terminated | truncated)
             finished = tracker.step(info.get("env_reward", reward), done)
             if finished is None:
                 continue
@@ -97,10 +97,11 @@ def load_policy(
     cfg: Config = OmegaConf.to_object(
         OmegaConf.merge(OmegaConf.structured(Config), state["config"])
     )
-    env = gym.make(cfg.env.id)
-    env_shape = env.observation_space.shape
-    net = ActorCritic(int(np.prod(env.observation_space.shape)), env.action_space, cfg.network)
-    env.close()
+    # The env as training built it (wrappers included) tells the spaces.
+    envs, _ = make_envs(replace(cfg.env, num_envs=1), seed=0)
+    env_shape = envs.single_observation_space.shape
+    net = ActorCritic(env_shape, envs.single_action_space, cfg.network)
+    envs.close()
     try:
         net.load_state_dict(state["model"])
     except RuntimeError:

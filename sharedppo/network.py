@@ -10,37 +10,70 @@ from __future__ import annotations
 import math
 
 import gymnasium as gym
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .config import NetworkConfig
+from .config import ConfigError, NetworkConfig
 from .policy import make_distribution
 
 _ACTIVATIONS = {"tanh": torch.tanh, "relu": F.relu, "elu": F.elu, "gelu": F.gelu, "silu": F.silu}
 
 
+def nature_convs(channels: int) -> nn.Sequential:
+    """The Nature-DQN convolutions: 32 8x8/4, 64 4x4/2, 64 3x3/1, ReLU after each."""
+    return nn.Sequential(
+        nn.Conv2d(channels, 32, 8, stride=4),
+        nn.ReLU(),
+        nn.Conv2d(32, 64, 4, stride=2),
+        nn.ReLU(),
+        nn.Conv2d(64, 64, 3, stride=1),
+        nn.ReLU(),
+        nn.Flatten(),
+    )
+
+
 class ActorCritic(nn.Module):
-    def __init__(self, obs_dim: int, action_space: gym.Space | int, cfg: NetworkConfig) -> None:
+    def __init__(
+        self,
+        obs_shape: tuple[int, ...] | int,
+        action_space: gym.Space | int,
+        cfg: NetworkConfig,
+    ) -> None:
         super().__init__()
+        obs_shape = (obs_shape,) if isinstance(obs_shape, int) else tuple(obs_shape)
         if isinstance(action_space, int):
             action_space = gym.spaces.Discrete(action_space)
         # The distribution follows the action space; a Gaussian's log-std lives in it.
         self.dist = make_distribution(action_space)
         self.shared = cfg.shared
-        self.depth = cfg.depth
-        self.width = cfg.width
         self.dropout = float(cfg.dropout)
-        self.activation = _ACTIVATIONS[cfg.activation]
         num_trunks = 1 if cfg.shared else 2
+        self.convs: nn.ModuleList | None = None
+        if cfg.type == "nature_cnn":
+            if len(obs_shape) != 3:
+                raise ConfigError(
+                    f"network.type=nature_cnn needs image observations (C, H, W); the env "
+                    f"gives shape {obs_shape}"
+                )
+            # Convolutions, then one 512-unit ReLU layer: the MLP path below with depth 1.
+            self.convs = nn.ModuleList(nature_convs(obs_shape[0]) for _ in range(num_trunks))
+            with torch.no_grad():
+                in_dim = self.convs[0](torch.zeros(1, *obs_shape)).shape[1]
+            self.depth, self.width, self.activation = 1, 512, F.relu
+        else:
+            in_dim = int(np.prod(obs_shape))
+            self.depth, self.width = cfg.depth, cfg.width
+            self.activation = _ACTIVATIONS[cfg.activation]
         self.trunks = nn.ModuleList(
             nn.ModuleList(
-                nn.Linear(obs_dim if i == 0 else cfg.width, cfg.width) for i in range(cfg.depth)
+                nn.Linear(in_dim if i == 0 else self.width, self.width) for i in range(self.depth)
             )
             for _ in range(num_trunks)
         )
-        self.policy_head = nn.Linear(cfg.width, self.dist.num_outputs)
-        self.value_head = nn.Linear(cfg.width, 1)
+        self.policy_head = nn.Linear(self.width, self.dist.num_outputs)
+        self.value_head = nn.Linear(self.width, 1)
         self._init(cfg.init)
 
     def _init(self, scheme: str) -> None:
@@ -49,11 +82,15 @@ class ActorCritic(nn.Module):
         for trunk in self.trunks:
             for layer in trunk:
                 self._init_layer(layer, scheme, math.sqrt(2))
+        for convs in self.convs or []:
+            for layer in convs:
+                if isinstance(layer, nn.Conv2d):
+                    self._init_layer(layer, scheme, math.sqrt(2))
         self._init_layer(self.policy_head, scheme, 0.01)
         self._init_layer(self.value_head, scheme, 1.0)
 
     @staticmethod
-    def _init_layer(layer: nn.Linear, scheme: str, gain: float) -> None:
+    def _init_layer(layer: nn.Linear | nn.Conv2d, scheme: str, gain: float) -> None:
         if scheme == "orthogonal":
             nn.init.orthogonal_(layer.weight, gain)
         else:
@@ -73,6 +110,10 @@ class ActorCritic(nn.Module):
         return masks.div_(keep)
 
     def _trunk(self, index: int, x: Tensor, masks: Tensor | None) -> Tensor:
+        if self.convs is not None:
+            x = self.convs[index](x / 255.0)  # frames arrive as 0..255
+        elif x.dim() > 2:
+            x = x.flatten(1)
         # F.linear rather than layer(x): module-call hooks cost more than a 64-wide matmul.
         for j, layer in enumerate(self.trunks[index]):
             x = self.activation(F.linear(x, layer.weight, layer.bias))

@@ -130,7 +130,8 @@ def collect_rollout(
             memory.host_terminated[t] = terminated
             memory.host_dones[t] = done
             state.global_step += num_envs
-            finished = tracker.step(info.get("env_reward", reward), done)
+            # Scores are the game's own: unshaped, unclipped, per game rather than per life.
+            finished = tracker.step(info.get("env_reward", reward), info.get("game_over", done))
             if finished is not None:
                 on_episodes(state.global_step, *finished)
         last_obs = torch.from_numpy(state.normalised(update=False)).to(device, torch.float32)
@@ -186,7 +187,7 @@ def train(
     num_envs, ppo = c.env.num_envs, c.ppo
     obs_shape = envs.single_observation_space.shape
     try:
-        net = ActorCritic(int(np.prod(obs_shape)), envs.single_action_space, c.network)
+        net = ActorCritic(obs_shape, envs.single_action_space, c.network)
     except ConfigError as err:
         envs.close()
         raise ConfigError(f"env.id={c.env.id!r}: {err}") from None

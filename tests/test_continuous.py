@@ -122,8 +122,9 @@ def test_continuous_presets_run(cfg_factory, tmp_path, preset):
 @pytest.mark.parametrize("preset", ["experiment=lunarlander", "experiment=lunarlander_continuous"])
 def test_box2d_presets_run(cfg_factory, tmp_path, preset):
     pytest.importorskip("Box2D", reason="the box2d extra is not installed")
-    cfg = cfg_factory(preset, "env.num_envs=2", "ppo.num_steps=128", "ppo.num_minibatches=4",
-                      "total_steps=1024")
+    cfg = cfg_factory(
+        preset, "env.num_envs=2", "ppo.num_steps=128", "ppo.num_minibatches=4", "total_steps=1024"
+    )
     result = train(cfg, tmp_path)
     assert result.global_step >= 1024
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
