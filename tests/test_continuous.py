@@ -112,7 +112,7 @@ def test_normalisation_survives_checkpoint_and_is_frozen_at_eval(cfg_factory, tm
     assert np.allclose(fresh(x, update=False), obs_norm(x, update=False))
 
 
-@pytest.mark.parametrize("preset", ["experiment=pendulum", "env=mountaincar_continuous"])
+@pytest.mark.parametrize("preset", ["experiment=pendulum", "experiment=mountaincar_continuous"])
 def test_continuous_presets_run(cfg_factory, tmp_path, preset):
     # Two envs, 2048 steps each: MountainCarContinuous episodes last 999 steps.
     result = train(cfg_factory(preset, "env.num_envs=2", "total_steps=4096"), tmp_path)
