@@ -46,11 +46,6 @@ class PPOAgent:
         # The bootstrap value uses the mean network: no action is taken from it.
         return self.net(obs)[1]
 
-    @torch.no_grad()
-    def greedy(self, obs: Tensor) -> Tensor:
-        """The most likely action (argmax, or the Gaussian's mean)."""
-        return self.net.dist.mode(self.net(obs)[0])
-
     def set_progress(self, fraction_left: float) -> None:
         """Linear annealing: fraction_left goes from 1 at the first update towards 0."""
         if self.cfg.anneal_lr:

@@ -43,12 +43,6 @@ def categorical_entropy(log_probs: Tensor) -> Tensor:
     return -(log_probs.exp() * log_probs).sum(-1)
 
 
-def categorical_logp_entropy(logits: Tensor, actions: Tensor) -> tuple[Tensor, Tensor]:
-    """Log-probs of the given actions and the entropy of each row's distribution."""
-    log_probs = torch.log_softmax(logits, dim=-1)
-    return log_probs.gather(-1, actions.unsqueeze(-1)).squeeze(-1), categorical_entropy(log_probs)
-
-
 class Categorical(nn.Module):
     """Discrete(n): one categorical over n actions."""
 

@@ -10,8 +10,14 @@ from sharedppo.agent import PPOAgent
 from sharedppo.config import NetworkConfig, PPOConfig
 from sharedppo.memory import Batch
 from sharedppo.network import ActorCritic
-from sharedppo.policy import categorical_logp_entropy, sample_categorical
+from sharedppo.policy import Categorical as CategoricalHead
+from sharedppo.policy import sample_categorical
 from sharedppo.runner import train
+
+
+def categorical_logp_entropy(logits, actions):
+    head = CategoricalHead(logits.shape[-1])
+    return head.log_prob(logits, actions), head.entropy(logits)
 
 
 @pytest.mark.parametrize("dropout", [0.0, 0.2])
