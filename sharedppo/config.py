@@ -226,19 +226,12 @@ def validate(cfg: Any) -> None:
     )
 
     ckpt, ev = cfg.checkpoint, cfg.eval
-    _check(
-        ckpt.every_steps is None or ckpt.every_steps >= 1,
-        "checkpoint.every_steps",
-        ckpt.every_steps,
-        "must be null or >= 1",
-    )
+    for key, every in (
+        ("checkpoint.every_steps", ckpt.every_steps),
+        ("eval.every_steps", ev.every_steps),
+    ):
+        _check(every is None or every >= 1, key, every, "must be null or >= 1")
     _check(ckpt.keep >= 0, "checkpoint.keep", ckpt.keep, "must be >= 0")
-    _check(
-        ev.every_steps is None or ev.every_steps >= 1,
-        "eval.every_steps",
-        ev.every_steps,
-        "must be null or >= 1",
-    )
     _check(ev.episodes >= 1, "eval.episodes", ev.episodes, "must be >= 1")
     _check(cfg.total_steps >= 1, "total_steps", cfg.total_steps, "must be an integer >= 1")
     _check(cfg.seed >= 0, "seed", cfg.seed, "must be an integer >= 0")
