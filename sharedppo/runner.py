@@ -90,9 +90,6 @@ class RolloutState:
     obs_norm: ObsNormalizer | None = None
     reward_scale: RewardScaler | None = None
 
-    def normalised(self, update: bool) -> np.ndarray:
-        return self.obs if self.obs_norm is None else self.obs_norm(self.obs, update)
-
 
 def collect_rollout(
     envs: VectorEnv,
@@ -134,7 +131,8 @@ def collect_rollout(
             finished = tracker.step(info.get("env_reward", reward), info.get("game_over", done))
             if finished is not None:
                 on_episodes(state.global_step, *finished)
-        last_obs = torch.from_numpy(state.normalised(update=False)).to(device, torch.float32)
+        obs = state.obs if obs_norm is None else obs_norm(state.obs, update=False)
+        last_obs = torch.from_numpy(obs).to(device, torch.float32)
         state.last_values = agent.net(last_obs)[1]
     memory.finish_rollout()
 
