@@ -8,6 +8,7 @@ import torch
 from torch import Tensor
 
 from .config import PPOConfig
+from .fused import FusedGradient, unsupported
 from .memory import Batch
 from .network import ActorCritic
 from .optim import Adam
@@ -30,6 +31,8 @@ class PPOAgent:
         self.optimizer = Adam(net.parameters(), lr=cfg.lr, eps=cfg.adam_eps)
         self.clip_ratio = cfg.clip_ratio
         self.first_ratio: Tensor | None = None
+        # Hand-derived gradients where the network allows (same maths, about 3x quicker).
+        self.fused = FusedGradient(net) if cfg.fused and unsupported(net) is None else None
 
     def act(self, obs: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor | None]:
         """Sample actions; returns (actions, log-probs, values, dropout masks or None).
@@ -57,6 +60,27 @@ class PPOAgent:
     def learning_rate(self) -> float:
         return self.optimizer.lr
 
+    def losses(
+        self, out: Tensor, values: Tensor, ratio: Tensor, advantages: Tensor, mb: Batch, clip: float
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """(total loss, policy loss, value loss, entropy) of one minibatch."""
+        cfg = self.cfg
+        # Clipped surrogate: the pessimistic one of the two estimates.
+        policy_loss = -torch.min(
+            advantages * ratio, advantages * ratio.clamp(1 - clip, 1 + clip)
+        ).mean()
+
+        value_loss = (values - mb.returns).square()
+        if cfg.clip_vloss:
+            clipped = mb.values + (values - mb.values).clamp(-clip, clip)
+            value_loss = torch.max(value_loss, (clipped - mb.returns).square())
+        value_loss = 0.5 * value_loss.mean()
+
+        entropy = self.net.dist.entropy(out).mean()
+        # Entropy is a bonus: subtracting it rewards a policy that stays stochastic.
+        loss = policy_loss + cfg.vf_coef * value_loss - cfg.ent_coef * entropy
+        return loss, policy_loss, value_loss, entropy
+
     def update(self, batch: Batch) -> dict[str, float]:
         """Epochs of shuffled minibatches of clipped-surrogate PPO.
 
@@ -79,42 +103,36 @@ class PPOAgent:
                 order = torch.randperm(len(batch), device=device)
                 minibatches = [batch[i] for i in order.tensor_split(cfg.num_minibatches)]
             for mb in minibatches:
-                out, values = self.net(mb.obs, mb.masks)
-                logratio = dist.log_prob(out, mb.actions) - mb.logprobs
-                ratio = logratio.exp()
-                if steps == 0:
-                    # Kept for inspection: before any step the ratio must be exactly 1.
-                    self.first_ratio = ratio.detach()
-
                 advantages = mb.advantages
                 if cfg.norm_adv and not whole:
                     advantages = standardise(advantages)
-                # Clipped surrogate: the pessimistic one of the two estimates.
-                policy_loss = -torch.min(
-                    advantages * ratio, advantages * ratio.clamp(1 - clip, 1 + clip)
-                ).mean()
-
-                value_loss = (values - mb.returns).square()
-                if cfg.clip_vloss:
-                    clipped = mb.values + (values - mb.values).clamp(-clip, clip)
-                    value_loss = torch.max(value_loss, (clipped - mb.returns).square())
-                value_loss = 0.5 * value_loss.mean()
-
-                loss = policy_loss + cfg.vf_coef * value_loss
-                entropy = None
-                if cfg.ent_coef > 0:
-                    entropy = dist.entropy(out).mean()
-                    # Entropy is a bonus: subtracting it rewards a policy that stays stochastic.
-                    loss = loss - cfg.ent_coef * entropy
+                if self.fused is not None:
+                    fwd = self.fused.forward(mb.obs, mb.masks, mb.actions, mb.logprobs)
+                    out, values, logratio, ratio = fwd.out, fwd.values, fwd.logratio, fwd.ratio
+                else:
+                    out, values = self.net(mb.obs, mb.masks)
+                    logratio = dist.log_prob(out, mb.actions) - mb.logprobs
+                    ratio = logratio.exp()
+                if steps == 0:
+                    # Kept for inspection: before any step the ratio must be exactly 1.
+                    self.first_ratio = ratio.detach()
 
                 stop = False
                 if cfg.target_kl is not None:
                     # k3 estimator of KL(old || new): unbiased and never negative.
                     with torch.no_grad():
                         stop = ((ratio - 1) - logratio).mean().item() > 1.5 * cfg.target_kl
+                losses = None
                 if not stop:
-                    self.optimizer.zero_grad()
-                    loss.backward()
+                    if self.fused is not None:
+                        self.fused.backward(
+                            fwd, mb.masks, mb.actions, advantages, mb.returns, mb.values,
+                            clip, cfg.clip_vloss, cfg.vf_coef, cfg.ent_coef,
+                        )  # fmt: skip
+                    else:
+                        losses = self.losses(out, values, ratio, advantages, mb, clip)
+                        self.optimizer.zero_grad()
+                        losses[0].backward()
                     grad_norm = self.optimizer.clip_grad_norm(cfg.max_grad_norm)
                     self.optimizer.step()
                     steps += 1
@@ -123,8 +141,9 @@ class PPOAgent:
 
                 if stop or epoch == cfg.update_epochs - 1:
                     with torch.no_grad():
-                        if entropy is None:
-                            entropy = dist.entropy(out).mean()
+                        if losses is None:
+                            losses = self.losses(out, values, ratio, advantages, mb, clip)
+                        _, policy_loss, value_loss, entropy = losses
                         totals += torch.stack(
                             [
                                 policy_loss.detach(),

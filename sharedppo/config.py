@@ -92,6 +92,9 @@ class PPOConfig:
     # minibatch exceeds 1.5 x target_kl (the factor Spinning Up and SB3 use); null disables.
     target_kl: float | None = None
     adam_eps: float = 1e-5
+    # Hand-derived gradients for MLP trunks (tanh/relu) with Discrete or Box heads, checked
+    # against autograd in the tests; false, or any other network, uses autograd.
+    fused: bool = True
 
 
 @dataclass

@@ -1,0 +1,138 @@
+"""The hand-derived PPO gradient (sharedppo/fused.py) against autograd on the same losses."""
+
+from __future__ import annotations
+
+import itertools
+
+import gymnasium as gym
+import pytest
+import torch
+
+from sharedppo.agent import PPOAgent
+from sharedppo.config import NetworkConfig, PPOConfig
+from sharedppo.fused import unsupported
+from sharedppo.memory import Batch
+from sharedppo.network import ActorCritic
+from sharedppo.runner import train
+
+SPACES = {
+    "discrete": gym.spaces.Discrete(3),
+    "box": gym.spaces.Box(-1.0, 1.0, (2,)),
+}
+
+
+def _moved_batch(agent: PPOAgent, n: int = 64) -> Batch:
+    """A batch acted by the network, whose parameters are then moved so that ratios spread
+    well past the clip range on both sides (clipped and unclipped rows, both signs of A)."""
+    obs = torch.randn(n, 5)
+    with torch.no_grad():
+        actions, logprobs, values, masks = agent.act(obs)
+        for p in agent.net.parameters():
+            p.add_(0.2 * torch.randn_like(p))
+    returns = values + 0.5 * torch.randn(n)
+    return Batch(obs, actions, logprobs, values, torch.randn(n), returns, masks)
+
+
+def _autograd_gradient(agent: PPOAgent, mb: Batch, clip: float) -> torch.Tensor:
+    out, values = agent.net(mb.obs, mb.masks)
+    ratio = (agent.net.dist.log_prob(out, mb.actions) - mb.logprobs).exp()
+    loss = agent.losses(out, values, ratio, mb.advantages, mb, clip)[0]
+    agent.optimizer.zero_grad()
+    loss.backward()
+    return agent.optimizer.flat_grad.clone(), ratio.detach()
+
+
+CASES = list(
+    itertools.product(
+        [True, False],  # shared trunk
+        ["tanh", "relu"],
+        list(SPACES),
+        [0.0, 0.3],  # dropout
+        [False, True],  # clipped value loss
+        [0.0, 0.05],  # entropy coefficient
+        [1, 2],  # depth
+    )
+)
+
+
+@pytest.mark.parametrize("shared,activation,space,dropout,clip_vloss,ent_coef,depth", CASES)
+def test_fused_gradient_matches_autograd(
+    shared, activation, space, dropout, clip_vloss, ent_coef, depth
+):
+    case = (shared, activation, space, dropout, clip_vloss, ent_coef, depth)
+    torch.manual_seed(CASES.index(case))
+    net_cfg = NetworkConfig(
+        shared=shared, activation=activation, dropout=dropout, depth=depth, width=16
+    )
+    net = ActorCritic(5, SPACES[space], net_cfg)
+    cfg = PPOConfig(clip_vloss=clip_vloss, ent_coef=ent_coef, vf_coef=0.7)
+    agent = PPOAgent(net, cfg)
+    assert agent.fused is not None
+    mb = _moved_batch(agent)
+    expected, ratio = _autograd_gradient(agent, mb, clip=0.2)
+    # The batch must exercise both sides of the clip, or the test proves little.
+    clipped = ((ratio - 1).abs() > 0.2).float().mean()
+    assert 0.05 < clipped < 0.95
+
+    agent.optimizer.flat_grad.normal_()  # every parameter's gradient must be overwritten
+    fwd = agent.fused.forward(mb.obs, mb.masks, mb.actions, mb.logprobs)
+    assert torch.allclose(fwd.ratio, ratio, rtol=1e-5)
+    agent.fused.backward(
+        fwd, mb.masks, mb.actions, mb.advantages, mb.returns, mb.values,
+        0.2, clip_vloss, cfg.vf_coef, ent_coef,
+    )  # fmt: skip
+    got = agent.optimizer.flat_grad
+    assert expected.abs().sum() > 0
+    assert torch.allclose(got, expected, rtol=1e-4, atol=1e-6 * expected.abs().max())
+
+
+@pytest.mark.parametrize("minibatches", [1, 4])
+def test_fused_and_autograd_updates_agree(minibatches):
+    """A whole update (20 epochs, annealed clip, KL stop armed) ends at the same weights."""
+    nets = []
+    for fused in (True, False):
+        torch.manual_seed(3)
+        net = ActorCritic(5, SPACES["discrete"], NetworkConfig(dropout=0.1))
+        cfg = PPOConfig(fused=fused, num_minibatches=minibatches, target_kl=0.05, ent_coef=0.01)
+        agent = PPOAgent(net, cfg)
+        assert (agent.fused is not None) == fused
+        torch.manual_seed(4)
+        obs = torch.randn(128, 5)
+        with torch.no_grad():
+            actions, logprobs, values, masks = agent.act(obs)
+        batch = Batch(obs, actions, logprobs, values, torch.randn(128), values + 1, masks)
+        stats = agent.update(batch)
+        nets.append((net, stats))
+    (fused_net, fused_stats), (ref_net, ref_stats) = nets
+    assert fused_stats["update_steps"] == ref_stats["update_steps"] > 0
+    for a, b in zip(fused_net.parameters(), ref_net.parameters(), strict=True):
+        assert torch.allclose(a, b, atol=1e-5)
+    for key in ("policy_loss", "value_loss", "entropy", "approx_kl", "clipfrac", "grad_norm"):
+        assert fused_stats[key] == pytest.approx(ref_stats[key], rel=1e-3, abs=1e-6), key
+
+
+@pytest.mark.parametrize(
+    "net_cfg,space",
+    [
+        (NetworkConfig(activation="gelu"), SPACES["discrete"]),
+        (NetworkConfig(), gym.spaces.MultiDiscrete([2, 3])),
+    ],
+    ids=["gelu", "multidiscrete"],
+)
+def test_other_networks_use_autograd(net_cfg, space):
+    net = ActorCritic(5, space, net_cfg)
+    assert unsupported(net) is not None
+    agent = PPOAgent(net, PPOConfig())
+    assert agent.fused is None
+    obs = torch.randn(32, 5)
+    with torch.no_grad():
+        actions, logprobs, values, masks = agent.act(obs)
+    before = agent.optimizer.flat.clone()
+    agent.update(Batch(obs, actions, logprobs, values, torch.randn(32), values, masks))
+    assert not torch.equal(before, agent.optimizer.flat)
+
+
+def test_fused_off_still_learns(cfg_factory, tmp_path):
+    cfg = cfg_factory("ppo.fused=false", "total_steps=512")
+    agent = train(cfg, tmp_path).agent
+    assert agent.fused is None
