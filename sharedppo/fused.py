@@ -70,19 +70,19 @@ class FusedGradient:
         inputs: list[list[Tensor]] = []
         outputs: list[list[Tensor]] = []
         hidden: list[Tensor] = []
-        for index, trunk in enumerate(net.trunks):
+        for index, trunk in enumerate(net.layers):
             x, ins, outs = x0, [], []
-            for j, layer in enumerate(trunk):
+            for j, (weight, bias) in enumerate(trunk):
                 ins.append(x)
-                y = net.activation(torch.addmm(layer.bias, x, layer.weight.t()))
+                y = net.activation(torch.addmm(bias, x, weight.t()))
                 outs.append(y)
                 x = y if masks is None else y * masks[:, index * net.depth + j]
             inputs.append(ins)
             outputs.append(outs)
             hidden.append(x)
-        head, value_head = net.policy_head, net.value_head
-        out = torch.addmm(head.bias, hidden[0], head.weight.t())
-        values = torch.addmm(value_head.bias, hidden[-1], value_head.weight.t()).squeeze(-1)
+        (head_w, head_b), (value_w, value_b) = net.heads
+        out = torch.addmm(head_b, hidden[0], head_w.t())
+        values = torch.addmm(value_b, hidden[-1], value_w.t()).squeeze(-1)
         log_probs = z = None
         if self.gaussian:
             log_std = net.dist.log_std
@@ -143,26 +143,26 @@ class FusedGradient:
             dv = torch.where((clipped.square() > dv.square()) & (delta.abs() > clip), 0.0, dv)
         dv = dv * (vf_coef / n)
 
-        head, value_head = net.policy_head, net.value_head
-        torch.mm(dout.t(), fwd.hidden[0], out=head.weight.grad)
-        torch.sum(dout, 0, out=head.bias.grad)
-        torch.mm(dv.unsqueeze(0), fwd.hidden[-1], out=value_head.weight.grad)
-        torch.sum(dv, 0, keepdim=True, out=value_head.bias.grad)
-        dhidden = [dout @ head.weight]
-        if len(net.trunks) == 1:
-            dhidden[0].addr_(dv, value_head.weight[0])
+        (head_w, head_b), (value_w, value_b) = net.heads
+        torch.mm(dout.t(), fwd.hidden[0], out=head_w.grad)
+        torch.sum(dout, 0, out=head_b.grad)
+        torch.mm(dv.unsqueeze(0), fwd.hidden[-1], out=value_w.grad)
+        torch.sum(dv, 0, keepdim=True, out=value_b.grad)
+        dhidden = [dout @ head_w]
+        if len(net.layers) == 1:
+            dhidden[0].addr_(dv, value_w[0])
         else:
-            dhidden.append(torch.outer(dv, value_head.weight[0]))
+            dhidden.append(torch.outer(dv, value_w[0]))
 
-        for index, trunk in enumerate(net.trunks):
+        for index, trunk in enumerate(net.layers):
             d = dhidden[index]
             for j in range(len(trunk) - 1, -1, -1):
-                layer = trunk[j]
+                weight, bias = trunk[j]
                 if masks is not None:
                     d = d * masks[:, index * net.depth + j]
                 y = fwd.outputs[index][j]
                 dpre = _tanh_backward(d, y) if self.tanh else _threshold_backward(d, y, 0)
-                torch.mm(dpre.t(), fwd.inputs[index][j], out=layer.weight.grad)
-                torch.sum(dpre, 0, out=layer.bias.grad)
+                torch.mm(dpre.t(), fwd.inputs[index][j], out=weight.grad)
+                torch.sum(dpre, 0, out=bias.grad)
                 if j > 0:
-                    d = dpre @ layer.weight
+                    d = dpre @ weight

@@ -75,6 +75,15 @@ class ActorCritic(nn.Module):
         self.policy_head = nn.Linear(self.width, self.dist.num_outputs)
         self.value_head = nn.Linear(self.width, 1)
         self._init(cfg.init)
+        # The forward pass reads plain lists of (weight, bias): nn.Module attribute lookups
+        # and ModuleList indexing cost more than a 64-wide layer on a few rows (about half of
+        # an 8-row forward). They hold the Parameter objects themselves, which loading a
+        # state dict, .to(device) and the flat optimizer buffer all update in place.
+        self.layers = [[(layer.weight, layer.bias) for layer in trunk] for trunk in self.trunks]
+        self.heads = (
+            (self.policy_head.weight, self.policy_head.bias),
+            (self.value_head.weight, self.value_head.bias),
+        )
 
     def _init(self, scheme: str) -> None:
         # Orthogonal with gain sqrt(2) in the trunk, 0.01 on the policy head (near-uniform
@@ -114,17 +123,16 @@ class ActorCritic(nn.Module):
             x = self.convs[index](x / 255.0)  # frames arrive as 0..255
         elif x.dim() > 2:
             x = x.flatten(1)
-        # F.linear rather than layer(x): module-call hooks cost more than a 64-wide matmul.
-        for j, layer in enumerate(self.trunks[index]):
-            x = self.activation(F.linear(x, layer.weight, layer.bias))
+        activation, depth = self.activation, self.depth
+        for j, (weight, bias) in enumerate(self.layers[index]):
+            x = activation(F.linear(x, weight, bias))
             if masks is not None:
-                x = x * masks[:, index * self.depth + j]
+                x = x * masks[:, index * depth + j]
         return x
 
     def forward(self, obs: Tensor, masks: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """Policy head output [B, outputs] and values [B]; masks=None: no dropout."""
         hidden = self._trunk(0, obs, masks)
         value_hidden = hidden if self.shared else self._trunk(1, obs, masks)
-        logits = F.linear(hidden, self.policy_head.weight, self.policy_head.bias)
-        values = F.linear(value_hidden, self.value_head.weight, self.value_head.bias)
-        return logits, values.squeeze(-1)
+        policy, value = self.heads
+        return F.linear(hidden, *policy), F.linear(value_hidden, *value).squeeze(-1)

@@ -108,17 +108,22 @@ def collect_rollout(
     obs_norm = state.obs_norm if state.obs_norm is not None and state.obs_norm.enabled else None
     scale = state.reward_scale
     scale = scale if scale is not None and scale.enabled else None
+    # Per-step views made once: indexing a tensor per step costs more than the copy into it.
+    obs_rows, action_rows = memory.obs.unbind(0), memory.actions.unbind(0)
+    logprob_rows, value_rows = memory.logprobs.unbind(0), memory.values.unbind(0)
+    mask_rows = None if memory.masks is None else memory.masks.unbind(0)
+    act = agent.act
     with torch.inference_mode():
         for t in range(memory.num_steps):
-            step_obs = memory.obs[t]
+            step_obs = obs_rows[t]
             obs = state.obs if obs_norm is None else obs_norm(state.obs, update=True)
             step_obs.copy_(torch.from_numpy(obs))
-            actions, logprobs, values, masks = agent.act(step_obs)
-            memory.actions[t] = actions
-            memory.logprobs[t] = logprobs
-            memory.values[t] = values
-            if masks is not None:
-                memory.masks[t] = masks
+            actions, logprobs, values, masks = act(step_obs)
+            action_rows[t].copy_(actions)
+            logprob_rows[t].copy_(logprobs)
+            value_rows[t].copy_(values)
+            if mask_rows is not None:
+                mask_rows[t].copy_(masks)
 
             step = envs.step(to_env(actions.cpu().numpy()))
             state.obs, reward, terminated, truncated, info = step
@@ -133,7 +138,7 @@ def collect_rollout(
                 on_episodes(state.global_step, *finished)
         obs = state.obs if obs_norm is None else obs_norm(state.obs, update=False)
         last_obs = torch.from_numpy(obs).to(device, torch.float32)
-        state.last_values = agent.net(last_obs)[1]
+        state.last_values = agent.net.forward(last_obs)[1]
     memory.finish_rollout()
 
 

@@ -111,3 +111,18 @@ def test_sampler_matches_on_random_logits():
     logp, entropy = categorical_logp_entropy(logits, actions)
     assert torch.allclose(logp, dist.log_prob(actions), atol=1e-5)
     assert torch.allclose(entropy, dist.entropy(), atol=1e-5)
+
+
+def test_forward_follows_loaded_weights():
+    """The forward pass reads cached parameter lists: loading weights must reach them."""
+    torch.manual_seed(0)
+    net, other = ActorCritic(4, 2, NetworkConfig()), ActorCritic(4, 2, NetworkConfig())
+    obs = torch.randn(8, 4)
+    net.load_state_dict(other.state_dict())
+    for mine, theirs in zip(net(obs), other(obs), strict=True):
+        assert torch.equal(mine, theirs)
+    PPOAgent(net, PPOConfig())  # moves the parameters into the optimizer's flat buffer
+    third = ActorCritic(4, 2, NetworkConfig())
+    net.load_state_dict(third.state_dict())
+    assert torch.equal(net(obs)[0], third(obs)[0])
+    assert not torch.equal(net(obs)[0], other(obs)[0])
