@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tensorboard.compat.proto.summary_pb2 import Summary
 from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import hparams
 
@@ -62,17 +63,22 @@ class Logger:
     def mean_return(self) -> float:
         return float(np.mean(self.recent)) if self.recent else float("nan")
 
+    def _write(self, step: int, tagged: list[tuple[str, float]]) -> None:
+        # One event holding every value of a step: add_scalar builds and queues one event per
+        # value (about 50 us each), a tenth of a small network's whole PPO iteration.
+        values = [Summary.Value(tag=tag, simple_value=value) for tag, value in tagged]
+        self.writer.file_writer.add_summary(Summary(value=values), step)
+
     def episodes_finished(self, step: int, returns: np.ndarray, lengths: np.ndarray) -> None:
+        tagged = []
         for ret, length in zip(returns.tolist(), lengths.tolist(), strict=True):
-            self.writer.add_scalar("charts/episodic_return", ret, step)
-            self.writer.add_scalar("charts/episodic_length", length, step)
+            tagged += [("charts/episodic_return", ret), ("charts/episodic_length", length)]
             self.recent.append(ret)
+        self._write(step, tagged)
         self.episodes += len(returns)
 
     def scalars(self, step: int, values: dict[str, float]) -> None:
-        for tag, value in values.items():
-            self.writer.add_scalar(tag, value, step)
-        self.writer.add_scalar(METRIC, self.mean_return, step)
+        self._write(step, [*values.items(), (METRIC, self.mean_return)])
 
     def eval_result(self, step: int, returns: np.ndarray, lengths: np.ndarray) -> None:
         write_eval(self.writer, step, returns, lengths)
