@@ -78,8 +78,10 @@ class PPOAgent:
         value_loss = 0.5 * value_loss.mean()
 
         entropy = self.net.dist.entropy(out).mean()
-        # Entropy is a bonus: subtracting it rewards a policy that stays stochastic.
-        loss = policy_loss + cfg.vf_coef * value_loss - cfg.ent_coef * entropy
+        loss = policy_loss + cfg.vf_coef * value_loss
+        if cfg.ent_coef > 0:  # else it stays out of the backward pass
+            # Entropy is a bonus: subtracting it rewards a policy that stays stochastic.
+            loss = loss - cfg.ent_coef * entropy
         return loss, policy_loss, value_loss, entropy
 
     def update(self, batch: Batch) -> dict[str, float]:

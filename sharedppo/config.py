@@ -15,7 +15,7 @@ from omegaconf import MISSING, DictConfig
 
 ACTIVATIONS = ("tanh", "relu", "elu", "gelu", "silu")
 NETWORK_TYPES = ("mlp", "nature_cnn")
-INITS = ("orthogonal", "xavier")
+INITS = ("orthogonal", "xavier", "torch")
 DEVICES = ("auto", "cpu", "cuda")
 VECTORIZATION_MODES = ("auto", "sync", "async", "vector_entry_point")
 
@@ -67,9 +67,13 @@ class NetworkConfig:
     depth: int = 2
     activation: str = "tanh"
     dropout: float = 0.0
+    # orthogonal: gain sqrt(2) in the trunk, 0.01 policy head, 1 value head; xavier: uniform;
+    # torch: PyTorch's own nn.Linear initialisation.
     init: str = "orthogonal"
     # false: separate policy and value trunks of the same shape, for comparison.
     shared: bool = True
+    # Box actions: the Gaussian's starting log-std (0: std 1; rl-zoo3's MuJoCo recipes use -2).
+    log_std_init: float = 0.0
 
 
 @dataclass

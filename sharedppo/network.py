@@ -46,7 +46,7 @@ class ActorCritic(nn.Module):
         if isinstance(action_space, int):
             action_space = gym.spaces.Discrete(action_space)
         # The distribution follows the action space; a Gaussian's log-std lives in it.
-        self.dist = make_distribution(action_space)
+        self.dist = make_distribution(action_space, cfg.log_std_init)
         self.shared = cfg.shared
         self.dropout = float(cfg.dropout)
         num_trunks = 1 if cfg.shared else 2
@@ -88,6 +88,8 @@ class ActorCritic(nn.Module):
     def _init(self, scheme: str) -> None:
         # Orthogonal with gain sqrt(2) in the trunk, 0.01 on the policy head (near-uniform
         # first policy) and 1 on the value head: the PPO implementation-details recipe.
+        if scheme == "torch":
+            return  # nn.Linear / nn.Conv2d have already initialised themselves
         for trunk in self.trunks:
             for layer in trunk:
                 self._init_layer(layer, scheme, math.sqrt(2))
@@ -102,7 +104,7 @@ class ActorCritic(nn.Module):
     def _init_layer(layer: nn.Linear | nn.Conv2d, scheme: str, gain: float) -> None:
         if scheme == "orthogonal":
             nn.init.orthogonal_(layer.weight, gain)
-        else:
+        else:  # xavier
             nn.init.xavier_uniform_(layer.weight)
         nn.init.zeros_(layer.bias)
 

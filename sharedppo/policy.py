@@ -137,7 +137,7 @@ class Gaussian(nn.Module):
         return np.clip(actions, self.low, self.high)
 
 
-def make_distribution(space: gym.Space) -> Categorical | Gaussian:
+def make_distribution(space: gym.Space, log_std_init: float = 0.0) -> Categorical | Gaussian:
     if isinstance(space, gym.spaces.Discrete):
         return Categorical(int(space.n), int(space.start))
     if isinstance(space, gym.spaces.MultiDiscrete) and space.nvec.ndim == 1:
@@ -148,7 +148,7 @@ def make_distribution(space: gym.Space) -> Categorical | Gaussian:
                 f"action space {space} has unbounded dimensions; sharedppo's "
                 "Gaussian head clips actions to finite bounds"
             )
-        return Gaussian(space)
+        return Gaussian(space, log_std_init)
     raise ConfigError(
         f"action space {space} is not supported: sharedppo's policy head handles Discrete, "
         "MultiDiscrete and one-dimensional Box actions"

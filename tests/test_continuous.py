@@ -10,7 +10,7 @@ from torch.distributions import Categorical as TorchCategorical
 from torch.distributions import Normal
 
 from sharedppo.checkpoint import load
-from sharedppo.config import ConfigError, NetworkConfig
+from sharedppo.config import ConfigError, NetworkConfig, compose_checked
 from sharedppo.evaluate import evaluate, load_policy
 from sharedppo.network import ActorCritic
 from sharedppo.normalize import ObsNormalizer, RewardScaler, RunningMeanStd
@@ -135,7 +135,13 @@ def test_box2d_presets_run(cfg_factory, tmp_path, preset):
 
 
 @pytest.mark.parametrize(
-    "preset", ["experiment=halfcheetah", "experiment=hopper", "experiment=walker2d"]
+    "preset",
+    [
+        "experiment=halfcheetah",
+        "experiment=halfcheetah_zoo",
+        "experiment=hopper",
+        "experiment=walker2d",
+    ],
 )
 def test_mujoco_presets_run(cfg_factory, tmp_path, preset):
     pytest.importorskip("mujoco", reason="the mujoco extra is not installed")
@@ -143,3 +149,15 @@ def test_mujoco_presets_run(cfg_factory, tmp_path, preset):
     result = train(cfg, tmp_path)
     assert result.global_step >= 256
     assert (tmp_path / "checkpoints" / "last.pt").is_file()
+
+
+def test_log_std_init_and_torch_init():
+    box = gym.spaces.Box(-1.0, 1.0, (3,))
+    net = ActorCritic(5, box, NetworkConfig(log_std_init=-2.0, init="torch"))
+    assert torch.equal(net.dist.log_std.detach(), torch.full((3,), -2.0))
+    # PyTorch's own init leaves the policy head at its fan-in scale, not the 0.01 gain.
+    assert net.policy_head.weight.abs().max() > 0.05
+    assert ActorCritic(5, box, NetworkConfig()).policy_head.weight.abs().max() < 0.05
+    with pytest.raises(ConfigError, match="network.init") as err:
+        compose_checked(["network.init=kaiming"])
+    assert "torch" in str(err.value)  # the allowed values are listed
