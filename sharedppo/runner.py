@@ -28,7 +28,7 @@ from .checkpoint import (
     set_rng_state,
 )
 from .checkpoint import load as load_checkpoint
-from .config import Config, ConfigError, validate
+from .config import Config, ConfigError, NetworkConfig, validate
 from .envs import EpisodeTracker, capture_state, make_envs, restore_state
 from .evaluate import evaluate
 from .logger import Logger, log_eval
@@ -143,9 +143,11 @@ def collect_rollout(
 
 
 def _check_resumable(saved: dict[str, Any], config: dict[str, Any], path: Path) -> None:
+    defaults = {"network": asdict(NetworkConfig()), "env": {}}
     for key in ("network", "env"):
-        old = dict(saved[key])
-        new = dict(config[key])
+        # A key added to the schema after the checkpoint was written counts as its default.
+        old = {**defaults[key], **saved[key]}
+        new = {**defaults[key], **config[key]}
         if key == "env":  # how many envs run in parallel may not change; the task may not either
             old, new = (
                 {k: old.get(k) for k in ("id", "num_envs")},

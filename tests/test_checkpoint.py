@@ -121,6 +121,16 @@ def test_resume_refuses_a_different_network(cfg_factory, tmp_path):
         train(cfg_factory("total_steps=1024", "network.width=32", f"resume={tmp_path}"), tmp_path)
 
 
+def test_resume_accepts_a_checkpoint_older_than_a_new_network_key(cfg_factory, tmp_path):
+    train(cfg_factory("total_steps=512"), tmp_path)
+    path = tmp_path / "checkpoints" / "last.pt"
+    state = load(path)
+    del state["config"]["network"]["log_std_init"]  # as written before that key existed
+    save_atomic(state, path)
+    resumed = train(cfg_factory("total_steps=1024", f"resume={tmp_path}"), tmp_path)
+    assert resumed.global_step >= 1024
+
+
 def test_checkpoints_are_bounded_and_best_is_kept(cfg_factory, tmp_path):
     train(
         cfg_factory("total_steps=5000", "checkpoint.every_steps=256", "checkpoint.keep=2"), tmp_path
