@@ -9,6 +9,7 @@ from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
@@ -60,6 +61,27 @@ def _app(cfg: DictConfig) -> float:
     return result.mean_return
 
 
+class FailedJobs(Callback):
+    """Counts a sweep's failed jobs once all have run, so the command can exit non-zero.
+
+    Runs in the launching process after the launcher returns, whichever launcher ran the jobs
+    (they record failure in their own processes, in each job's summary.json).
+    """
+
+    found: list[Path] = []
+    total = 0
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: object) -> None:
+        jobs = [p.parent for p in sorted(Path(config.hydra.sweep.dir).glob("*/.hydra"))]
+        FailedJobs.total = len(jobs)
+        FailedJobs.found = [
+            job
+            for job in jobs
+            if (job / "summary.json").is_file()
+            and json.loads((job / "summary.json").read_text()).get("status") == "failed"
+        ]
+
+
 def resume_args(args: list[str]) -> list[str]:
     """``resume=JOB`` continues that job in its own folder with its own overrides.
 
@@ -102,3 +124,10 @@ def main() -> None:
         sys.exit(2)
     sys.argv = [sys.argv[0], *args]
     _app()
+    if FailedJobs.found:
+        print(
+            f"sharedppo: {len(FailedJobs.found)} of {FailedJobs.total} jobs failed (see "
+            f"summary.json in {', '.join(str(job) for job in FailedJobs.found)})",
+            file=sys.stderr,
+        )
+        sys.exit(1)
