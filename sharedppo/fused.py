@@ -3,10 +3,10 @@
 Same losses as ``PPOAgent.losses`` (clipped surrogate, optional clipped value loss, entropy
 bonus); the gradient is written straight into the optimizer's flat buffer instead of going
 through autograd. At PPO's usual sizes (a few hundred rows, 64-unit layers) an update step
-is mostly per-op overhead: autograd's graph, its engine and about 120 dispatched ops per step
-cost far more than the matmuls, and the hand-written pass needs about 40. ``tests/test_fused.py``
-checks every gradient against autograd for each supported network; anything else (conv
-trunks, MultiDiscrete heads, other activations) uses autograd.
+is mostly per-op overhead: with autograd a step (forward, backward, clipping, Adam) dispatches
+about 120 ops and builds and walks a graph; this way it takes about 65 ops and no graph.
+``tests/test_fused.py`` checks every gradient against autograd for each supported network;
+anything else (conv trunks, MultiDiscrete heads, other activations) uses autograd.
 """
 
 from __future__ import annotations
