@@ -77,7 +77,12 @@ def plot(results: dict, scale_rows: list[dict]) -> None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, len(results), figsize=(6 * len(results), 4.2), squeeze=False)
-    colours = {"sharedppo": "tab:blue", "sharedppo-separate": "tab:green", "sb3": "tab:orange"}
+    colours = {
+        "sharedppo": "tab:blue",
+        "sharedppo-separate": "tab:green",
+        "sharedppo-autograd": "tab:purple",
+        "sb3": "tab:orange",
+    }
     for ax, (setting, by_fw) in zip(axes[0], results.items(), strict=True):
         for fw, runs in by_fw.items():
             for i, r in enumerate(runs):

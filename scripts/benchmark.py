@@ -38,13 +38,15 @@ ZOO = dict(
 )
 # sharedppo at those settings: ppo=default is the zoo's recipe, with the clip range annealed
 # as the zoo does. "sharedppo" keeps its one shared 64x64 trunk; "sharedppo-separate" uses two
-# 64x64 trunks like SB3's MlpPolicy, so both sides do the same arithmetic.
+# 64x64 trunks like SB3's MlpPolicy, so both sides do the same arithmetic. "sharedppo-autograd"
+# is the shared trunk with the gradient taken by autograd instead of sharedppo/fused.py.
 IDENTICAL = ["ppo.anneal_clip=true", "total_steps=100000"]
 SETTINGS = {
     "best": {"sharedppo": ["experiment=cartpole_fast"], "sb3": ZOO},
     "identical": {
         "sharedppo": IDENTICAL,
         "sharedppo-separate": [*IDENTICAL, "network.shared=false"],
+        "sharedppo-autograd": [*IDENTICAL, "ppo.fused=false"],
         "sb3": ZOO,
     },
 }
