@@ -11,7 +11,6 @@ anything else (conv trunks, MultiDiscrete heads, other activations) uses autogra
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
@@ -23,7 +22,6 @@ from .policy import Categorical, Gaussian, MultiCategorical
 
 _tanh_backward = torch.ops.aten.tanh_backward
 _threshold_backward = torch.ops.aten.threshold_backward
-_HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 
 
 def unsupported(net: ActorCritic) -> str | None:
@@ -83,14 +81,9 @@ class FusedGradient:
         (head_w, head_b), (value_w, value_b) = net.heads
         out = torch.addmm(head_b, hidden[0], head_w.t())
         values = torch.addmm(value_b, hidden[-1], value_w.t()).squeeze(-1)
-        log_probs = z = None
-        if self.gaussian:
-            log_std = net.dist.log_std
-            z = (actions - out) * (-log_std).exp()
-            logp = -(0.5 * z.square() + log_std + _HALF_LOG_2PI).sum(-1)
-        else:
-            log_probs = torch.log_softmax(out, dim=-1)
-            logp = log_probs.gather(-1, actions.unsqueeze(-1)).squeeze(-1)
+        # The head's own scoring, so the ratio is exactly 1 before the first step.
+        scores, logp = net.dist.scored(out, actions)
+        log_probs, z = (None, scores) if self.gaussian else (scores, None)
         logratio = logp - old_logprobs
         return Forward(inputs, outputs, hidden, out, values, log_probs, z, logratio, logratio.exp())
 

@@ -38,6 +38,12 @@ def sample_categorical(logits: Tensor) -> tuple[Tensor, Tensor]:
     return actions, log_probs.gather(-1, actions.unsqueeze(-1)).squeeze(-1)
 
 
+def categorical_scores(logits: Tensor, actions: Tensor) -> tuple[Tensor, Tensor]:
+    """(normalised log-probs of every action, log-prob of the actions taken)."""
+    log_probs = torch.log_softmax(logits, dim=-1)
+    return log_probs, log_probs.gather(-1, actions.unsqueeze(-1)).squeeze(-1)
+
+
 def categorical_entropy(log_probs: Tensor) -> Tensor:
     """Entropy of each row, from normalised log-probabilities."""
     return -(log_probs.exp() * log_probs).sum(-1)
@@ -59,8 +65,11 @@ class Categorical(nn.Module):
         return sample_categorical(out)
 
     def log_prob(self, out: Tensor, actions: Tensor) -> Tensor:
-        log_probs = torch.log_softmax(out, dim=-1)
-        return log_probs.gather(-1, actions.unsqueeze(-1)).squeeze(-1)
+        return categorical_scores(out, actions)[1]
+
+    def scored(self, out: Tensor, actions: Tensor) -> tuple[Tensor, Tensor]:
+        """(normalised log-probs of every action, log-prob of the actions taken)."""
+        return categorical_scores(out, actions)
 
     def entropy(self, out: Tensor) -> Tensor:
         return categorical_entropy(torch.log_softmax(out, dim=-1))
@@ -89,12 +98,18 @@ class MultiCategorical(Categorical):
 
     def log_prob(self, out: Tensor, actions: Tensor) -> Tensor:
         return sum(
-            super(MultiCategorical, self).log_prob(logits, actions[..., i])
+            categorical_scores(logits, actions[..., i])[1]
             for i, logits in enumerate(self._split(out))
         )
 
+    def scored(self, out: Tensor, actions: Tensor) -> tuple[Tensor, Tensor]:
+        # One set of scores per component: nothing that needs scored() takes this head.
+        raise NotImplementedError("MultiDiscrete heads are scored per component")
+
     def entropy(self, out: Tensor) -> Tensor:
-        return sum(super(MultiCategorical, self).entropy(logits) for logits in self._split(out))
+        return sum(
+            categorical_entropy(torch.log_softmax(logits, dim=-1)) for logits in self._split(out)
+        )
 
     def mode(self, out: Tensor) -> Tensor:
         return torch.stack([logits.argmax(-1) for logits in self._split(out)], -1)
@@ -123,8 +138,12 @@ class Gaussian(nn.Module):
         return actions, log_prob
 
     def log_prob(self, out: Tensor, actions: Tensor) -> Tensor:
+        return self.scored(out, actions)[1]
+
+    def scored(self, out: Tensor, actions: Tensor) -> tuple[Tensor, Tensor]:
+        """(z = (action - mean) / std per dimension, log-prob of the actions)."""
         z = (actions - out) * (-self.log_std).exp()
-        return -(0.5 * z.square() + self.log_std + 0.5 * math.log(2 * math.pi)).sum(-1)
+        return z, -(0.5 * z.square() + self.log_std + 0.5 * math.log(2 * math.pi)).sum(-1)
 
     def entropy(self, out: Tensor) -> Tensor:
         per_dim = 0.5 + 0.5 * math.log(2 * math.pi) + self.log_std
