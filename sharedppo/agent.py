@@ -41,7 +41,7 @@ class PPOAgent:
         Call it under ``torch.inference_mode()`` (the rollout loop holds one for all steps).
         """
         net = self.net
-        masks = net.sample_masks(obs.shape[0], obs.device) if net.dropout else None
+        masks = net.sample_masks(obs.shape[0], obs.device)
         out, values = net.forward(obs, masks)  # not net(...): module-call hooks cost ~5 us
         actions, logprobs = net.dist.sample(out)
         return actions, logprobs, values, masks
@@ -111,7 +111,7 @@ class PPOAgent:
                 if cfg.norm_adv and not whole:
                     advantages = standardise(advantages)
                 if self.fused is not None:
-                    fwd = self.fused.forward(mb.obs, mb.masks, mb.actions, mb.logprobs)
+                    fwd = self.fused.forward(mb)
                     out, values, logratio, ratio = fwd.out, fwd.values, fwd.logratio, fwd.ratio
                 else:
                     out, values = self.net(mb.obs, mb.masks)
@@ -129,10 +129,7 @@ class PPOAgent:
                 losses = None
                 if not stop:
                     if self.fused is not None:
-                        self.fused.backward(
-                            fwd, mb.masks, mb.actions, advantages, mb.returns, mb.values,
-                            clip, cfg.clip_vloss, cfg.vf_coef, cfg.ent_coef,
-                        )  # fmt: skip
+                        self.fused.backward(fwd, mb, advantages, clip, cfg)
                     else:
                         losses = self.losses(out, values, ratio, advantages, mb, clip)
                         self.optimizer.zero_grad()

@@ -44,11 +44,8 @@ def load(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]
         state = torch.load(path, map_location=map_location, weights_only=True)
     except (RuntimeError, EOFError, pickle.UnpicklingError, ValueError, OSError) as err:
         # torch's own message suggests weights_only=False, which would run code from the file.
-        kind = (
-            "holds objects a safe load refuses"
-            if "Weights only" in str(err)
-            else (type(err).__name__)
-        )
+        safe = "Weights only" in str(err)
+        kind = "holds objects a safe load refuses" if safe else type(err).__name__
         raise CheckpointError(f"checkpoint {path} is corrupt or unreadable ({kind})") from None
     if not isinstance(state, dict) or "model" not in state:
         raise CheckpointError(f"checkpoint {path} holds no sharedppo state")

@@ -17,6 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .config import PPOConfig
+from .memory import Batch
 from .network import ActorCritic
 from .policy import Categorical, Gaussian, MultiCategorical
 
@@ -60,10 +62,8 @@ class FusedGradient:
         self.gaussian = isinstance(net.dist, Gaussian)
 
     @torch.no_grad()
-    def forward(
-        self, obs: Tensor, masks: Tensor | None, actions: Tensor, old_logprobs: Tensor
-    ) -> Forward:
-        net = self.net
+    def forward(self, mb: Batch) -> Forward:
+        net, obs, masks = self.net, mb.obs, mb.masks
         x0 = obs.flatten(1) if obs.dim() > 2 else obs
         inputs: list[list[Tensor]] = []
         outputs: list[list[Tensor]] = []
@@ -82,27 +82,18 @@ class FusedGradient:
         out = torch.addmm(head_b, hidden[0], head_w.t())
         values = torch.addmm(value_b, hidden[-1], value_w.t()).squeeze(-1)
         # The head's own scoring, so the ratio is exactly 1 before the first step.
-        scores, logp = net.dist.scored(out, actions)
+        scores, logp = net.dist.scored(out, mb.actions)
         log_probs, z = (None, scores) if self.gaussian else (scores, None)
-        logratio = logp - old_logprobs
+        logratio = logp - mb.logprobs
         return Forward(inputs, outputs, hidden, out, values, log_probs, z, logratio, logratio.exp())
 
     @torch.no_grad()
     def backward(
-        self,
-        fwd: Forward,
-        masks: Tensor | None,
-        actions: Tensor,
-        advantages: Tensor,
-        returns: Tensor,
-        old_values: Tensor,
-        clip: float,
-        clip_vloss: bool,
-        vf_coef: float,
-        ent_coef: float,
+        self, fwd: Forward, mb: Batch, advantages: Tensor, clip: float, cfg: PPOConfig
     ) -> None:
         """Write d(loss)/d(parameter) into every parameter's ``.grad`` (overwriting it)."""
-        net, ratio = self.net, fwd.ratio
+        net, ratio, masks = self.net, fwd.ratio, mb.masks
+        ent_coef = cfg.ent_coef
         n = ratio.shape[0]
         # Clipped surrogate: no gradient where the clipped branch is the smaller one and the
         # clip is active, that is ratio above 1 + clip with A > 0 or below 1 - clip with A < 0.
@@ -121,7 +112,7 @@ class FusedGradient:
             probs = fwd.log_probs.exp()
             # d logp(a) / d logits = onehot(a) - probs.
             dout = probs * (-dlogp).unsqueeze(-1)
-            dout.scatter_add_(-1, actions.unsqueeze(-1), dlogp.unsqueeze(-1))
+            dout.scatter_add_(-1, mb.actions.unsqueeze(-1), dlogp.unsqueeze(-1))
             if ent_coef > 0:
                 # d(-c mean H) / d logits = c / n * probs * (log_probs + H).
                 entropy = -(probs * fwd.log_probs).sum(-1, keepdim=True)
@@ -129,12 +120,12 @@ class FusedGradient:
 
         # 0.5 * vf_coef * mean((v - R)^2); clipped: the larger of that and the clipped
         # prediction's error, whose gradient is zero where the clip is active.
-        dv = fwd.values - returns
-        if clip_vloss:
-            delta = fwd.values - old_values
-            clipped = old_values + delta.clamp(-clip, clip) - returns
+        dv = fwd.values - mb.returns
+        if cfg.clip_vloss:
+            delta = fwd.values - mb.values
+            clipped = mb.values + delta.clamp(-clip, clip) - mb.returns
             dv = torch.where((clipped.square() > dv.square()) & (delta.abs() > clip), 0.0, dv)
-        dv = dv * (vf_coef / n)
+        dv = dv * (cfg.vf_coef / n)
 
         (head_w, head_b), (value_w, value_b) = net.heads
         torch.mm(dout.t(), fwd.hidden[0], out=head_w.grad)

@@ -143,16 +143,15 @@ def collect_rollout(
 
 
 def _check_resumable(saved: dict[str, Any], config: dict[str, Any], path: Path) -> None:
-    defaults = {"network": asdict(NetworkConfig()), "env": {}}
-    for key in ("network", "env"):
-        # A key added to the schema after the checkpoint was written counts as its default.
-        old = {**defaults[key], **saved[key]}
-        new = {**defaults[key], **config[key]}
-        if key == "env":  # how many envs run in parallel may not change; the task may not either
-            old, new = (
-                {k: old.get(k) for k in ("id", "num_envs")},
-                {k: new.get(k) for k in ("id", "num_envs")},
-            )
+    # The network must match, a key added to the schema after the checkpoint was written
+    # counting as its default; of the env, the task and how many copies run may not change.
+    schema = asdict(NetworkConfig())
+    env_keys = ("id", "num_envs")
+    compared = {
+        "network": ({**schema, **saved["network"]}, {**schema, **config["network"]}),
+        "env": tuple({k: cfg["env"].get(k) for k in env_keys} for cfg in (saved, config)),
+    }
+    for key, (old, new) in compared.items():
         if old != new:
             diff = ", ".join(
                 f"{key}.{k}={old.get(k)!r} in the checkpoint, {new.get(k)!r} requested"

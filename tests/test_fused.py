@@ -75,12 +75,9 @@ def test_fused_gradient_matches_autograd(
     assert 0.05 < clipped < 0.95
 
     agent.optimizer.flat_grad.normal_()  # every parameter's gradient must be overwritten
-    fwd = agent.fused.forward(mb.obs, mb.masks, mb.actions, mb.logprobs)
+    fwd = agent.fused.forward(mb)
     assert torch.allclose(fwd.ratio, ratio, rtol=1e-5)
-    agent.fused.backward(
-        fwd, mb.masks, mb.actions, mb.advantages, mb.returns, mb.values,
-        0.2, clip_vloss, cfg.vf_coef, ent_coef,
-    )  # fmt: skip
+    agent.fused.backward(fwd, mb, mb.advantages, 0.2, cfg)
     got = agent.optimizer.flat_grad
     assert expected.abs().sum() > 0
     assert torch.allclose(got, expected, rtol=1e-4, atol=1e-6 * expected.abs().max())
