@@ -13,10 +13,8 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from .checkpoint import CheckpointError
-from .config import ConfigError, compose_checked, register_configs
-from .runner import TrainingError, train
-from .signals import Interrupted
+from .config import ConfigError, register_configs
+from .precheck import check_command
 
 log = logging.getLogger("sharedppo")
 register_configs()
@@ -24,6 +22,12 @@ register_configs()
 
 @hydra.main(version_base="1.3", config_path="pkg://sharedppo.conf", config_name="config")
 def _app(cfg: DictConfig) -> float:
+    # Imported here, not at the top: torch takes ~1.5 s to load, and a command-line mistake
+    # should get its one line without waiting for it.
+    from .checkpoint import CheckpointError
+    from .runner import TrainingError, train
+    from .signals import Interrupted
+
     hydra_cfg = HydraConfig.get()
     out_dir = Path(hydra_cfg.runtime.output_dir)
     try:
@@ -108,17 +112,10 @@ def main() -> None:
     args = sys.argv[1:]
     try:
         args = resume_args(args)
-        # A single run is checked up front so a mistake reads as one line. Flags (--help,
-        # --cfg, -m) go straight to Hydra; in a sweep each job checks its own config, so one
-        # bad value fails that job alone.
-        if not any(a.startswith("-") for a in args):
-            compose_checked(
-                [
-                    a
-                    for a in args
-                    if not a.lstrip("+~").startswith("hydra.") or a.startswith("hydra.searchpath")
-                ]
-            )
+        # A single run and every job of a sweep are composed, validated and checked for the
+        # packages they need before Hydra starts anything, so a mistake is one line and no job
+        # trains. A job that fails while training still leaves the others to run (see _app).
+        check_command(args)
     except ConfigError as err:
         print(f"sharedppo: error: {err}", file=sys.stderr)
         sys.exit(2)

@@ -15,6 +15,7 @@ from omegaconf import OmegaConf
 from .checkpoint import CheckpointError, load
 from .config import Config, ConfigError, EnvConfig, register_configs
 from .envs import EpisodeTracker, make_envs
+from .extras import prepare_video
 from .network import ActorCritic
 from .normalize import ObsNormalizer
 
@@ -68,6 +69,7 @@ def evaluate(
 
 
 def _video_env(env_cfg: EnvConfig, video_dir: Path) -> gym.vector.VectorEnv:
+    prepare_video()
     try:
         from gymnasium.wrappers import RecordVideo
 

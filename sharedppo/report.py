@@ -20,6 +20,9 @@ from pathlib import Path
 import numpy as np
 from omegaconf import OmegaConf
 
+from .config import ConfigError
+from .extras import require
+
 TAG = "charts/episodic_return"
 # Two-sided 95% quantiles of Student's t for 1..30 degrees of freedom; 1.96 beyond.
 _T975 = (
@@ -303,8 +306,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--window", type=int, default=20)
     args = parser.parse_args(argv)
     try:
+        require("report", "sharedppo-report")
         rows = report(args.sweep, args.threshold, args.window)
-    except FileNotFoundError as err:
+    except (ConfigError, FileNotFoundError) as err:
         print(f"sharedppo-report: error: {err}", file=sys.stderr)
         sys.exit(2)
     print((args.sweep / "report.md").read_text())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 import sys
 from pathlib import Path
 
@@ -72,18 +73,48 @@ def test_joblib_grid_and_report(tmp_path):
     assert (sweep / "report.md").is_file() and (sweep / "report_curves.png").stat().st_size > 0
 
 
-def test_failing_job_does_not_take_the_sweep_down(tmp_path):
+def test_a_bad_value_in_any_job_stops_the_sweep_before_any_job_runs(tmp_path):
     sweep = tmp_path / "sweep"
-    proc = run_cli("-m", "ppo.clip_ratio=0.2,1.5", *TINY, f"hydra.sweep.dir={sweep}", cwd=tmp_path)
+    proc = run_cli(
+        "-m", "ppo.clip_ratio=0.2,1.5", "seed=0,1", *TINY, f"hydra.sweep.dir={sweep}", cwd=tmp_path
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip() == (
+        "sharedppo: error: job 2 (ppo.clip_ratio=1.5 seed=0): "
+        "ppo.clip_ratio=1.5 is not allowed: must be in (0, 1)"
+    )
+    assert not sweep.exists()
+
+
+def test_a_job_failing_while_training_lets_the_others_finish(tmp_path):
+    # test_checkpoint's NaN env, registered in the command's own process by sitecustomize.
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(
+        "import gymnasium\n"
+        "gymnasium.register('Test/NaNReward-v0', "
+        "entry_point='tests.test_checkpoint:NaNRewardEnv', max_episode_steps=50)\n"
+    )
+    sweep = tmp_path / "sweep"
+    proc = run_cli(
+        "-m",
+        "env.id=Test/NaNReward-v0,CartPole-v1",
+        "total_steps=2560",  # its rewards turn NaN after 2000 steps
+        "checkpoint.every_steps=null",
+        f"hydra.sweep.dir={sweep}",
+        cwd=tmp_path,
+        env={"PYTHONPATH": os.pathsep.join([str(site), str(Path(__file__).parents[1])])},
+    )
     # Every job ran; the command still reports the failure in its exit code and last line.
     assert proc.returncode == 1, proc.stderr
-    assert "ppo.clip_ratio=1.5 is not allowed" in proc.stderr
+    assert "not finite" in proc.stderr
     assert proc.stderr.strip().splitlines()[-1].startswith("sharedppo: 1 of 2 jobs failed")
     statuses = [json.loads((j / "summary.json").read_text())["status"] for j in jobs(sweep)]
-    assert statuses == ["completed", "failed"]
+    assert statuses == ["failed", "completed"]
     rows = {r.config: r for r in report(sweep)}
-    assert rows["ppo.clip_ratio=0.2"].seeds == 1 and rows["ppo.clip_ratio=0.2"].failed == 0
-    assert rows["ppo.clip_ratio=1.5"].seeds == 0 and rows["ppo.clip_ratio=1.5"].failed == 1
+    assert rows["env.id=CartPole-v1"].seeds == 1 and rows["env.id=CartPole-v1"].failed == 0
+    assert rows["env.id=Test/NaNReward-v0"].seeds == 0
+    assert rows["env.id=Test/NaNReward-v0"].failed == 1
     assert "| 0 | 1 |" in (sweep / "report.md").read_text()
 
 
