@@ -5,12 +5,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+# Venvs and runs stay in the checkout (ignored by git), as .venv does: deleting six torch
+# installs can take minutes on a disk mounted with discard. Each run starts them afresh.
+work=$root/.ci/work
+rm -rf "$work/runs"
+mkdir -p "$work"
 tiny=(total_steps=2048 checkpoint.every_steps=null)
 
 fresh_venv() { # NAME [EXTRA]: a new venv in $work/NAME with torch, then sharedppo[EXTRA]
-    python3 -m venv "$work/$1"
+    python3 -m venv --clear "$work/$1"
     "$work/$1/bin/pip" install -q torch==2.13.0
     "$work/$1/bin/pip" install -q -e "$root${2:+[$2]}"
 }
@@ -89,7 +92,7 @@ sweep() {
 }
 
 for extra in bare box2d mujoco atari video sweep; do
-    echo "=== extra: $extra"
+    echo "=== $(date +%T) extra: $extra"
     start=$SECONDS
     [[ $extra == bare ]] && with="" || with=$extra
     # pip's notes about this machine's local index folders are not CI's business.
@@ -101,5 +104,5 @@ for extra in bare box2d mujoco atari video sweep; do
         cd "$work"
         "$extra"
     )
-    echo "=== extra: $extra ok (install $built s, checks $((SECONDS - start - built)) s)"
+    echo "=== $(date +%T) extra: $extra ok (install $built s, checks $((SECONDS - start - built)) s)"
 done

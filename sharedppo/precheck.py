@@ -26,8 +26,9 @@ def config_overrides(args: list[str]) -> list[str]:
     ]
 
 
-def sweep_jobs(overrides: list[str]) -> list[list[str]]:
-    """Each job's overrides, in Hydra's job order, as the basic sweeper expands them."""
+def expand_sweep(overrides: list[str]) -> tuple[list[list[str]], set[str]]:
+    """Each job's overrides in Hydra's job order, as the basic sweeper expands them, and the
+    keys that are swept."""
     from hydra import initialize_config_module
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
     from hydra.core.global_hydra import GlobalHydra
@@ -41,19 +42,14 @@ def sweep_jobs(overrides: list[str]) -> list[list[str]]:
         with initialize_config_module("sharedppo.conf", version_base="1.3"):
             # glob() sweeps list a group's options, so the parser needs the config loader.
             parser = OverridesParser.create(config_loader=GlobalHydra.instance().config_loader())
-            batches = BasicSweeper.split_arguments(parser.parse_overrides(overrides), None)
+            parsed = parser.parse_overrides(overrides)
+            batches = BasicSweeper.split_arguments(parsed, None)
     except OverrideParseException as err:
         raise ConfigError(f"{err.override} cannot be parsed: {first_line(err)}") from None
     except HydraException as err:
         raise ConfigError(first_line(err)) from None
-    return [job for batch in batches for job in batch]
-
-
-def swept_keys(overrides: list[str]) -> set[str]:
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    parsed = OverridesParser.create().parse_overrides(overrides)
-    return {o.get_key_element() for o in parsed if o.is_sweep_override()}
+    keys = {o.get_key_element() for o in parsed if o.is_sweep_override()}
+    return [job for batch in batches for job in batch], keys
 
 
 def check_command(args: list[str]) -> None:
@@ -70,8 +66,7 @@ def check_command(args: list[str]) -> None:
         return
     if any(o.lstrip("+~").startswith("hydra/sweeper=") for o in overrides):
         return  # another sweeper expands the jobs its own way
-    jobs = sweep_jobs(overrides)
-    keys = swept_keys(overrides)
+    jobs, keys = expand_sweep(overrides)
     for num, job in enumerate(jobs):
         try:
             check_extras(compose_checked(config_overrides(job)))

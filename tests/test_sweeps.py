@@ -184,3 +184,18 @@ def test_search_spaces_compose_as_a_config_group():
         load_space("no_such_space")
     # A training run composed with it ignores the search space.
     assert compose_checked(["hparams_search=cartpole"]).ppo.lr == compose_checked([]).ppo.lr
+
+
+def test_sweep_check_expands_jobs_as_hydra_does_and_names_unparsable_overrides():
+    from sharedppo.config import ConfigError
+    from sharedppo.precheck import check_command, expand_sweep
+
+    jobs, keys = expand_sweep(["seed=range(0,2)", "env=glob(cart*)", "total_steps=64"])
+    assert jobs == [
+        ["seed=0", "env=cartpole", "total_steps=64"],
+        ["seed=1", "env=cartpole", "total_steps=64"],
+    ]
+    assert keys == {"seed", "env"}
+    with pytest.raises(ConfigError, match=r"^seed=range\(0,3 cannot be parsed: "):
+        check_command(["-m", "seed=range(0,3"])
+    check_command(["-m", "seed=0,1", "hydra.launcher.n_jobs=2", "total_steps=64"])
