@@ -123,12 +123,17 @@ def video_summary(tag: str, video: Path) -> Summary:
     torch's add_video would need ``moviepy.editor``, which moviepy 2 no longer has.
     """
     import imageio.v3 as iio
+    from PIL import Image
 
-    fps = float(iio.immeta(video, plugin="FFMPEG").get("fps") or 30.0)
-    frames = iio.imread(video, plugin="FFMPEG")
-    step = -(-len(frames) // GIF_MAX_FRAMES)
-    scale = -(-max(frames.shape[1:3]) // GIF_MAX_SIDE)
-    frames = np.ascontiguousarray(frames[::step, ::scale, ::scale])
+    meta = iio.immeta(video, plugin="FFMPEG")
+    fps = float(meta.get("fps") or 30.0)
+    count = max(1, round(float(meta.get("duration") or 0.0) * fps))
+    step = -(-count // GIF_MAX_FRAMES)
+    # Streamed, keeping only the frames shown: a whole episode decoded at once can be a GB.
+    kept = [f for i, f in enumerate(iio.imiter(video, plugin="FFMPEG")) if i % step == 0]
+    scale = -(-max(kept[0].shape[:2]) // GIF_MAX_SIDE)
+    # Box-averaged, so one-pixel lines (CartPole's track) stay visible.
+    frames = np.stack([np.asarray(Image.fromarray(f).reduce(scale)) for f in kept])
     # Browsers play delays under 20 ms as 100 ms.
     duration = max(20.0, 1000.0 * step / fps)
     gif = iio.imwrite("<bytes>", frames, extension=".gif", duration=duration, loop=0)
