@@ -69,6 +69,7 @@ atari() {
 video() {
     local run=$work/runs/video
     sharedppo total_steps=1024 eval.video=true hydra.run.dir="$run" 2>&1 | tee "$work/video.log"
+    sharedppo-eval "$run" --episodes 1 --video 2>&1 | tee -a "$work/video.log"
     no_noise "$work/video.log"
     ls "$run"/videos/*.mp4
     python - "$run" <<'EOF'
@@ -76,7 +77,7 @@ import sys
 from tensorboard.backend.event_processing.event_accumulator import IMAGES, EventAccumulator
 acc = EventAccumulator(sys.argv[1], size_guidance={IMAGES: 0})
 acc.Reload()
-(image,) = acc.Images("eval/video")
+image = acc.Images("eval/video")[-1]
 assert image.encoded_image_string.startswith(b"GIF8"), "eval/video is not a GIF"
 print(f"  eval/video: {image.width}x{image.height} GIF, {len(image.encoded_image_string)} bytes")
 EOF
@@ -87,6 +88,9 @@ sweep() {
     sharedppo -m hydra/launcher=joblib hydra.launcher.n_jobs=2 seed=0,1 "${tiny[@]}" \
         hydra.sweep.dir="$dir"
     sharedppo-report "$dir" --threshold 475
+    sharedppo -m hydra/launcher=submitit_local hydra.launcher.timeout_min=5 seed=0,1 \
+        "${tiny[@]}" hydra.sweep.dir="$work/runs/submitit"
+    ls "$work"/runs/submitit/{0,1}/summary.json
     test -s "$dir/report_curves.png"
     sharedppo-tune --search cartpole --trials 2 --out "$work/runs/tune" "${tiny[@]}"
 }
