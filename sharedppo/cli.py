@@ -14,8 +14,9 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from .checkpoint import CheckpointError
-from .config import ConfigError, compose_checked, register_configs
-from .runner import TrainingError, train
+from .compose import compose_checked, register_configs
+from .config import ConfigError
+from .runner import TrainingError, TrainResult, train
 from .signals import Interrupted
 
 log = logging.getLogger("sharedppo")
@@ -48,17 +49,24 @@ def _app(cfg: DictConfig) -> float:
             print(f"sharedppo: error: {err}", file=sys.stderr)
             sys.exit(1 if isinstance(err, TrainingError) else 2)
         raise
-    log.info(
-        "done: %d steps in %.1f s, mean return (last 20) %.1f; target %s reached at step %s "
-        "(%.2f s)",
-        result.global_step,
-        result.seconds,
-        result.mean_return,
-        result.target_return,
-        result.target_step,
-        result.target_seconds or float("nan"),
-    )
+    log.info(closing_line(result))
     return result.mean_return
+
+
+def closing_line(result: TrainResult) -> str:
+    line = f"done: {result.global_step:,} steps in {result.seconds:.1f} s"
+    if result.episodes:
+        line += f", mean return (last 20 episodes) {result.mean_return:.1f}"
+    else:
+        line += ", no episode finished"
+    if result.target_return is not None:
+        line += (
+            f"; target {result.target_return:g} reached at step {result.target_step:,} "
+            f"({result.target_seconds:.2f} s)"
+            if result.target_step is not None
+            else f"; target {result.target_return:g} not reached"
+        )
+    return line
 
 
 class FailedJobs(Callback):

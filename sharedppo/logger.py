@@ -1,11 +1,13 @@
-"""TensorBoard logging: one run per job folder, HParams in the same folder."""
+"""TensorBoard logging: one run per job folder, HParams in the same folder.
+
+A sink only: what it writes (returns, losses, the return window's mean) is owned elsewhere.
+"""
 
 from __future__ import annotations
 
 import logging
 import sys
 import time
-from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -31,21 +33,18 @@ def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 class Logger:
-    """Writes event files straight into ``log_dir``; keeps the last 20 episode returns."""
+    """Writes event files straight into ``log_dir``, and the progress line."""
 
     def __init__(
         self,
         log_dir: Path,
         config: dict[str, Any],
-        window: int = 20,
         resume_step: int | None = None,
     ) -> None:
         # On resume (resume_step = checkpoint step + 1), purge_step makes TensorBoard drop
         # what the interrupted session wrote after its last checkpoint, so curves continue
         # without duplicated steps.
         self.writer = SummaryWriter(log_dir=str(log_dir), flush_secs=10, purge_step=resume_step)
-        self.recent: deque[float] = deque(maxlen=window)
-        self.episodes = 0
         self._last_print = time.perf_counter()
         self._tty = sys.stderr.isatty()
         if resume_step is not None:
@@ -59,10 +58,6 @@ class Logger:
         for summary in hparams(params, {METRIC: 0.0}):
             self.writer.file_writer.add_summary(summary)
 
-    @property
-    def mean_return(self) -> float:
-        return float(np.mean(self.recent)) if self.recent else float("nan")
-
     def _write(self, step: int, tagged: list[tuple[str, float]]) -> None:
         # One event holding every value of a step: add_scalar builds and queues one event per
         # value (about 50 us each), a tenth of a small network's whole PPO iteration.
@@ -73,17 +68,18 @@ class Logger:
         tagged = []
         for ret, length in zip(returns.tolist(), lengths.tolist(), strict=True):
             tagged += [("charts/episodic_return", ret), ("charts/episodic_length", length)]
-            self.recent.append(ret)
         self._write(step, tagged)
-        self.episodes += len(returns)
 
-    def scalars(self, step: int, values: dict[str, float]) -> None:
-        self._write(step, [*values.items(), (METRIC, self.mean_return)])
+    def scalars(self, step: int, values: dict[str, float], mean_return: float) -> None:
+        """One update's values, and the window's mean return as the HParams metric."""
+        self._write(step, [*values.items(), (METRIC, mean_return)])
 
     def eval_result(self, step: int, returns: np.ndarray, lengths: np.ndarray) -> None:
         write_eval(self.writer, step, returns, lengths)
 
-    def progress(self, step: int, total: int, sps: float) -> None:
+    def progress(
+        self, step: int, total: int, sps: float, episodes: int, mean_return: float
+    ) -> None:
         """A live line on a terminal; a plain log line every 10 s elsewhere (CI, clusters)."""
         now = time.perf_counter()
         every = 0.2 if self._tty else 10.0
@@ -92,8 +88,8 @@ class Logger:
         self._last_print = now
         eta = (total - step) / sps if sps > 0 else float("nan")
         line = (
-            f"step {step:,}/{total:,}  {sps:,.0f} steps/s  episodes {self.episodes:,}  "
-            f"mean return {self.mean_return:.1f}  ETA {eta:,.0f} s"
+            f"step {step:,}/{total:,}  {sps:,.0f} steps/s  episodes {episodes:,}  "
+            f"mean return {mean_return:.1f}  ETA {eta:,.0f} s"
         )
         if self._tty:
             print(f"\r{line}\033[K", end="", file=sys.stderr, flush=True)
