@@ -105,9 +105,9 @@ class PPOAgent:
                     with torch.no_grad():
                         k3 = ((fwd.ratio - 1) - fwd.logratio).mean().item()
                     stop = k3 > 1.5 * cfg.target_kl
-                terms = None
-                grad_norm = torch.zeros((), device=device)
-                if not stop:
+                if stop:
+                    terms, grad_norm = None, torch.zeros((), device=device)
+                else:
                     terms = self.gradient.backward(fwd, mb, advantages, clip)
                     grad_norm = self.optimizer.clip_grad_norm(cfg.max_grad_norm)
                     self.optimizer.step()
