@@ -13,9 +13,10 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from .checkpoint import CheckpointError
+from .checkpoint import CheckpointError, read
 from .compose import compose_checked, register_configs
 from .config import ConfigError
+from .resume import check_resume
 from .runner import TrainingError, TrainResult, train
 from .signals import Interrupted
 
@@ -30,10 +31,9 @@ def _app(cfg: DictConfig) -> float:
     try:
         result = train(cfg, out_dir)
     except Interrupted as stop:
-        print(
+        say(
             f"sharedppo: {stop} at update {stop.step}; checkpoint saved. Resume with: "
-            f"sharedppo resume={out_dir}",
-            file=sys.stderr,
+            f"sharedppo resume={out_dir}"
         )
         sys.exit(128 + stop.signum)
     except Exception as err:
@@ -42,15 +42,26 @@ def _app(cfg: DictConfig) -> float:
             # where the sweep report looks, and let the launcher go on with the others.
             log.exception("job %s failed", hydra_cfg.job.num)
             print(f"sharedppo: job {hydra_cfg.job.num} failed: {err}", file=sys.stderr)
-            summary = {"status": "failed", "error": f"{type(err).__name__}: {err}"}
-            (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+            if not (out_dir / "summary.json").is_file():  # train() writes one once it started
+                summary = {"status": "failed", "error": f"{type(err).__name__}: {err}"}
+                (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
             return float("nan")
         if isinstance(err, (ConfigError, CheckpointError, TrainingError)):
-            print(f"sharedppo: error: {err}", file=sys.stderr)
+            say(f"sharedppo: error: {err}")
             sys.exit(1 if isinstance(err, TrainingError) else 2)
         raise
     log.info(closing_line(result))
     return result.mean_return
+
+
+def say(message: str) -> None:
+    """To the terminal (stderr) and into the job's log file, which Hydra's console handler
+    does not reach for stderr lines."""
+    print(message, file=sys.stderr)
+    record = logging.LogRecord("sharedppo", logging.WARNING, __file__, 0, message, None, None)
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler):
+            handler.handle(record)
 
 
 def closing_line(result: TrainResult) -> str:
@@ -105,7 +116,7 @@ def resume_args(args: list[str]) -> list[str]:
     original = [
         str(o)
         for o in OmegaConf.load(overrides_file)
-        if not str(o).startswith(("resume=", "hydra."))
+        if not str(o).startswith(("resume=", "resume_allow=", "hydra."))
     ]
     rest = [a for a in args if not a.startswith("resume=")]
     return [*original, *rest, f"resume={job}", f"hydra.run.dir={job}"]
@@ -120,14 +131,21 @@ def main() -> None:
         # --cfg, -m) go straight to Hydra; in a sweep each job checks its own config, so one
         # bad value fails that job alone.
         if not any(a.startswith("-") for a in args):
-            compose_checked(
+            cfg = compose_checked(
                 [
                     a
                     for a in args
                     if not a.lstrip("+~").startswith("hydra.") or a.startswith("hydra.searchpath")
                 ]
             )
-    except ConfigError as err:
+            if cfg.resume is not None:  # refused before Hydra rewrites the job's .hydra/
+                job = Path(cfg.resume)
+                check_resume(
+                    read(job / "checkpoints" / "last.pt"),
+                    OmegaConf.to_container(cfg, resolve=True),
+                    job,
+                )
+    except (ConfigError, CheckpointError) as err:
         print(f"sharedppo: error: {err}", file=sys.stderr)
         sys.exit(2)
     sys.argv = [sys.argv[0], *args]

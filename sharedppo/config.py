@@ -175,6 +175,8 @@ class Config:
     eval: EvalConfig = group(EvalConfig)
     # A job folder to continue: same folder, same curves, total_steps is the job's total.
     resume: str | None = None
+    # Hyperparameters a resume may change (e.g. [ppo.lr]); any other change is refused.
+    resume_allow: list[str] = field(default_factory=list)
     # A search space for sharedppo-tune (conf/hparams_search/); training ignores it.
     hparams_search: Any = None
     seed: int = key(0, Check(lambda v: v >= 0, "must be an integer >= 0"))

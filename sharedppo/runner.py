@@ -9,8 +9,9 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from .checkpoint import check_resumable, check_writable, read
+from .checkpoint import check_writable, read
 from .config import Config, ConfigError, validate
+from .resume import check_resume, record_resume
 from .signals import Interrupted, stop_requests
 from .trainer import Trainer, TrainingError, TrainResult
 
@@ -46,14 +47,14 @@ def train(
     saved = None
     if c.resume is not None:
         saved = read(Path(c.resume) / "checkpoints" / "last.pt", map_location=device)
-        check_resumable(saved["config"], config, Path(c.resume))
+        changes = check_resume(saved, config, Path(c.resume))
     check_writable(out_dir)
     if c.torch_threads > 0:
         torch.set_num_threads(c.torch_threads)
 
     trainer = Trainer(c, config, out_dir, device)
     if saved is not None:
-        trainer.load(saved)
+        trainer.load(saved, record_resume(out_dir, saved["progress"]["global_step"], changes))
     extra: dict[str, str] = {}
     status = "failed"
     try:

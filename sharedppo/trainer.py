@@ -128,6 +128,7 @@ class Trainer:
         # The weights before the update in flight, kept for a truthful NaN stop.
         self.last_good = torch.empty_like(self.agent.optimizer.flat)
         self.logger: Logger | None = None
+        self.resume_note = ""
 
     def parts(self) -> dict[str, Stateful]:
         """What a checkpoint holds (checkpoint.py's layout); the RNGs last, as they are
@@ -145,9 +146,11 @@ class Trainer:
             "rng": GlobalRNG(),
         }
 
-    def load(self, state: dict[str, Any]) -> None:
-        """Continue from a checkpoint (already checked by checkpoint.check_resumable)."""
+    def load(self, state: dict[str, Any], note: str = "") -> None:
+        """Continue from a checkpoint (already checked by resume.check_resume); ``note`` goes
+        to TensorBoard as text at the resume step."""
         restore(state, self.parts())
+        self.resume_note = note
         if state["checkpointer"]["next_step"] is None and self.checkpointer.every_steps:
             self.checkpointer.next_step = self.progress.global_step + self.checkpointer.every_steps
 
@@ -164,6 +167,8 @@ class Trainer:
         self.logger = Logger(
             self.out_dir, self.config, resume_step=progress.global_step + 1 if resumed else None
         )
+        if self.resume_note:
+            self.logger.writer.add_text("resume/history", self.resume_note, progress.global_step)
         next_eval = progress.global_step + (cfg.eval.every_steps or 0)
         for update in range(progress.updates + 1, num_updates + 1):
             agent.set_progress(1.0 - (update - 1) / num_updates)
