@@ -14,7 +14,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from .checkpoint import CheckpointError, read
-from .compose import compose_checked, register_configs
+from .compose import compose_checked, open_mapping_overrides, register_configs
 from .config import ConfigError
 from .resume import check_resume
 from .runner import TrainingError, TrainResult, train
@@ -148,7 +148,7 @@ def main() -> None:
     except (ConfigError, CheckpointError) as err:
         print(f"sharedppo: error: {err}", file=sys.stderr)
         sys.exit(2)
-    sys.argv = [sys.argv[0], *args]
+    sys.argv = [sys.argv[0], *open_mapping_overrides(args)]
     _app()
     if FailedJobs.found:
         print(

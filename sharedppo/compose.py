@@ -12,6 +12,16 @@ def register_configs() -> None:
     ConfigStore.instance().store(name="config_schema", node=Config)
 
 
+# Mappings handed to user code as they are: any key may be set in them without Hydra's `+`.
+OPEN_MAPPINGS = ("env.kwargs.",)
+
+
+def open_mapping_overrides(overrides: list[str]) -> list[str]:
+    """``env.kwargs.NAME=VALUE`` sets or adds the key (Hydra's ``++``), as users expect of an
+    open mapping; the schema's struct flag would otherwise refuse a key it does not know."""
+    return [f"++{o}" if o.startswith(OPEN_MAPPINGS) else o for o in overrides]
+
+
 def compose_checked(overrides: list[str]) -> DictConfig:
     """Compose and validate the config for these overrides; any mistake is one ConfigError line.
 
@@ -25,7 +35,7 @@ def compose_checked(overrides: list[str]) -> DictConfig:
     register_configs()
     try:
         with initialize_config_module("sharedppo.conf", version_base="1.3"):
-            cfg = compose("config", overrides=overrides)
+            cfg = compose("config", overrides=open_mapping_overrides(overrides))
     except MissingConfigException as err:
         group, _, name = (err.missing_cfg_file or "").rpartition("/")
         options = ", ".join(err.options or [])

@@ -9,6 +9,9 @@ marks that reset step as not a transition (see ``memory.RolloutMemory.valid``).
 
 from __future__ import annotations
 
+import importlib
+import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -46,8 +49,29 @@ class ReachStepsReward(VectorWrapper):
         return obs, (self.lengths == self.target).astype(np.float32), terminated, truncated, info
 
 
-def check_env_id(env_id: str) -> None:
-    if env_id.startswith("ALE/"):
+# Bars for ids whose registry entry has no reward_threshold (docs/benchmarks.md uses them).
+TARGETS = {"Pendulum-v1": -250.0}
+
+
+def resolve_env_id(env_id: str) -> gym.envs.registration.EnvSpec:
+    """The spec of ``env.id``. ``module:EnvId`` imports the module first (gymnasium's
+    convention), also from the working directory, so a user's own envs register themselves."""
+    module, _, name = env_id.rpartition(":")
+    if module:
+        if "" not in sys.path and os.getcwd() not in sys.path:
+            sys.path.insert(0, os.getcwd())
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as err:
+            raise ConfigError(
+                f"env.id={env_id!r}: module {module!r} could not be imported ({err}); run from "
+                "the folder that holds it or put that folder on PYTHONPATH"
+            ) from None
+        except Exception as err:
+            raise ConfigError(
+                f"env.id={env_id!r}: importing {module!r} failed ({type(err).__name__}: {err})"
+            ) from None
+    elif env_id.startswith("ALE/"):
         try:
             import ale_py
         except ImportError:
@@ -56,12 +80,26 @@ def check_env_id(env_id: str) -> None:
             ) from None
         gym.register_envs(ale_py)
     try:
-        gym.spec(env_id)
+        return gym.spec(name)
     except gym.error.Error as err:
+        if module:
+            raise ConfigError(
+                f"env.id={env_id!r}: module {module!r} registers no env {name!r} ({err})"
+            ) from None
         raise ConfigError(
-            f"env.id={env_id!r} is not a registered gymnasium id ({err}); "
-            "e.g. CartPole-v1, Acrobot-v1, MountainCar-v0"
+            f"env.id={env_id!r} is not a registered gymnasium id ({err}); e.g. CartPole-v1, "
+            "Acrobot-v1, or your own as module:EnvId-v0"
         ) from None
+
+
+def target_return(cfg: EnvConfig) -> float | None:
+    """``env.target_return``, else the id's registry threshold, else sharedppo's bar for it."""
+    if cfg.target_return is not None:
+        return cfg.target_return
+    spec = resolve_env_id(cfg.id)
+    if spec.reward_threshold is not None:
+        return float(spec.reward_threshold)
+    return TARGETS.get(spec.id)
 
 
 def make_envs(
@@ -75,8 +113,7 @@ def make_envs(
     Training, evaluation (``num_envs``: fewer copies) and video (``video_dir``: one copy,
     rendered and recorded before any wrapper) get the same env, wrappers included.
     """
-    check_env_id(cfg.id)
-    spec = gym.spec(cfg.id)
+    spec = resolve_env_id(cfg.id)
     mode = cfg.vectorization_mode
     if mode == "auto":
         mode = "vector_entry_point" if spec.vector_entry_point is not None else "sync"
@@ -95,7 +132,7 @@ def make_envs(
         mode = "sync"  # per-env wrappers need per-env instances
     try:
         envs = gym.make_vec(
-            cfg.id,
+            spec.id,
             num_envs=num_envs or cfg.num_envs,
             vectorization_mode=mode,
             wrappers=wrappers or None,
@@ -104,7 +141,11 @@ def make_envs(
     except gym.error.DependencyNotInstalled as err:
         hint = "; pip install 'sharedppo[video]'" if video_dir is not None else ""
         raise ConfigError(f"env.id={cfg.id!r} could not be made: {err}{hint}") from None
-    except (gym.error.Error, TypeError, ValueError) as err:
+    except TypeError as err:
+        raise ConfigError(
+            f"env.kwargs={dict(cfg.kwargs)!r} were refused by env.id={cfg.id!r}: {err}"
+        ) from None
+    except (gym.error.Error, ValueError) as err:
         raise ConfigError(
             f"env.vectorization_mode={mode!r} with env.id={cfg.id!r} failed: {err}"
         ) from None

@@ -16,7 +16,7 @@ import torch
 from .agent import LOSS_STATS, PPOAgent
 from .checkpoint import Checkpointer, GlobalRNG, Stateful, assemble, restore, save_atomic
 from .config import Config, ConfigError
-from .envs import make_envs
+from .envs import make_envs, target_return
 from .episodes import EpisodeTracker
 from .evaluate import evaluate
 from .logger import Logger, log_eval
@@ -111,10 +111,7 @@ class Trainer:
             ppo.gamma,
             ppo.lam,
         )
-        target = env.target_return
-        if target is None and envs.unwrapped.spec is not None:
-            target = envs.unwrapped.spec.reward_threshold
-        self.tracker = EpisodeTracker(env.num_envs, target=target)
+        self.tracker = EpisodeTracker(env.num_envs, target=target_return(env))
         self.obs_norm = ObsNormalizer(obs_shape, env.normalize_obs, env.obs_clip)
         self.reward_scale = RewardScaler(
             env.num_envs, ppo.gamma, env.normalize_reward, env.reward_clip
