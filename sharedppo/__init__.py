@@ -1,9 +1,9 @@
 """sharedppo: fast, config-driven PPO with one trunk shared by the policy and value heads.
 
-    import sharedppo
-    result = sharedppo.train(["env=acrobot", "seed=1"], out_dir="runs/acrobot")
-    policy = sharedppo.load("runs/acrobot")
-    action = policy.predict(observation)
+import sharedppo
+result = sharedppo.train(["env=acrobot", "seed=1"], out_dir="runs/acrobot")
+policy = sharedppo.load("runs/acrobot")
+action = policy.predict(observation)
 """
 
 from typing import Any

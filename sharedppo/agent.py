@@ -13,6 +13,7 @@ from .loss import LossTerms, Scored, ppo_loss
 from .memory import Batch
 from .network import ActorCritic
 from .optim import Adam
+from .policy import mask_logits
 
 # What update() returns that is a loss or a quantity of the policy change; the rest (gradient
 # norm, steps taken, clip range in force) describes the optimisation, not the loss.
@@ -42,15 +43,18 @@ class PPOAgent:
     def fused(self) -> bool:
         return isinstance(self.gradient, Fused)
 
-    def act(self, obs: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor | None]:
-        """Sample actions; returns (actions, log-probs, values, dropout masks or None).
+    def act(
+        self, obs: Tensor, action_mask: Tensor | None = None
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor | None]:
+        """Sample actions (only valid ones, given ``action_mask``); returns (actions,
+        log-probs, values, dropout masks or None).
 
         Call it under ``torch.inference_mode()`` (the rollout loop holds one for all steps).
         """
         net = self.net
         masks = net.sample_masks(obs.shape[0], obs.device)
         out, values = net.forward(obs, masks)  # not net(...): module-call hooks cost ~5 us
-        actions, logprobs = net.dist.sample(out)
+        actions, logprobs = net.dist.sample(mask_logits(out, action_mask))
         return actions, logprobs, values, masks
 
     @torch.no_grad()

@@ -21,8 +21,10 @@ from omegaconf import OmegaConf
 
 from .compose import compose_checked
 from .evaluate import load_policy
+from .policy import mask_logits
 from .runner import TrainResult
 from .runner import train as _train
+from .spaces import MASK_KEY, flatten
 
 EnvSource = str | Callable[..., gym.Env]
 
@@ -71,16 +73,26 @@ class Policy:
     def __init__(self, path: str | Path, device: str = "cpu") -> None:
         self.device = torch.device(device)
         self.net, self.config, _, self.obs_norm = load_policy(Path(path), self.device)
+        self.layout = self.net.layout
         self.net.eval()
 
-    def predict(self, obs: Any, deterministic: bool = True) -> np.ndarray:
-        """The action for one observation, or a batch of actions for a batch of them."""
+    def predict(self, obs: Any, deterministic: bool = True, action_mask: Any = None) -> np.ndarray:
+        """The action for one observation, or a batch of actions for a batch of them;
+        ``action_mask`` (bool per action) rules out invalid actions; a Dict observation's
+        own ``action_mask`` key is used when none is given."""
+        if self.layout is not None:
+            if action_mask is None and MASK_KEY in obs:
+                action_mask = obs[MASK_KEY]
+            obs = flatten(self.layout, obs)
         x = np.asarray(obs, dtype=np.float32)
         single = x.ndim == len(self.net_input_shape)
         batch = x[None] if single else x
         batch = self.obs_norm(batch, update=False)
         with torch.inference_mode():
             out, _ = self.net(torch.as_tensor(batch, dtype=torch.float32, device=self.device))
+            if action_mask is not None:
+                valid = torch.as_tensor(np.asarray(action_mask, dtype=bool), device=self.device)
+                out = mask_logits(out, valid.reshape(out.shape))
             dist = self.net.dist
             actions = dist.mode(out) if deterministic else dist.sample(out)[0]
         actions = dist.to_env(actions.cpu().numpy())

@@ -21,6 +21,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv, VectorWrapper
 
 from .atari import atari_wrapper
 from .config import ConfigError, EnvConfig
+from .spaces import FlattenDict, Layout, dict_layout
 
 
 class ReachStepsReward(VectorWrapper):
@@ -107,8 +108,9 @@ def make_envs(
     seed: int,
     num_envs: int | None = None,
     video_dir: Path | None = None,
-) -> tuple[VectorEnv, np.ndarray]:
-    """Build the vector env of an env config group and reset it; returns (envs, first obs).
+) -> tuple[VectorEnv, np.ndarray, dict[str, Any]]:
+    """Build the vector env of an env config group and reset it; returns (envs, first obs,
+    reset info).
 
     Training, evaluation (``num_envs``: fewer copies) and video (``video_dir``: one copy,
     rendered and recorded before any wrapper) get the same env, wrappers included.
@@ -128,16 +130,17 @@ def make_envs(
     if cfg.atari.enabled:
         kwargs.setdefault("frameskip", 1)  # the preprocessing does the skipping
         wrappers.append(atari_wrapper(cfg.atari))
-    if wrappers and mode == "vector_entry_point":
-        mode = "sync"  # per-env wrappers need per-env instances
     try:
-        envs = gym.make_vec(
-            spec.id,
-            num_envs=num_envs or cfg.num_envs,
-            vectorization_mode=mode,
-            wrappers=wrappers or None,
-            **kwargs,
-        )
+        envs = _make_vec(spec.id, num_envs or cfg.num_envs, mode, wrappers, kwargs)
+        if isinstance(envs.single_observation_space, gym.spaces.Dict):
+            # Rare enough to build twice: the space is known only once an env exists.
+            space = envs.single_observation_space
+            envs.close()
+            layout = dict_layout(space)
+            envs = _make_vec(
+                spec.id, num_envs or cfg.num_envs, mode, [*wrappers, FlattenDict], kwargs
+            )
+            envs.metadata = dict(envs.metadata, obs_layout=layout)
     except gym.error.DependencyNotInstalled as err:
         hint = "; pip install 'sharedppo[video]'" if video_dir is not None else ""
         raise ConfigError(f"env.id={cfg.id!r} could not be made: {err}{hint}") from None
@@ -155,8 +158,38 @@ def make_envs(
     if cfg.reach_reward_steps is not None:
         envs = ReachStepsReward(envs, cfg.reach_reward_steps)
     envs.action_space.seed(seed)
-    obs, _ = envs.reset(seed=seed)
-    return envs, obs
+    obs, info = envs.reset(seed=seed)
+    return envs, obs, info
+
+
+def action_mask(info: dict[str, Any], num_envs: int, num_actions: int) -> np.ndarray | None:
+    """The valid actions the envs put in ``info["action_mask"]`` (gymnasium's and
+    PettingZoo's convention), as bool [num_envs, num_actions]; None where there is none."""
+    mask = info.get("action_mask")
+    if mask is None:
+        return None
+    mask = np.asarray(mask)
+    if mask.shape != (num_envs, num_actions) or mask.dtype not in (np.bool_, np.int8, np.uint8):
+        raise ConfigError(
+            f"info['action_mask'] has shape {mask.shape} and dtype {mask.dtype}; sharedppo "
+            f"needs one bool or int8 entry per action: shape ({num_envs}, {num_actions})"
+        )
+    return mask.astype(bool, copy=False)
+
+
+def _make_vec(
+    env_id: str, num_envs: int, mode: str, wrappers: list[Any], kwargs: dict[str, Any]
+) -> VectorEnv:
+    if wrappers and mode == "vector_entry_point":
+        mode = "sync"  # per-env wrappers need per-env instances
+    return gym.make_vec(
+        env_id, num_envs=num_envs, vectorization_mode=mode, wrappers=wrappers or None, **kwargs
+    )
+
+
+def obs_layout(envs: VectorEnv) -> Layout | None:
+    """How a Dict observation was flattened (``spaces.FlattenDict``), or None."""
+    return envs.metadata.get("obs_layout")
 
 
 def _recorder(video_dir: Path) -> Any:

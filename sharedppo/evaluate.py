@@ -14,10 +14,12 @@ from omegaconf import OmegaConf
 from .checkpoint import CheckpointError, read
 from .compose import register_configs
 from .config import Config, ConfigError, EnvConfig
-from .envs import make_envs
+from .envs import action_mask, make_envs
 from .episodes import EpisodeTracker
+from .model import build_model
 from .network import ActorCritic
 from .normalize import ObsNormalizer
+from .policy import mask_logits
 
 
 def evaluate(
@@ -35,8 +37,8 @@ def evaluate(
     Each parallel env runs a fixed share of the episodes: taking the first N to finish would
     favour short episodes. Observation statistics are used frozen.
     """
-    envs, obs = make_envs(env_cfg, seed, min(episodes, env_cfg.num_envs), video_dir)
-    n = envs.num_envs
+    envs, obs, info = make_envs(env_cfg, seed, min(episodes, env_cfg.num_envs), video_dir)
+    n, num_actions = envs.num_envs, net.dist.num_outputs
     quota = np.array([episodes // n + (i < episodes % n) for i in range(n)])
     done_count = np.zeros(n, dtype=np.int64)
     tracker = EpisodeTracker(n)
@@ -47,7 +49,8 @@ def evaluate(
             if obs_norm is not None:
                 obs = obs_norm(obs, update=False)
             x = torch.as_tensor(obs, dtype=torch.float32, device=device)
-            out, _ = net(x)
+            valid = action_mask(info, n, num_actions)
+            out = mask_logits(net(x)[0], None if valid is None else torch.from_numpy(valid))
             actions = net.dist.mode(out) if deterministic else net.dist.sample(out)[0]
             step = envs.step(net.dist.to_env(actions.cpu().numpy()))
             obs, reward, terminated, truncated, info = step
@@ -76,15 +79,15 @@ def load_policy(
         OmegaConf.merge(OmegaConf.structured(Config), state["config"])
     )
     # The env as training built it (wrappers included) tells the spaces.
-    envs, _ = make_envs(cfg.env, seed=0, num_envs=1)
-    env_shape = envs.single_observation_space.shape
-    net = ActorCritic(env_shape, envs.single_action_space, cfg.network)
-    envs.close()
+    envs, _, _ = make_envs(cfg.env, seed=0, num_envs=1)
+    try:
+        net, obs_norm = build_model(envs, cfg.env, cfg.network)
+    finally:
+        envs.close()
     try:
         net.load_state_dict(state["model"])
     except RuntimeError:
         raise CheckpointError(f"checkpoint {file} does not match its own network config") from None
-    obs_norm = ObsNormalizer(env_shape, cfg.env.normalize_obs, cfg.env.obs_clip)
     obs_norm.load_state_dict(state["obs_norm"])
     return net.to(device), cfg, state, obs_norm
 

@@ -23,7 +23,7 @@ from .loss import LossTerms, Scored, ppo_loss, ppo_loss_grads
 from .memory import Batch
 from .network import ActorCritic, Recorded
 from .optim import Adam
-from .policy import Categorical, Gaussian
+from .policy import Categorical, Gaussian, mask_logits
 
 # Network keys whose values the hand-derived backward handles, and keys it is indifferent to
 # (they change sizes, masks or starting values, not the maths). Any other key: autograd.
@@ -34,6 +34,8 @@ FUSED_HEADS = (Categorical, Gaussian)
 
 def fused_unsupported(net: ActorCritic) -> str | None:
     """Why the fused gradient cannot serve this network, or None when it can."""
+    if net.encoders is not None:
+        return "Dict observations (per-key encoders)"
     cfg = net.cfg
     options = asdict(cfg) if is_dataclass(cfg) else dict(vars(cfg))
     for key, value in options.items():
@@ -62,6 +64,7 @@ class Autograd:
 
     def forward(self, mb: Batch) -> Scored:
         out, values = self.net(mb.obs, mb.masks)
+        out = mask_logits(out, mb.action_mask)  # the entropy too is over valid actions
         logratio = self.net.dist.log_prob(out, mb.actions) - mb.logprobs
         return Scored(out, values, logratio, logratio.exp())
 
@@ -86,6 +89,8 @@ class Fused(Autograd):
     @torch.no_grad()
     def forward(self, mb: Batch) -> FusedScored:
         rec = self.net.forward_recorded(mb.obs, mb.masks)
+        # Ruled-out logits get probability 0, hence gradient 0 from grad_out.
+        rec.out = mask_logits(rec.out, mb.action_mask)
         # The head's own scoring, so the ratio is exactly 1 before the first step.
         scores, logp = self.net.dist.scored(rec.out, mb.actions)
         return FusedScored(rec, scores, logp - mb.logprobs)

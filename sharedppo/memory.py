@@ -52,7 +52,8 @@ class Batch:
     values: Tensor
     advantages: Tensor
     returns: Tensor
-    masks: Tensor | None
+    masks: Tensor | None  # dropout masks drawn when acting
+    action_mask: Tensor | None = None  # the valid actions when acting (bool)
 
     def __len__(self) -> int:
         return self.actions.shape[0]
@@ -66,6 +67,7 @@ class Batch:
             self.advantages[index],
             self.returns[index],
             None if self.masks is None else self.masks[index],
+            None if self.action_mask is None else self.action_mask[index],
         )
 
 
@@ -93,6 +95,7 @@ class RolloutMemory:
         action_dtype: torch.dtype = torch.long,
         gamma: float = 0.99,
         lam: float = 0.95,
+        action_mask_size: int | None = None,
     ) -> None:
         size = (num_steps, num_envs)
         self.num_steps = num_steps
@@ -107,6 +110,9 @@ class RolloutMemory:
         self.logprobs = zeros()
         self.values = zeros()
         self.masks = None if mask_shape is None else zeros(*mask_shape)
+        self.action_mask = (
+            None if action_mask_size is None else zeros(action_mask_size, dtype=torch.bool)
+        )
         self.host_rewards = np.zeros(size, dtype=np.float32)
         self.host_terminated = np.zeros(size, dtype=np.float32)
         self.host_dones = np.zeros(size, dtype=np.float32)
@@ -170,4 +176,5 @@ class RolloutMemory:
             flat(self.advantages),
             flat(self.returns),
             None if self.masks is None else flat(self.masks),
+            None if self.action_mask is None else flat(self.action_mask),
         )

@@ -18,24 +18,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .config import ConfigError, NetworkConfig
+from .encoders import DictEncoder, nature_convs
 from .policy import make_distribution
+from .spaces import Layout
 
 _ACTIVATIONS = {"tanh": torch.tanh, "relu": F.relu, "elu": F.elu, "gelu": F.gelu, "silu": F.silu}
 _tanh_backward = torch.ops.aten.tanh_backward
 _threshold_backward = torch.ops.aten.threshold_backward
-
-
-def nature_convs(channels: int) -> nn.Sequential:
-    """The Nature-DQN convolutions: 32 8x8/4, 64 4x4/2, 64 3x3/1, ReLU after each."""
-    return nn.Sequential(
-        nn.Conv2d(channels, 32, 8, stride=4),
-        nn.ReLU(),
-        nn.Conv2d(32, 64, 4, stride=2),
-        nn.ReLU(),
-        nn.Conv2d(64, 64, 3, stride=1),
-        nn.ReLU(),
-        nn.Flatten(),
-    )
 
 
 @dataclass
@@ -56,19 +45,31 @@ class ActorCritic(nn.Module):
         obs_shape: tuple[int, ...] | int,
         action_space: gym.Space | int,
         cfg: NetworkConfig,
+        layout: Layout | None = None,
     ) -> None:
+        """``layout``: how a Dict observation was flattened (``spaces.FlattenDict``); its keys
+        are encoded separately before the trunk."""
         super().__init__()
         obs_shape = (obs_shape,) if isinstance(obs_shape, int) else tuple(obs_shape)
         if isinstance(action_space, int):
             action_space = gym.spaces.Discrete(action_space)
         self.cfg = cfg
+        self.layout = layout
         # The distribution follows the action space; a Gaussian's log-std lives in it.
         self.dist = make_distribution(action_space, cfg.log_std_init)
         self.shared = cfg.shared
         self.dropout = float(cfg.dropout)
         num_trunks = 1 if cfg.shared else 2
         self.convs: nn.ModuleList | None = None
-        if cfg.type == "nature_cnn":
+        self.encoders: nn.ModuleList | None = None
+        if layout is not None:
+            self.depth, self.width = cfg.depth, cfg.width
+            self.activation = _ACTIVATIONS[cfg.activation]
+            self.encoders = nn.ModuleList(
+                DictEncoder(layout, self.width, self.activation) for _ in range(num_trunks)
+            )
+            in_dim = self.encoders[0].out_dim
+        elif cfg.type == "nature_cnn":
             if len(obs_shape) != 3:
                 raise ConfigError(
                     f"network.type=nature_cnn needs image observations (C, H, W); the env "
@@ -125,9 +126,9 @@ class ActorCritic(nn.Module):
         for trunk in self.trunks:
             for layer in trunk:
                 self._init_layer(layer, scheme, math.sqrt(2))
-        for convs in self.convs or []:
-            for layer in convs:
-                if isinstance(layer, nn.Conv2d):
+        for encoder in [*(self.convs or []), *(self.encoders or [])]:
+            for layer in encoder.modules():
+                if isinstance(layer, nn.Conv2d | nn.Linear):
                     self._init_layer(layer, scheme, math.sqrt(2))
         self._init_layer(self.policy_head, scheme, 0.01)
         self._init_layer(self.value_head, scheme, 1.0)
@@ -162,6 +163,8 @@ class ActorCritic(nn.Module):
         """One trunk's layers; ``record`` collects each layer's input and activation."""
         if self.convs is not None:
             x = self.convs[index](x / 255.0)  # frames arrive as 0..255
+        elif self.encoders is not None:
+            x = self.encoders[index](x)
         elif x.dim() > 2:
             x = x.flatten(1)
         activation, depth = self.activation, self.depth

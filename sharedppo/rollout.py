@@ -10,6 +10,7 @@ import torch
 from gymnasium.vector import VectorEnv
 
 from .agent import PPOAgent
+from .envs import action_mask
 from .envstate import capture_state, restore_state
 from .episodes import EpisodeTracker
 from .memory import RolloutMemory
@@ -31,9 +32,14 @@ class Rollout:
         obs: np.ndarray,
         obs_norm: ObsNormalizer | None = None,
         reward_scale: RewardScaler | None = None,
+        info: dict[str, Any] | None = None,
+        num_actions: int = 0,
     ) -> None:
         self.envs = envs
         self.obs = obs  # as the env returned it
+        self.num_actions = num_actions
+        # The valid actions for self.obs, when the env supplies them.
+        self.action_mask = action_mask(info or {}, envs.num_envs, num_actions)
         self.obs_norm = obs_norm if obs_norm is not None and obs_norm.enabled else None
         self.reward_scale = (
             reward_scale if reward_scale is not None and reward_scale.enabled else None
@@ -57,6 +63,8 @@ class Rollout:
         obs_rows, action_rows = memory.obs.unbind(0), memory.actions.unbind(0)
         logprob_rows, value_rows = memory.logprobs.unbind(0), memory.values.unbind(0)
         mask_rows = None if memory.masks is None else memory.masks.unbind(0)
+        valid_rows = None if memory.action_mask is None else memory.action_mask.unbind(0)
+        num_actions = self.num_actions
         rewards, terminated_rows, done_rows = (
             memory.host_rewards,
             memory.host_terminated,
@@ -67,7 +75,11 @@ class Rollout:
                 step_obs = obs_rows[t]
                 obs = self.obs if obs_norm is None else obs_norm(self.obs, update=True)
                 step_obs.copy_(torch.from_numpy(obs))
-                actions, logprobs, values, masks = act(step_obs)
+                valid = None
+                if valid_rows is not None:
+                    valid = valid_rows[t]
+                    valid.copy_(torch.from_numpy(self.action_mask))
+                actions, logprobs, values, masks = act(step_obs, valid)
                 action_rows[t].copy_(actions)
                 logprob_rows[t].copy_(logprobs)
                 value_rows[t].copy_(values)
@@ -78,6 +90,8 @@ class Rollout:
                     to_env(actions.cpu().numpy())
                 )
                 done = terminated | truncated
+                if valid_rows is not None:
+                    self.action_mask = action_mask(info, num_envs, num_actions)
                 rewards[t] = reward if scale is None else scale(reward, done)
                 terminated_rows[t] = terminated
                 done_rows[t] = done
@@ -95,11 +109,16 @@ class Rollout:
         return step
 
     def state_dict(self) -> dict[str, Any]:
-        return {
+        state = {
             "obs": torch.from_numpy(np.array(self.obs, dtype=np.float32)),
             "env": capture_state(self.envs),
         }
+        if self.action_mask is not None:
+            state["action_mask"] = torch.from_numpy(self.action_mask.copy())
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         restore_state(self.envs, state["env"])
         self.obs = state["obs"].numpy().copy()
+        if "action_mask" in state:
+            self.action_mask = state["action_mask"].numpy().copy()

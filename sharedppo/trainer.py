@@ -21,8 +21,9 @@ from .episodes import EpisodeTracker
 from .evaluate import evaluate
 from .logger import Logger, log_eval
 from .memory import RolloutMemory
-from .network import ActorCritic
-from .normalize import ObsNormalizer, RewardScaler
+from .model import build_model
+from .normalize import RewardScaler
+from .policy import Categorical
 from .rollout import Rollout
 from .signals import Interrupted
 
@@ -92,14 +93,30 @@ class Trainer:
         self.cfg, self.config, self.out_dir, self.device = cfg, config, out_dir, device
         seed_everything(cfg.seed)
         env, ppo = cfg.env, cfg.ppo
-        envs, obs = make_envs(env, cfg.seed)
+        envs, obs, info = make_envs(env, cfg.seed)
         obs_shape = envs.single_observation_space.shape
         try:
-            net = ActorCritic(obs_shape, envs.single_action_space, cfg.network).to(device)
-        except ConfigError as err:
+            net, self.obs_norm = build_model(envs, env, cfg.network)
+        except ConfigError:
             envs.close()
-            raise ConfigError(f"env.id={env.id!r}: {err}") from None
-        self.agent = PPOAgent(net, ppo)
+            raise
+        self.agent = PPOAgent(net.to(device), ppo)
+        self.reward_scale = RewardScaler(
+            env.num_envs, ppo.gamma, env.normalize_reward, env.reward_clip
+        )
+        try:
+            self.rollout = Rollout(
+                envs, obs, self.obs_norm, self.reward_scale, info, net.dist.num_outputs
+            )
+        except ConfigError:
+            envs.close()
+            raise
+        if self.rollout.action_mask is not None and not isinstance(net.dist, Categorical):
+            envs.close()
+            raise ConfigError(
+                f"env.id={env.id!r} supplies action masks, which need Discrete or MultiDiscrete "
+                f"actions; its action space is {envs.single_action_space}"
+            )
         self.memory = RolloutMemory(
             ppo.num_steps,
             env.num_envs,
@@ -110,13 +127,9 @@ class Trainer:
             net.dist.action_dtype,
             ppo.gamma,
             ppo.lam,
+            None if self.rollout.action_mask is None else net.dist.num_outputs,
         )
         self.tracker = EpisodeTracker(env.num_envs, target=target_return(env))
-        self.obs_norm = ObsNormalizer(obs_shape, env.normalize_obs, env.obs_clip)
-        self.reward_scale = RewardScaler(
-            env.num_envs, ppo.gamma, env.normalize_reward, env.reward_clip
-        )
-        self.rollout = Rollout(envs, obs, self.obs_norm, self.reward_scale)
         every = cfg.checkpoint.every_steps
         self.checkpointer = Checkpointer(
             out_dir / "checkpoints", every, cfg.checkpoint.keep, every or 0
