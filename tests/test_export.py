@@ -58,7 +58,8 @@ def test_onnx_matches_torch_on_raw_observations(cfg_factory, tmp_path, case):
     if net.layout is None:
         raw = inputs[0].numpy()
     else:
-        raw = flatten(net.layout, {p.key: x.numpy() for p, x in zip(net.layout, inputs, strict=True)})
+        keyed = zip(net.layout, inputs, strict=True)
+        raw = flatten(net.layout, {part.key: x.numpy() for part, x in keyed})
     with torch.no_grad():
         expected = net(torch.from_numpy(obs_norm(raw.astype(np.float32), update=False)))
     session = ort.InferenceSession(str(out))
