@@ -97,7 +97,11 @@ class EnvConfig:
     normalize_reward: bool = False
     reward_clip: float = key(10.0, above(0))
     atari: AtariConfig = group(AtariConfig)
+    # Handed to the env's constructor (gymnasium.make's keyword arguments).
     kwargs: dict[str, Any] = field(default_factory=dict)
+    # The user's own wrappers, each {_target_: module.Wrapper, arg: value, ...}, applied in
+    # order to every sub-environment (after the Atari preprocessing).
+    wrappers: list[Any] = field(default_factory=list)
 
 
 @dataclass

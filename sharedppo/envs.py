@@ -59,8 +59,7 @@ def resolve_env_id(env_id: str) -> gym.envs.registration.EnvSpec:
     convention), also from the working directory, so a user's own envs register themselves."""
     module, _, name = env_id.rpartition(":")
     if module:
-        if "" not in sys.path and os.getcwd() not in sys.path:
-            sys.path.insert(0, os.getcwd())
+        _importable_from_cwd()
         try:
             importlib.import_module(module)
         except ModuleNotFoundError as err:
@@ -91,6 +90,36 @@ def resolve_env_id(env_id: str) -> gym.envs.registration.EnvSpec:
             f"env.id={env_id!r} is not a registered gymnasium id ({err}); e.g. CartPole-v1, "
             "Acrobot-v1, or your own as module:EnvId-v0"
         ) from None
+
+
+def _importable_from_cwd() -> None:
+    # As `python -m` would: the user's modules sit in the folder they run from.
+    if "" not in sys.path and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+
+
+def user_wrappers(entries: list[Any]) -> list[Any]:
+    """``env.wrappers`` as callables env -> wrapped env; one line for an entry that fails."""
+    from hydra.utils import instantiate
+
+    _importable_from_cwd()
+    out = []
+    for i, entry in enumerate(entries):
+        target = entry.get("_target_") if isinstance(entry, dict) else None
+        if not target:
+            raise ConfigError(
+                f"env.wrappers[{i}]={entry!r} is not allowed: give {{_target_: "
+                "module.Wrapper, ...its arguments}"
+            )
+        try:
+            out.append(instantiate(entry, _partial_=True))
+        except Exception as err:
+            cause = err.__cause__ or err
+            raise ConfigError(
+                f"env.wrappers[{i}]._target_={target!r} cannot be used "
+                f"({type(cause).__name__}: {str(cause).splitlines()[0]})"
+            ) from None
+    return out
 
 
 def target_return(cfg: EnvConfig) -> float | None:
@@ -130,6 +159,7 @@ def make_envs(
     if cfg.atari.enabled:
         kwargs.setdefault("frameskip", 1)  # the preprocessing does the skipping
         wrappers.append(atari_wrapper(cfg.atari))
+    wrappers += user_wrappers(list(cfg.wrappers))
     try:
         envs = _make_vec(spec.id, num_envs or cfg.num_envs, mode, wrappers, kwargs)
         if isinstance(envs.single_observation_space, gym.spaces.Dict):

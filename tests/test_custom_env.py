@@ -107,3 +107,25 @@ def test_kwargs_need_no_plus():
     assert compose_checked(["env.kwargs.step_size=0.2"]).env.kwargs == {"step_size": 0.2}
     with pytest.raises(ConfigError):
         compose_checked(["env.kwarg.step_size=0.2"])
+
+
+def test_own_wrappers_apply_to_every_sub_env(project):
+    wrappers = "env.wrappers=[{_target_:custom_env_module.ScaleReward,factor:10.0}]"
+    result = sharedppo.train([ENV, wrappers, *TINY], out_dir=project / "job")
+    plain = sharedppo.train([ENV, *TINY], out_dir=project / "plain")
+    # Every step pays -0.1 (or +1 at the goal): scaled tenfold, the returns say so.
+    assert result.mean_return < 2 * plain.mean_return < 0 or result.mean_return > 5
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ("[{_target_:no_such_module.Wrap}]", "env.wrappers[0]._target_='no_such_module.Wrap'"),
+        ("[{factor:2}]", "env.wrappers[0]="),
+    ],
+)
+def test_bad_wrappers_are_one_line(project, entry, message):
+    proc = run_cli(ENV, f"env.wrappers={entry}", *TINY, cwd=project)
+    assert proc.returncode == 2, proc.stderr
+    line = proc.stderr.strip()
+    assert message in line and "\n" not in line and "Traceback" not in line
