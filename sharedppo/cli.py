@@ -15,11 +15,13 @@ from omegaconf import DictConfig, OmegaConf
 
 from .checkpoint import CheckpointError
 from .config import ConfigError, compose_checked, register_configs
+from .runnames import quoted, register_resolvers
 from .runner import TrainingError, train
 from .signals import Interrupted
 
 log = logging.getLogger("sharedppo")
 register_configs()
+register_resolvers()
 
 
 @hydra.main(version_base="1.3", config_path="pkg://sharedppo.conf", config_name="config")
@@ -100,7 +102,8 @@ def resume_args(args: list[str]) -> list[str]:
         if not str(o).startswith(("resume=", "hydra."))
     ]
     rest = [a for a in args if not a.startswith("resume=")]
-    return [*original, *rest, f"resume={job}", f"hydra.run.dir={job}"]
+    # Quoted: job folders are named from overrides, so their paths hold '=' and ','.
+    return [*original, *rest, f"resume={quoted(str(job))}", f"hydra.run.dir={quoted(str(job))}"]
 
 
 def main() -> None:
