@@ -3,31 +3,23 @@
 from __future__ import annotations
 
 import logging
+import math
 import sys
 import time
 from collections import deque
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from tensorboard.compat.proto.summary_pb2 import Summary
 from torch.utils.tensorboard import SummaryWriter
-from torch.utils.tensorboard.summary import hparams
+
+from . import dashboard
 
 log = logging.getLogger("sharedppo")
 
 METRIC = "hparams/final_return"
-
-
-def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in tree.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            out.update(flatten(value, name + "."))
-        else:
-            out[name] = value
-    return out
 
 
 class Logger:
@@ -39,7 +31,10 @@ class Logger:
         config: dict[str, Any],
         window: int = 20,
         resume_step: int | None = None,
+        overrides: Sequence[str] = (),
     ) -> None:
+        """``overrides``: the job's command-line overrides (Hydra's, or a tuning trial's); the
+        HParams dashboard lists those keys first."""
         # On resume (resume_step = checkpoint step + 1), purge_step makes TensorBoard drop
         # what the interrupted session wrote after its last checkpoint, so curves continue
         # without duplicated steps.
@@ -48,16 +43,15 @@ class Logger:
         self.episodes = 0
         self._last_print = time.perf_counter()
         self._tty = sys.stderr.isatty()
+        self._last_step = 0
         if resume_step is not None:
             return
-        # add_hparams would open a new timestamped sub-run; writing the three summaries into
-        # this run keeps the hyperparameters next to the curves they produced.
-        params = {
-            k: (v if isinstance(v, (int, float, str, bool)) else str(v))
-            for k, v in flatten(config).items()
-        }
-        for summary in hparams(params, {METRIC: 0.0}):
+        # Written into this run (add_hparams would open a timestamped sub-run), so the
+        # hyperparameters sit next to the curves they produced.
+        swept = dashboard.sweep_values(Path(log_dir))
+        for summary in dashboard.hparams_summaries(config, overrides, swept):
             self.writer.file_writer.add_summary(summary)
+        self.writer.file_writer.add_summary(dashboard.layout_summary())
 
     @property
     def mean_return(self) -> float:
@@ -68,6 +62,7 @@ class Logger:
         # value (about 50 us each), a tenth of a small network's whole PPO iteration.
         values = [Summary.Value(tag=tag, simple_value=value) for tag, value in tagged]
         self.writer.file_writer.add_summary(Summary(value=values), step)
+        self._last_step = max(self._last_step, step)
 
     def episodes_finished(self, step: int, returns: np.ndarray, lengths: np.ndarray) -> None:
         tagged = []
@@ -78,7 +73,17 @@ class Logger:
         self.episodes += len(returns)
 
     def scalars(self, step: int, values: dict[str, float]) -> None:
-        self._write(step, [*values.items(), (METRIC, self.mean_return)])
+        low, high = (min(self.recent), max(self.recent)) if self.recent else (math.nan,) * 2
+        spread = [(dashboard.RETURN_MIN, low), (dashboard.RETURN_MAX, high)]
+        self._write(step, [*values.items(), (METRIC, self.mean_return), *spread])
+
+    def final_metrics(self, metrics: dict[str, float | None], step: int | None = None) -> None:
+        """The HParams metrics of the run (``dashboard.METRICS``: final_return, best_return,
+        auc_return, target_step, target_seconds); None leaves one blank. Call at the end of
+        every run, completed or interrupted; ``step`` defaults to the last one logged."""
+        scalars = dashboard.metric_scalars(metrics)
+        if scalars:
+            self._write(self._last_step if step is None else step, scalars)
 
     def eval_result(self, step: int, returns: np.ndarray, lengths: np.ndarray) -> None:
         write_eval(self.writer, step, returns, lengths)

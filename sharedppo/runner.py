@@ -29,6 +29,7 @@ from .checkpoint import (
 )
 from .checkpoint import load as load_checkpoint
 from .config import Config, ConfigError, NetworkConfig, validate
+from .dashboard import job_overrides, metrics_from_events
 from .envs import EpisodeTracker, capture_state, make_envs, restore_state
 from .evaluate import evaluate
 from .logger import Logger, log_eval
@@ -233,7 +234,8 @@ def train(
         set_rng_state(saved["rng"])
         state.obs_norm.load_state_dict(saved["obs_norm"])
         state.reward_scale.load_state_dict(saved["reward_scale"])
-    logger = Logger(out_dir, config, resume_step=None if saved is None else state.global_step + 1)
+    resume_step = None if saved is None else state.global_step + 1
+    logger = Logger(out_dir, config, resume_step=resume_step, overrides=job_overrides(out_dir))
     if saved is not None:
         logger.recent.extend(saved["recent_returns"])
         logger.episodes = int(saved["episodes"])
@@ -339,6 +341,8 @@ def train(
         result.seconds = elapsed_before + time.perf_counter() - start
         result.episodes = logger.episodes
         result.mean_return = logger.mean_return
+        logger.writer.flush()  # issue 13 stand-in until the tracker keeps best and AUC
+        logger.final_metrics(metrics_from_events(out_dir, result))
         logger.close()
         envs.close()
 
