@@ -13,10 +13,12 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from .checkpoint import CheckpointError
-from .config import ConfigError, compose_checked, register_configs
+from .checkpoint import CheckpointError, read
+from .compose import compose_checked, open_mapping_overrides, register_configs
+from .config import ConfigError
+from .resume import check_resume
 from .runnames import quoted, register_resolvers
-from .runner import TrainingError, train
+from .runner import TrainingError, TrainResult, train
 from .signals import Interrupted
 
 log = logging.getLogger("sharedppo")
@@ -31,10 +33,9 @@ def _app(cfg: DictConfig) -> float:
     try:
         result = train(cfg, out_dir)
     except Interrupted as stop:
-        print(
+        say(
             f"sharedppo: {stop} at update {stop.step}; checkpoint saved. Resume with: "
-            f"sharedppo resume={out_dir}",
-            file=sys.stderr,
+            f"sharedppo resume={out_dir}"
         )
         sys.exit(128 + stop.signum)
     except Exception as err:
@@ -43,24 +44,42 @@ def _app(cfg: DictConfig) -> float:
             # where the sweep report looks, and let the launcher go on with the others.
             log.exception("job %s failed", hydra_cfg.job.num)
             print(f"sharedppo: job {hydra_cfg.job.num} failed: {err}", file=sys.stderr)
-            summary = {"status": "failed", "error": f"{type(err).__name__}: {err}"}
-            (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+            if not (out_dir / "summary.json").is_file():  # train() writes one once it started
+                summary = {"status": "failed", "error": f"{type(err).__name__}: {err}"}
+                (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
             return float("nan")
         if isinstance(err, (ConfigError, CheckpointError, TrainingError)):
-            print(f"sharedppo: error: {err}", file=sys.stderr)
+            say(f"sharedppo: error: {err}")
             sys.exit(1 if isinstance(err, TrainingError) else 2)
         raise
-    log.info(
-        "done: %d steps in %.1f s, mean return (last 20) %.1f; target %s reached at step %s "
-        "(%.2f s)",
-        result.global_step,
-        result.seconds,
-        result.mean_return,
-        result.target_return,
-        result.target_step,
-        result.target_seconds or float("nan"),
-    )
+    log.info(closing_line(result))
     return result.mean_return
+
+
+def say(message: str) -> None:
+    """To the terminal (stderr) and into the job's log file, which Hydra's console handler
+    does not reach for stderr lines."""
+    print(message, file=sys.stderr)
+    record = logging.LogRecord("sharedppo", logging.WARNING, __file__, 0, message, None, None)
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler):
+            handler.handle(record)
+
+
+def closing_line(result: TrainResult) -> str:
+    line = f"done: {result.global_step:,} steps in {result.seconds:.1f} s"
+    if result.episodes:
+        line += f", mean return (last 20 episodes) {result.mean_return:.1f}"
+    else:
+        line += ", no episode finished"
+    if result.target_return is not None:
+        line += (
+            f"; target {result.target_return:g} reached at step {result.target_step:,} "
+            f"({result.target_seconds:.2f} s)"
+            if result.target_step is not None
+            else f"; target {result.target_return:g} not reached"
+        )
+    return line
 
 
 class FailedJobs(Callback):
@@ -99,7 +118,7 @@ def resume_args(args: list[str]) -> list[str]:
     original = [
         str(o)
         for o in OmegaConf.load(overrides_file)
-        if not str(o).startswith(("resume=", "hydra."))
+        if not str(o).startswith(("resume=", "resume_allow=", "hydra."))
     ]
     rest = [a for a in args if not a.startswith("resume=")]
     # Quoted: job folders are named from overrides, so their paths hold '=' and ','.
@@ -115,17 +134,24 @@ def main() -> None:
         # --cfg, -m) go straight to Hydra; in a sweep each job checks its own config, so one
         # bad value fails that job alone.
         if not any(a.startswith("-") for a in args):
-            compose_checked(
+            cfg = compose_checked(
                 [
                     a
                     for a in args
                     if not a.lstrip("+~").startswith("hydra.") or a.startswith("hydra.searchpath")
                 ]
             )
-    except ConfigError as err:
+            if cfg.resume is not None:  # refused before Hydra rewrites the job's .hydra/
+                job = Path(cfg.resume)
+                check_resume(
+                    read(job / "checkpoints" / "last.pt"),
+                    OmegaConf.to_container(cfg, resolve=True),
+                    job,
+                )
+    except (ConfigError, CheckpointError) as err:
         print(f"sharedppo: error: {err}", file=sys.stderr)
         sys.exit(2)
-    sys.argv = [sys.argv[0], *args]
+    sys.argv = [sys.argv[0], *open_mapping_overrides(args)]
     _app()
     if FailedJobs.found:
         print(

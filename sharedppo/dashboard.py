@@ -8,10 +8,12 @@ discrete domains, and five metrics written as scalars once the run ends. Bookkee
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import time
 from collections.abc import Mapping, Sequence
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +23,7 @@ from tensorboard.compat.proto.summary_pb2 import Summary
 from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2
 from torch.utils.tensorboard.summary import custom_scalars
 
-from .config import ACTIVATIONS, DEVICES, INITS, NETWORK_TYPES, VECTORIZATION_MODES
+from .config import Config
 from .runnames import expand_sweep, key_of, parse
 
 # Never hyperparameters, overridden or not: they change where and how often, not what is learnt.
@@ -29,13 +31,7 @@ BOOKKEEPING = ("checkpoint.", "eval.", "log_every_updates", "resume", "torch_thr
 # How a run executes rather than what it learns: shown only when the user set them.
 IF_OVERRIDDEN = ("device", "stop_on_target", "ppo.fused", "env.vectorization_mode")
 CORE = ("seed", "total_steps", "ppo.", "network.", "env.")
-CHOICES: dict[str, Sequence[str]] = {
-    "network.activation": ACTIVATIONS,
-    "network.type": NETWORK_TYPES,
-    "network.init": INITS,
-    "device": DEVICES,
-    "env.vectorization_mode": VECTORIZATION_MODES,
-}
+_ONE_OF = "choose one of "
 # Final metrics: Logger.final_metrics(key -> value) writes each as the scalar hparams/KEY.
 # key: (column title, description)
 METRICS = {
@@ -56,6 +52,22 @@ def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
             out.update(flatten(value, name + "."))
         else:
             out[name] = value
+    return out
+
+
+@cache
+def schema_choices(schema: type = Config, prefix: str = "") -> dict[str, tuple[str, ...]]:
+    """The named choices of the schema's string keys (``network.activation``: tanh, relu,
+    ...), read from their checks; placeholders such as ``cuda:N`` fail their own check."""
+    out: dict[str, tuple[str, ...]] = {}
+    for f in dataclasses.fields(schema):
+        name = f"{prefix}{f.name}"
+        check = f.metadata.get("check")
+        if isinstance(f.default_factory, type) and dataclasses.is_dataclass(f.default_factory):
+            out.update(schema_choices(f.default_factory, name + "."))
+        elif check is not None and check.allowed.startswith(_ONE_OF):
+            names = check.allowed[len(_ONE_OF) :].split(", ")
+            out[name] = tuple(n for n in names if check.test(n))
     return out
 
 
@@ -158,7 +170,7 @@ def hparam_info(key: str, value: Any, chosen: bool, swept: Sequence[str]) -> api
             info.domain_discrete.extend(values)
     else:
         info.type = api_pb2.DATA_TYPE_STRING
-        names = [*CHOICES.get(key, ()), own.string_value, *swept]
+        names = [*schema_choices().get(key, ()), own.string_value, *swept]
         unique = list(dict.fromkeys(n for n in names if n))
         info.domain_discrete.extend(unique)
     return info
@@ -252,20 +264,12 @@ def layout_summary() -> Summary:
     )
 
 
-def metrics_from_events(job: Path, result: Any, window: int = 20) -> dict[str, float | None]:
-    """The final metrics: returns recomputed from a job's event files (flush them first), the
-    target step and seconds from ``result`` (a runner.TrainResult).
-
-    A stand-in until the episode tracker keeps the best 20-episode mean and the area itself.
-    """
-    from .report import curve_stats, read_returns
-
-    steps, returns = read_returns(Path(job))
-    stats = curve_stats(steps, returns, window)
+def final_metrics(result: Any) -> dict[str, float | None]:
+    """The final metrics of a run from its ``trainer.TrainResult``."""
     return {
-        "final_return": stats.final,
-        "best_return": stats.best,
-        "auc_return": stats.auc,
+        "final_return": result.mean_return,
+        "best_return": result.best_return,
+        "auc_return": result.auc_return,
         "target_step": result.target_step,
         "target_seconds": result.target_seconds,
     }

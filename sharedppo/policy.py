@@ -74,6 +74,21 @@ class Categorical(nn.Module):
     def entropy(self, out: Tensor) -> Tensor:
         return categorical_entropy(torch.log_softmax(out, dim=-1))
 
+    def grad_out(
+        self, log_probs: Tensor, actions: Tensor, dlogp: Tensor, ent_coef: float
+    ) -> Tensor:
+        """d(loss)/d(logits) from d(loss)/d(log-prob of each row's action) and the entropy
+        bonus -ent_coef * mean(entropy); ``log_probs`` are the normalised scores."""
+        probs = log_probs.exp()
+        # d logp(a) / d logits = onehot(a) - probs.
+        dout = probs * (-dlogp).unsqueeze(-1)
+        dout.scatter_add_(-1, actions.unsqueeze(-1), dlogp.unsqueeze(-1))
+        if ent_coef > 0:
+            # d(-c mean H) / d logits = c / n * probs * (log_probs + H).
+            entropy = -(probs * log_probs).sum(-1, keepdim=True)
+            dout.add_(probs * (log_probs + entropy), alpha=ent_coef / len(dlogp))
+        return dout
+
     def mode(self, out: Tensor) -> Tensor:
         return out.argmax(-1)
 
@@ -148,6 +163,15 @@ class Gaussian(nn.Module):
     def entropy(self, out: Tensor) -> Tensor:
         per_dim = 0.5 + 0.5 * math.log(2 * math.pi) + self.log_std
         return per_dim.sum().expand(out.shape[:-1])
+
+    def grad_out(self, z: Tensor, actions: Tensor, dlogp: Tensor, ent_coef: float) -> Tensor:
+        """d(loss)/d(mean) from d(loss)/d(log-prob) and the entropy bonus; writes the log-std's
+        gradient into its ``.grad``. ``z`` = (action - mean) / std, the scores."""
+        # d logp / d mean = z / std; d logp / d log_std = z^2 - 1.
+        dz = dlogp.unsqueeze(-1) * z
+        # The entropy of a Gaussian is sum(log_std) + const, whatever the state.
+        self.log_std.grad.copy_((dz * z - dlogp.unsqueeze(-1)).sum(0)).sub_(ent_coef)
+        return dz * (-self.log_std).exp()
 
     def mode(self, out: Tensor) -> Tensor:
         return out

@@ -22,7 +22,8 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from .checkpoint import CheckpointError
-from .config import ConfigError, compose_checked
+from .compose import compose_checked
+from .config import ConfigError
 
 log = logging.getLogger("sharedppo.tune")
 

@@ -6,7 +6,8 @@ from importlib.resources import files
 
 import pytest
 
-from sharedppo.config import ConfigError, compose_checked, validate
+from sharedppo.compose import compose_checked
+from sharedppo.config import ConfigError, validate
 
 GROUPS = ("env", "network", "ppo", "experiment")
 

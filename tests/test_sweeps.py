@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sharedppo.config import compose_checked
+from sharedppo.compose import compose_checked
 from sharedppo.report import bootstrap_ci, curve_stats, report, rolling_mean
 from tests.conftest import run_cli
 
