@@ -17,11 +17,13 @@ from .checkpoint import CheckpointError, read
 from .compose import compose_checked, open_mapping_overrides, register_configs
 from .config import ConfigError
 from .resume import check_resume
+from .runnames import quoted, register_resolvers
 from .runner import TrainingError, TrainResult, train
 from .signals import Interrupted
 
 log = logging.getLogger("sharedppo")
 register_configs()
+register_resolvers()
 
 
 @hydra.main(version_base="1.3", config_path="pkg://sharedppo.conf", config_name="config")
@@ -119,7 +121,8 @@ def resume_args(args: list[str]) -> list[str]:
         if not str(o).startswith(("resume=", "resume_allow=", "hydra."))
     ]
     rest = [a for a in args if not a.startswith("resume=")]
-    return [*original, *rest, f"resume={job}", f"hydra.run.dir={job}"]
+    # Quoted: job folders are named from overrides, so their paths hold '=' and ','.
+    return [*original, *rest, f"resume={quoted(str(job))}", f"hydra.run.dir={quoted(str(job))}"]
 
 
 def main() -> None:

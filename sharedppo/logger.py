@@ -6,30 +6,22 @@ A sink only: what it writes (returns, losses, the return window's mean) is owned
 from __future__ import annotations
 
 import logging
+import math
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from tensorboard.compat.proto.summary_pb2 import Summary
 from torch.utils.tensorboard import SummaryWriter
-from torch.utils.tensorboard.summary import hparams
+
+from . import dashboard
 
 log = logging.getLogger("sharedppo")
 
 METRIC = "hparams/final_return"
-
-
-def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in tree.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            out.update(flatten(value, name + "."))
-        else:
-            out[name] = value
-    return out
 
 
 class Logger:
@@ -40,29 +32,32 @@ class Logger:
         log_dir: Path,
         config: dict[str, Any],
         resume_step: int | None = None,
+        overrides: Sequence[str] = (),
     ) -> None:
+        """``overrides``: the job's command-line overrides (Hydra's, or a tuning trial's); the
+        HParams dashboard lists those keys first."""
         # On resume (resume_step = checkpoint step + 1), purge_step makes TensorBoard drop
         # what the interrupted session wrote after its last checkpoint, so curves continue
         # without duplicated steps.
         self.writer = SummaryWriter(log_dir=str(log_dir), flush_secs=10, purge_step=resume_step)
         self._last_print = time.perf_counter()
         self._tty = sys.stderr.isatty()
+        self._last_step = 0
         if resume_step is not None:
             return
-        # add_hparams would open a new timestamped sub-run; writing the three summaries into
-        # this run keeps the hyperparameters next to the curves they produced.
-        params = {
-            k: (v if isinstance(v, (int, float, str, bool)) else str(v))
-            for k, v in flatten(config).items()
-        }
-        for summary in hparams(params, {METRIC: 0.0}):
+        # Written into this run (add_hparams would open a timestamped sub-run), so the
+        # hyperparameters sit next to the curves they produced.
+        swept = dashboard.sweep_values(Path(log_dir))
+        for summary in dashboard.hparams_summaries(config, overrides, swept):
             self.writer.file_writer.add_summary(summary)
+        self.writer.file_writer.add_summary(dashboard.layout_summary())
 
     def _write(self, step: int, tagged: list[tuple[str, float]]) -> None:
         # One event holding every value of a step: add_scalar builds and queues one event per
         # value (about 50 us each), a tenth of a small network's whole PPO iteration.
         values = [Summary.Value(tag=tag, simple_value=value) for tag, value in tagged]
         self.writer.file_writer.add_summary(Summary(value=values), step)
+        self._last_step = max(self._last_step, step)
 
     def episodes_finished(self, step: int, returns: np.ndarray, lengths: np.ndarray) -> None:
         tagged = []
@@ -70,9 +65,26 @@ class Logger:
             tagged += [("charts/episodic_return", ret), ("charts/episodic_length", length)]
         self._write(step, tagged)
 
-    def scalars(self, step: int, values: dict[str, float], mean_return: float) -> None:
-        """One update's values, and the window's mean return as the HParams metric."""
-        self._write(step, [*values.items(), (METRIC, mean_return)])
+    def scalars(
+        self,
+        step: int,
+        values: dict[str, float],
+        mean_return: float,
+        window: Sequence[float] = (),
+    ) -> None:
+        """One update's values, the window's mean return as the HParams metric, and the
+        lowest and highest return in the window (the Custom Scalars band)."""
+        low, high = (min(window), max(window)) if window else (math.nan, math.nan)
+        spread = [(dashboard.RETURN_MIN, low), (dashboard.RETURN_MAX, high)]
+        self._write(step, [*values.items(), (METRIC, mean_return), *spread])
+
+    def final_metrics(self, metrics: dict[str, float | None], step: int | None = None) -> None:
+        """The HParams metrics of the run (``dashboard.METRICS``: final_return, best_return,
+        auc_return, target_step, target_seconds); None leaves one blank. Call at the end of
+        every run, completed or interrupted; ``step`` defaults to the last one logged."""
+        scalars = dashboard.metric_scalars(metrics)
+        if scalars:
+            self._write(self._last_step if step is None else step, scalars)
 
     def eval_result(self, step: int, returns: np.ndarray, lengths: np.ndarray) -> None:
         write_eval(self.writer, step, returns, lengths)

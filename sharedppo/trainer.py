@@ -16,6 +16,7 @@ import torch
 from .agent import LOSS_STATS, PPOAgent
 from .checkpoint import Checkpointer, GlobalRNG, Stateful, assemble, restore, save_atomic
 from .config import Config, ConfigError
+from .dashboard import final_metrics, job_overrides
 from .envs import make_envs, target_return
 from .episodes import EpisodeTracker
 from .evaluate import evaluate
@@ -175,7 +176,10 @@ class Trainer:
         num_updates = math.ceil(cfg.total_steps / batch)
         resumed = progress.global_step > 0
         self.logger = Logger(
-            self.out_dir, self.config, resume_step=progress.global_step + 1 if resumed else None
+            self.out_dir,
+            self.config,
+            resume_step=progress.global_step + 1 if resumed else None,
+            overrides=job_overrides(self.out_dir),
         )
         if self.resume_note:
             self.logger.writer.add_text("resume/history", self.resume_note, progress.global_step)
@@ -215,7 +219,8 @@ class Trainer:
         sps = (progress.global_step - progress.session_start_step) / session_seconds
         values = {f"losses/{k}" if k in LOSS_STATS else f"charts/{k}": v for k, v in stats.items()}
         values |= {"charts/SPS": sps, "charts/learning_rate": self.agent.learning_rate}
-        self.logger.scalars(progress.global_step, values, self.tracker.mean_return)
+        tracker = self.tracker
+        self.logger.scalars(progress.global_step, values, tracker.mean_return, tracker.recent)
         self.logger.progress(
             progress.global_step, total_steps, sps, self.tracker.episodes, self.tracker.mean_return
         )
@@ -283,5 +288,6 @@ class Trainer:
 
     def close(self) -> None:
         if self.logger is not None:
+            self.logger.final_metrics(final_metrics(self.result("closing")))
             self.logger.close()
         self.rollout.envs.close()
