@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from sharedppo.compose import compose_checked
-from sharedppo.report import bootstrap_ci, curve_stats, report, rolling_mean
+from sharedppo.report import report
+from sharedppo.report_stats import bootstrap_ci, curve_stats, rolling_mean
 from tests.conftest import run_cli
 
 TINY = ["total_steps=512", "checkpoint.every_steps=null"]
