@@ -148,16 +148,21 @@ def test_checkpoints_are_bounded_and_best_is_kept(cfg_factory, tmp_path):
     assert state["progress"]["global_step"] == 5120 and state["progress"]["updates"] == 20
 
 
-def test_nan_stops_with_message_and_keeps_good_checkpoint(cfg_factory, tmp_path):
+def _nan_job(cfg_factory, every_steps: str):
+    """A job on the env whose rewards turn NaN at its 2000th step."""
     NaNRewardEnv.steps = 0
-    cfg = cfg_factory(
+    return cfg_factory(
         f"env.id={NAN_ID}",
         "env.vectorization_mode=sync",
         "env.num_envs=1",
         "ppo.num_steps=64",
-        "checkpoint.every_steps=512",
+        f"checkpoint.every_steps={every_steps}",
         "total_steps=10000",
     )
+
+
+def test_nan_stops_with_message_and_keeps_good_checkpoint(cfg_factory, tmp_path):
+    cfg = _nan_job(cfg_factory, "512")
     with pytest.raises(TrainingError, match=r"not finite at update \d+") as err:
         train(cfg, tmp_path)
     state = load(tmp_path / "checkpoints" / "last.pt")
@@ -173,15 +178,7 @@ def test_nan_stops_with_message_and_keeps_good_checkpoint(cfg_factory, tmp_path)
 
 
 def test_nan_before_any_checkpoint_says_so(cfg_factory, tmp_path):
-    NaNRewardEnv.steps = 0
-    cfg = cfg_factory(
-        f"env.id={NAN_ID}",
-        "env.vectorization_mode=sync",
-        "env.num_envs=1",
-        "ppo.num_steps=64",
-        "checkpoint.every_steps=null",
-        "total_steps=10000",
-    )
+    cfg = _nan_job(cfg_factory, "null")
     with pytest.raises(TrainingError, match="no resumable checkpoint was written before it"):
         train(cfg, tmp_path)
     assert not (tmp_path / "checkpoints" / "last.pt").exists()
