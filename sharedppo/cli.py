@@ -13,10 +13,10 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from .checkpoint import CheckpointError, read
-from .compose import compose_checked, open_mapping_overrides, register_configs
+from .checkpoint import CheckpointError
+from .compose import open_mapping_overrides, register_configs
 from .config import ConfigError
-from .resume import check_resume
+from .precheck import check_command
 from .runnames import quoted, register_resolvers
 from .runner import TrainingError, TrainResult, train
 from .signals import Interrupted
@@ -28,6 +28,10 @@ register_resolvers()
 
 @hydra.main(version_base="1.3", config_path="pkg://sharedppo.conf", config_name="config")
 def _app(cfg: DictConfig) -> float:
+    # Imported here, not at the top: torch takes ~1.5 s to load, and a command-line mistake
+    # should get its one line without waiting for it.
+    from .checkpoint import CheckpointError
+
     hydra_cfg = HydraConfig.get()
     out_dir = Path(hydra_cfg.runtime.output_dir)
     try:
@@ -130,24 +134,11 @@ def main() -> None:
     args = sys.argv[1:]
     try:
         args = resume_args(args)
-        # A single run is checked up front so a mistake reads as one line. Flags (--help,
-        # --cfg, -m) go straight to Hydra; in a sweep each job checks its own config, so one
-        # bad value fails that job alone.
-        if not any(a.startswith("-") for a in args):
-            cfg = compose_checked(
-                [
-                    a
-                    for a in args
-                    if not a.lstrip("+~").startswith("hydra.") or a.startswith("hydra.searchpath")
-                ]
-            )
-            if cfg.resume is not None:  # refused before Hydra rewrites the job's .hydra/
-                job = Path(cfg.resume)
-                check_resume(
-                    read(job / "checkpoints" / "last.pt"),
-                    OmegaConf.to_container(cfg, resolve=True),
-                    job,
-                )
+        # A single run and every job of a sweep are composed, validated and checked for the
+        # packages they need (and a resume for what may change) before Hydra starts anything,
+        # so a mistake is one line and no job trains or rewrites a job folder. A job that
+        # fails while training still leaves the others to run (see _app).
+        check_command(args)
     except (ConfigError, CheckpointError) as err:
         print(f"sharedppo: error: {err}", file=sys.stderr)
         sys.exit(2)

@@ -21,6 +21,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv, VectorWrapper
 
 from .atari import atari_wrapper
 from .config import ConfigError, EnvConfig
+from .extras import prepare_video, require
 from .spaces import FlattenDict, Layout, dict_layout
 
 
@@ -72,12 +73,9 @@ def resolve_env_id(env_id: str) -> gym.envs.registration.EnvSpec:
                 f"env.id={env_id!r}: importing {module!r} failed ({type(err).__name__}: {err})"
             ) from None
     elif env_id.startswith("ALE/"):
-        try:
-            import ale_py
-        except ImportError:
-            raise ConfigError(
-                f"env.id={env_id!r} needs ale-py; pip install 'sharedppo[atari]'"
-            ) from None
+        require("atari", f"env.id={env_id!r}")
+        import ale_py
+
         gym.register_envs(ale_py)
     try:
         return gym.spec(name)
@@ -153,6 +151,7 @@ def make_envs(
         kwargs["max_episode_steps"] = cfg.max_episode_steps
     wrappers = []
     if video_dir is not None:
+        prepare_video()
         wrappers.append(_recorder(video_dir))
         kwargs["render_mode"] = "rgb_array"
         num_envs, mode = 1, "sync"

@@ -121,19 +121,42 @@ def write_eval(writer: SummaryWriter, step: int, returns: np.ndarray, lengths: n
     writer.add_scalar("eval/mean_length", float(lengths.mean()), step)
 
 
+GIF_MAX_SIDE = 320  # px; TensorBoard shows a preview, the MP4 keeps full size
+GIF_MAX_FRAMES = 200  # a longer episode is shown at a lower frame rate, in real time
+
+
+def video_summary(tag: str, video: Path) -> Summary:
+    """An MP4 as an animated-GIF image summary, which TensorBoard's image dashboard plays.
+
+    torch's add_video would need ``moviepy.editor``, which moviepy 2 no longer has.
+    """
+    import imageio.v3 as iio
+
+    fps = float(iio.immeta(video, plugin="FFMPEG").get("fps") or 30.0)
+    frames = iio.imread(video, plugin="FFMPEG")
+    step = -(-len(frames) // GIF_MAX_FRAMES)
+    scale = -(-max(frames.shape[1:3]) // GIF_MAX_SIDE)
+    frames = np.ascontiguousarray(frames[::step, ::scale, ::scale])
+    # Browsers play delays under 20 ms as 100 ms.
+    duration = max(20.0, 1000.0 * step / fps)
+    gif = iio.imwrite("<bytes>", frames, extension=".gif", duration=duration, loop=0)
+    image = Summary.Image(
+        height=frames.shape[1],
+        width=frames.shape[2],
+        colorspace=frames.shape[3],
+        encoded_image_string=gif,
+    )
+    return Summary(value=[Summary.Value(tag=tag, image=image)])
+
+
 def log_eval(
     job: Path, step: int, returns: np.ndarray, lengths: np.ndarray, video_dir: Path | None
 ) -> None:
-    """Write an evaluation (and one of its videos) into a job's TensorBoard run."""
+    """Write an evaluation (and its newest video, as an animated GIF) into a job's run."""
     writer = SummaryWriter(log_dir=str(job))
     write_eval(writer, step, returns, lengths)
-    videos = sorted(video_dir.glob("*.mp4")) if video_dir is not None else []
+    videos = list(video_dir.glob("*.mp4")) if video_dir is not None else []
     if videos:
-        import torch
-        from moviepy import VideoFileClip
-
-        with VideoFileClip(str(videos[0])) as clip:
-            frames = np.stack(list(clip.iter_frames()))
-        tensor = torch.from_numpy(frames).permute(0, 3, 1, 2).unsqueeze(0)
-        writer.add_video("eval/video", tensor, step, fps=30)
+        newest = max(videos, key=lambda p: p.stat().st_mtime)
+        writer.file_writer.add_summary(video_summary("eval/video", newest), step)
     writer.close()

@@ -21,6 +21,8 @@ from pathlib import Path
 import numpy as np
 from omegaconf import OmegaConf
 
+from .config import ConfigError
+from .extras import require
 from .report_files import write_outputs
 from .report_stats import Row, Stat, curve_stats
 from .runnames import key_of, varied_keys
@@ -159,8 +161,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--window", type=int, default=20)
     args = parser.parse_args(argv)
     try:
+        require("report", "sharedppo-report")
         rows = report(args.sweep, args.threshold, args.window)
-    except FileNotFoundError as err:
+    except (ConfigError, FileNotFoundError) as err:
         print(f"sharedppo-report: error: {err}", file=sys.stderr)
         sys.exit(2)
     print((args.sweep / "report.md").read_text())

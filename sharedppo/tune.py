@@ -24,6 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 from .checkpoint import CheckpointError
 from .compose import compose_checked
 from .config import ConfigError
+from .extras import check_extras, require
 
 log = logging.getLogger("sharedppo.tune")
 
@@ -155,15 +156,11 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
-        import optuna  # noqa: F401
-    except ImportError:
-        print(
-            "sharedppo-tune: error: optuna is not installed; pip install 'sharedppo[sweep]'",
-            file=sys.stderr,
-        )
-        sys.exit(2)
-    try:
+        require("tune", "sharedppo-tune")
         space = load_space(args.search)
+        # Every trial composes these; a bad value or a missing package is one line now, not
+        # one failed trial after another.
+        check_extras(compose_checked([*space.get("overrides", []), *args.overrides]))
         out = args.out or Path("tune") / space.study_name
         trials = args.trials if args.trials is not None else int(space.get("n_trials", 20))
         study, preset = tune(space, out, trials, args.overrides, args.preset_dir or out)

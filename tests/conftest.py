@@ -23,11 +23,21 @@ def cfg_factory():
     return compose_config
 
 
-def run_cli(*args: str, cwd: Path, timeout: float = 180) -> subprocess.CompletedProcess[str]:
-    """Run the installed CLI the way a user would, from an unrelated working directory."""
-    env = dict(os.environ, HYDRA_FULL_ERROR="0")
+def run_cli(
+    *args: str,
+    cwd: Path,
+    timeout: float = 180,
+    module: str = "sharedppo",
+    env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """Run the installed CLI the way a user would, from an unrelated working directory.
+
+    ``module``: sharedppo.report, sharedppo.tune, ... for the other commands; ``env``: extra
+    environment variables.
+    """
+    env = dict(os.environ, HYDRA_FULL_ERROR="0", **(env or {}))
     return subprocess.run(
-        [sys.executable, "-m", "sharedppo", *args],
+        [sys.executable, "-m", module, *args],
         cwd=cwd,
         env=env,
         capture_output=True,

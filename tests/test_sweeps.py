@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 import sys
 from pathlib import Path
 
@@ -86,19 +87,48 @@ def test_joblib_grid_and_report(tmp_path):
     assert "data:image/png;base64,iVBOR" in page  # the plot travels inside the page
 
 
-def test_failing_job_does_not_take_the_sweep_down(tmp_path):
+def test_a_bad_value_in_any_job_stops_the_sweep_before_any_job_runs(tmp_path):
     sweep = tmp_path / "sweep"
-    proc = run_cli("-m", "ppo.clip_ratio=0.2,1.5", *TINY, f"hydra.sweep.dir={sweep}", cwd=tmp_path)
+    proc = run_cli(
+        "-m", "ppo.clip_ratio=0.2,1.5", "seed=0,1", *TINY, f"hydra.sweep.dir={sweep}", cwd=tmp_path
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip() == (
+        "sharedppo: error: job 2 (ppo.clip_ratio=1.5 seed=0): "
+        "ppo.clip_ratio=1.5 is not allowed: must be in (0, 1)"
+    )
+    assert not sweep.exists()
+
+
+def test_a_job_failing_while_training_lets_the_others_finish(tmp_path):
+    # test_checkpoint's NaN env, registered in the command's own process by sitecustomize.
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(
+        "import gymnasium\n"
+        "gymnasium.register('Test/NaNReward-v0', "
+        "entry_point='tests.test_checkpoint:NaNRewardEnv', max_episode_steps=50)\n"
+    )
+    sweep = tmp_path / "sweep"
+    proc = run_cli(
+        "-m",
+        "env.id=Test/NaNReward-v0,CartPole-v1",
+        "total_steps=2560",  # its rewards turn NaN after 2000 steps
+        "checkpoint.every_steps=null",
+        f"hydra.sweep.dir={sweep}",
+        cwd=tmp_path,
+        env={"PYTHONPATH": os.pathsep.join([str(site), str(Path(__file__).parents[1])])},
+    )
     # Every job ran; the command still reports the failure in its exit code and last line.
     assert proc.returncode == 1, proc.stderr
-    assert "ppo.clip_ratio=1.5 is not allowed" in proc.stderr
+    assert "not finite" in proc.stderr
     assert proc.stderr.strip().splitlines()[-1].startswith("sharedppo: 1 of 2 jobs failed")
-    statuses = [json.loads((j / "summary.json").read_text())["status"] for j in jobs(sweep)]
-    assert statuses == ["completed", "failed"]
+    statuses = {j.name: json.loads((j / "summary.json").read_text())["status"] for j in jobs(sweep)}
+    assert statuses == {"env.id=CartPole-v1": "completed", "env.id=Test_NaNReward-v0": "failed"}
     rows = {r.config: r for r in report(sweep)}
-    assert [j.name for j in jobs(sweep)] == ["ppo.clip_ratio=0.2", "ppo.clip_ratio=1.5"]
-    assert rows["ppo.clip_ratio=0.2"].seeds == 1 and rows["ppo.clip_ratio=0.2"].failed == 0
-    assert rows["ppo.clip_ratio=1.5"].seeds == 0 and rows["ppo.clip_ratio=1.5"].failed == 1
+    assert rows["env.id=CartPole-v1"].seeds == 1 and rows["env.id=CartPole-v1"].failed == 0
+    assert rows["env.id=Test/NaNReward-v0"].seeds == 0
+    assert rows["env.id=Test/NaNReward-v0"].failed == 1
     assert "| 0 | 1 |" in (sweep / "report.md").read_text()
 
 
@@ -168,3 +198,18 @@ def test_search_spaces_compose_as_a_config_group():
         load_space("no_such_space")
     # A training run composed with it ignores the search space.
     assert compose_checked(["hparams_search=cartpole"]).ppo.lr == compose_checked([]).ppo.lr
+
+
+def test_sweep_check_expands_jobs_as_hydra_does_and_names_unparsable_overrides():
+    from sharedppo.config import ConfigError
+    from sharedppo.precheck import check_command, expand_sweep
+
+    jobs, keys = expand_sweep(["seed=range(0,2)", "env=glob(cart*)", "total_steps=64"])
+    assert jobs == [
+        ["seed=0", "env=cartpole", "total_steps=64"],
+        ["seed=1", "env=cartpole", "total_steps=64"],
+    ]
+    assert keys == {"seed", "env"}
+    with pytest.raises(ConfigError, match=r"^seed=range\(0,3 cannot be parsed: "):
+        check_command(["-m", "seed=range(0,3"])
+    check_command(["-m", "seed=0,1", "hydra.launcher.n_jobs=2", "total_steps=64"])
