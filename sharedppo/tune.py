@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 import warnings
 from pathlib import Path
@@ -107,6 +108,7 @@ def run(argv: list[str] | None = None) -> int:
         return 2
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # each trial gets one line of ours
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    study = None
     try:
         space = load_space(args.search)
         plan, extra = make_plan(args, space)
@@ -130,11 +132,16 @@ def run(argv: list[str] | None = None) -> int:
         print(f"sharedppo-tune: error: {err}", file=sys.stderr)
         return 2
     except (Interrupted, KeyboardInterrupt) as stop:
-        signum = getattr(stop, "signum", 2)
+        code = 128 + getattr(stop, "signum", signal.SIGINT)
+        if args.child:  # the command that started it says so, once
+            return code
+    if code > 128:
+        name = signal.Signals(code - 128).name
         again = "rerun the same command to continue the study"
-        print(f"sharedppo-tune: stopped ({stop or 'SIGINT'}); {again}", file=sys.stderr)
-        return 128 + signum
-    return code if args.child else finish(study, plan, args, code)
+        print(f"sharedppo-tune: stopped by {name}; {again}", file=sys.stderr)
+    if args.child or study is None:
+        return code
+    return finish(study, plan, args, code)
 
 
 def finish(study: object, plan: Plan, args: argparse.Namespace, code: int) -> int:
@@ -143,10 +150,11 @@ def finish(study: object, plan: Plan, args: argparse.Namespace, code: int) -> in
     trials = study.get_trials(deepcopy=False)
     tally = {s.name.lower(): sum(t.state == s and counts(t) for t in trials) for s in TrialState}
     skipped = sum("skipped" in t.user_attrs for t in trials)
+    stopped = sum(t.state == TrialState.FAIL and not counts(t) for t in trials) - skipped
     print(
         f"study {study.study_name!r}: {tally['complete']} completed, {tally['pruned']} pruned, "
-        f"{tally['fail']} failed, {tally['running']} running elsewhere; {skipped} skipped "
-        "(repeated or surplus parameter sets, not trained)"
+        f"{tally['fail']} failed, {tally['running']} running elsewhere, {stopped} stopped "
+        f"(not counted); {skipped} repeated or surplus parameter sets skipped"
     )
     if not tally["complete"]:
         print("no trial has completed yet, so no preset was written")

@@ -75,7 +75,8 @@ def run_local(argvs: list[list[str]]) -> int:
 
     previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        codes = [proc.wait() for proc in procs]
+        # A worker killed by a signal (a negative code) exits as a shell reports it: 128 + N.
+        codes = [128 - code if code < 0 else code for code in (p.wait() for p in procs)]
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
@@ -84,21 +85,24 @@ def run_local(argvs: list[list[str]]) -> int:
 
 def run_worker(argv: list[str]) -> None:
     """A submitit job's body: one worker, failing the job if the worker fails."""
+    import os
+
     from .tune import run
 
+    # SLURM warns with USR2 (signal_delay_s before the time limit): stop as on SIGTERM, so
+    # the trial writes last.pt and is marked interrupted instead of dying at the limit.
+    signal.signal(signal.SIGUSR2, lambda *_: os.kill(os.getpid(), signal.SIGTERM))
     code = run(argv)
     if code != 0:
         raise RuntimeError(f"sharedppo-tune {' '.join(argv)} exited with {code}")
 
 
-def run_submitit(launcher: DictConfig, argvs: list[list[str]], out: Path) -> int:
-    """The workers as one submitit job array; waits for them, as Hydra's launcher does."""
+def submit(launcher: DictConfig, argvs: list[list[str]], out: Path) -> list[Any]:
+    """The workers as one submitit job array, with the launcher's resources."""
     try:
         import submitit
     except ImportError:
-        raise ConfigError(
-            'hydra/launcher needs submitit; pip install "sharedppo[sweep]"'
-        ) from None
+        raise ConfigError('hydra/launcher needs submitit; pip install "sharedppo[sweep]"') from None
     cluster = "slurm" if str(launcher._target_).endswith("SlurmLauncher") else "local"
     params = OmegaConf.to_container(launcher, resolve=False)
     for key in ("_target_", "submitit_folder", "name"):
@@ -111,7 +115,13 @@ def run_submitit(launcher: DictConfig, argvs: list[list[str]], out: Path) -> int
         name="sharedppo-tune",
         **{k if k in BASE_PARAMS else f"{cluster}_{k}": v for k, v in params.items()},
     )
-    jobs = executor.map_array(run_worker, argvs)
+    return executor.map_array(run_worker, argvs)
+
+
+def run_submitit(launcher: DictConfig, argvs: list[list[str]], out: Path) -> int:
+    """Submit the workers and wait for them, as Hydra's submitit launcher does."""
+    jobs = submit(launcher, argvs, out)
+    cluster = "slurm" if str(launcher._target_).endswith("SlurmLauncher") else "local"
     log.info("submitted %d workers (%s): %s", len(jobs), cluster, " ".join(j.job_id for j in jobs))
     failed = 0
     for job in jobs:

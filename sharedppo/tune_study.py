@@ -8,6 +8,7 @@ import logging
 import os
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -64,10 +65,30 @@ def shown(url: str) -> str:
         return url.split("@")[-1]
 
 
-def url_storage(url: str) -> Any:
-    """A database URL (heartbeats on, so a dead worker's trial is failed), or a journal file's
-    path, e.g. on a filesystem every machine mounts."""
+def rdb_storage(engine_url: str) -> Any:
+    """Optuna's RDBStorage, with heartbeats so that a dead worker's trial is failed."""
     import optuna
+    import sqlalchemy.exc
+
+    sqlite = engine_url.startswith("sqlite")
+    for attempt in range(5):
+        try:
+            return optuna.storages.RDBStorage(
+                engine_url,
+                engine_kwargs=None if sqlite else {"pool_pre_ping": True},
+                heartbeat_interval=HEARTBEAT,
+                grace_period=GRACE,
+            )
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError):
+            # Workers starting together on a new database race to create its tables; the
+            # loser finds them made a moment later.
+            if attempt == 4:
+                raise
+            time.sleep(1 + attempt)
+
+
+def url_storage(url: str) -> Any:
+    """A database URL, or a journal file's path (on a filesystem every machine mounts)."""
     import sqlalchemy.exc
 
     if "://" not in url:
@@ -75,12 +96,7 @@ def url_storage(url: str) -> Any:
     # SQLAlchemy's default PostgreSQL driver depends on its version; use the one installed.
     engine_url = url.replace("postgresql://", "postgresql+psycopg://", 1)
     try:
-        return optuna.storages.RDBStorage(
-            engine_url,
-            engine_kwargs={"pool_pre_ping": True} if not url.startswith("sqlite") else None,
-            heartbeat_interval=HEARTBEAT,
-            grace_period=GRACE,
-        )
+        return rdb_storage(engine_url)
     except ImportError as err:
         raise ConfigError(
             f"--storage {shown(url)}: {err.__cause__ or err}; for PostgreSQL "

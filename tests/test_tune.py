@@ -242,6 +242,41 @@ def test_workers_through_the_submitit_launcher(tmp_path):
     assert list((out / "submitit").iterdir())
 
 
+def test_workers_are_submitted_to_slurm_as_a_job_array(tmp_path, monkeypatch):
+    """No SLURM here: a stand-in sbatch keeps the script it is given, so what SLURM would run
+    (resources, array, time-limit signal, each worker's command line) is checked."""
+    pytest.importorskip("submitit")
+    from sharedppo.tune import make_plan, parser, worker_argv
+    from sharedppo.tune_launch import launcher_config, submit
+    from sharedppo.tune_space import load_space
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "sbatch").write_text(
+        f'#!/bin/sh\ncp "$1" {tmp_path}/script.sh\necho "Submitted batch job 4242"\n'
+    )
+    (bin_dir / "srun").write_text("#!/bin/sh\nexit 1\n")
+    for tool in bin_dir.iterdir():
+        tool.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    storage = "postgresql://tune@db.example/tune"
+    where = ["--search", space_file(tmp_path, GRID), "--out", str(tmp_path / "out")]
+    launch = ["--storage", storage, "--jobs", "2", "hydra/launcher=slurm"]
+    args = parser().parse_args([*where, *launch, "hydra.launcher.partition=gpu", "ppo.lr=0.01"])
+    plan, extra = make_plan(args, load_space(args.search))
+    argvs = [worker_argv(args, plan, extra, i) for i in range(2)]
+    launcher = launcher_config([o for o in args.overrides if o.startswith("hydra")])
+    jobs = submit(launcher, argvs, plan.out)
+    assert [j.job_id for j in jobs] == ["4242_0", "4242_1"]
+    script = (tmp_path / "script.sh").read_text()
+    for line in ("--array=0-1", "--partition=gpu", "--signal=USR2@120", "--time=120"):
+        assert f"#SBATCH {line}" in script, script
+    for i, argv in enumerate(argvs):
+        worker = parser().parse_args(argv)
+        assert (worker.child, worker.worker, worker.storage) == (True, i, storage)
+        assert worker.overrides == ["ppo.lr=0.01", "torch_threads=1"]  # no launcher keys
+
+
 def test_search_spaces_compose_as_a_config_group():
     from sharedppo.config import ConfigError
     from sharedppo.tune_space import load_space
