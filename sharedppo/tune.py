@@ -18,6 +18,7 @@ import signal
 import sys
 import warnings
 from pathlib import Path
+from typing import Any
 
 from omegaconf import DictConfig
 
@@ -96,6 +97,15 @@ def worker_argv(args: argparse.Namespace, plan: Plan, extra: list[str], index: i
     ]
 
 
+def check_folders(study: Any, out: Path) -> None:
+    """Trial numbers start again with a new study: old trial folders would be written into."""
+    if not study.get_trials(deepcopy=False) and any(out.glob("trial_*")):
+        raise ConfigError(
+            f"--out {out} holds trial folders but study {study.study_name!r} has no trials "
+            "there; remove them or choose another --out"
+        )
+
+
 def run(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     prefix = f"[worker {args.worker}] " if args.child else ""
@@ -115,6 +125,8 @@ def run(argv: list[str] | None = None) -> int:
         launcher = launcher_config([o for o in args.overrides if is_launcher_override(o)])
         storage = url_storage(args.storage) if args.storage else local_storage(plan.out)
         study = open_study(storage, space, args.worker)
+        if not args.child:
+            check_folders(study, plan.out)
         if args.child or (args.jobs == 1 and launcher is None):
             work(study, storage, plan)
             code = 0
@@ -144,7 +156,7 @@ def run(argv: list[str] | None = None) -> int:
     return finish(study, plan, args, code)
 
 
-def finish(study: object, plan: Plan, args: argparse.Namespace, code: int) -> int:
+def finish(study: Any, plan: Plan, args: argparse.Namespace, code: int) -> int:
     from optuna.trial import TrialState
 
     trials = study.get_trials(deepcopy=False)

@@ -227,6 +227,10 @@ def test_tuning_mistakes_are_one_line(tmp_path, capsys):
         err = capsys.readouterr().err
         assert message in err and len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "out").exists()  # refused before any study or trial
+    # A new study on a folder that holds another study's trials would write into them.
+    (tmp_path / "old" / "trial_000").mkdir(parents=True)
+    assert tune_here("--search", good, "--out", str(tmp_path / "old")) == 2
+    assert "holds trial folders but study 'grid' has no trials" in capsys.readouterr().err
 
 
 def test_workers_through_the_submitit_launcher(tmp_path):
@@ -325,7 +329,10 @@ def postgres() -> Iterator[str]:
     initdb = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb")) or [shutil.which("initdb")]
     if initdb[-1] is None:
         unavailable("PostgreSQL is not installed (Debian: apt-get install postgresql)")
-    pytest.importorskip("psycopg", reason='psycopg missing: pip install "sharedppo[sweep]"')
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        unavailable('the PostgreSQL driver is missing: pip install "sharedppo[sweep]"')
     bin_dir = Path(initdb[-1]).parent
     # initdb refuses root: as root the server runs as Debian's postgres user.
     as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
