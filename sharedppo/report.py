@@ -126,10 +126,11 @@ def summarise(jobs: list[Job], threshold: float | None, window: int) -> list[Row
 
 
 def job_folders(sweep: Path) -> list[Path]:
-    """Job folders (subfolders with .hydra/), whatever they are named, in a natural order."""
+    """Job folders (subfolders with .hydra/), whatever they are named, in a natural order;
+    also one level down (a tuning trial of several seeds: trial_NNN/seed_S)."""
     return sorted(
-        (p for p in sweep.iterdir() if p.is_dir() and (p / ".hydra").is_dir()),
-        key=lambda p: [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", p.name)],
+        (p for p in [*sweep.glob("*/"), *sweep.glob("*/*/")] if (p / ".hydra").is_dir()),
+        key=lambda p: [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", str(p))],
     )
 
 

@@ -6,13 +6,11 @@ import csv
 import json
 import math
 import os
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from sharedppo.compose import compose_checked
 from sharedppo.report import report
 from sharedppo.report_stats import bootstrap_ci, curve_stats, rolling_mean
 from tests.conftest import run_cli
@@ -155,49 +153,6 @@ def test_slurm_preset_composes(tmp_path):
     proc = run_cli("hydra/launcher=slurm", "--cfg", "hydra", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "SlurmLauncher" in proc.stdout and "partition: cpu" in proc.stdout
-
-
-def test_tuning_prunes_resumes_and_writes_a_preset(tmp_path):
-    pytest.importorskip("optuna")
-    space = tmp_path / "space.yaml"
-    space.write_text(
-        "study_name: tiny\nn_trials: 3\nseed: 0\n"
-        "overrides: [total_steps=2048, checkpoint.every_steps=null]\n"
-        "pruner: {type: median, n_startup_trials: 1, n_warmup_steps: 0}\n"
-        "params:\n  ppo.lr: {type: float, low: 1.0e-4, high: 1.0e-2, log: true}\n"
-        "  ppo.update_epochs: {type: int, low: 1, high: 4}\n"
-    )
-    out = tmp_path / "tune"
-    cmd = [sys.executable, "-m", "sharedppo.tune", "--search", str(space), "--out", str(out)]
-    import subprocess
-
-    first = subprocess.run([*cmd, "--trials", "2"], capture_output=True, text=True, timeout=300)
-    assert first.returncode == 0, first.stderr
-    second = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
-    assert second.returncode == 0, second.stderr
-
-    import optuna
-
-    study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{out / 'study.db'}")
-    assert len(study.trials) == 3  # the second command added one trial, not three
-    assert sorted(p.name for p in out.glob("trial_*")) == ["trial_000", "trial_001", "trial_002"]
-    assert all(t.intermediate_values for t in study.trials)
-    preset = out / "experiment" / "tiny_best.yaml"
-    assert preset.read_text().startswith("# @package _global_")
-    cfg = compose_checked([f"hydra.searchpath=[file://{out}]", "experiment=tiny_best"])
-    assert cfg.ppo.lr == pytest.approx(study.best_params["ppo.lr"])
-
-
-def test_search_spaces_compose_as_a_config_group():
-    from sharedppo.config import ConfigError
-    from sharedppo.tune import load_space
-
-    space = load_space("cartpole")
-    assert space.study_name == "cartpole" and "ppo.lr" in space.params
-    with pytest.raises(ConfigError, match="cartpole"):
-        load_space("no_such_space")
-    # A training run composed with it ignores the search space.
-    assert compose_checked(["hparams_search=cartpole"]).ppo.lr == compose_checked([]).ppo.lr
 
 
 def test_sweep_check_expands_jobs_as_hydra_does_and_names_unparsable_overrides():
