@@ -81,6 +81,8 @@ class AtariConfig:
 @dataclass
 class EnvConfig:
     id: str = MISSING
+    # The env's own training budget: total_steps follows it unless given (conf/config.yaml).
+    default_steps: int = key(100_000, at_least(1))
     num_envs: int = key(8, at_least(1))
     # auto: the id's numpy-vectorised implementation when gymnasium has one, else sync.
     vectorization_mode: str = key("auto", one_of("auto", "sync", "async", "vector_entry_point"))

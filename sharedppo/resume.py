@@ -33,6 +33,7 @@ RUN_CONTROL = (
     "hparams_search",
     "stop_on_target",
     "env.target_return",  # what counts as solved, not how it learns
+    "env.default_steps",  # the budget total_steps follows
 )
 
 
