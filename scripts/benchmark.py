@@ -61,7 +61,7 @@ def work_sharedppo(overrides: list[str], seed: int) -> dict:
     from hydra import compose, initialize_config_module
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    from sharedppo.config import register_configs
+    from sharedppo.compose import register_configs
     from sharedppo.runner import train
 
     logging.disable(logging.INFO)
@@ -160,10 +160,10 @@ def scaling(env_counts: list[int], seconds: float = 1.5) -> list[dict]:
 
     from sharedppo.agent import PPOAgent
     from sharedppo.config import NetworkConfig, PPOConfig
-    from sharedppo.envs import EpisodeTracker
+    from sharedppo.episodes import EpisodeTracker
     from sharedppo.memory import RolloutMemory
     from sharedppo.network import ActorCritic
-    from sharedppo.runner import RolloutState, collect_rollout
+    from sharedppo.rollout import Rollout
 
     torch.set_num_threads(1)
     rows = []
@@ -180,11 +180,11 @@ def scaling(env_counts: list[int], seconds: float = 1.5) -> list[dict]:
         obs, _ = envs.reset(seed=0)
         agent = PPOAgent(ActorCritic(4, 2, NetworkConfig()), PPOConfig())
         memory = RolloutMemory(16, n, (4,), None, torch.device("cpu"))
-        state, tracker = RolloutState(obs), EpisodeTracker(n)
+        rollout, tracker, step = Rollout(envs, obs), EpisodeTracker(n), 0
         start = time.perf_counter()
         while time.perf_counter() - start < seconds:
-            collect_rollout(envs, agent, memory, state, tracker, lambda *a: None)
-        rollout_rate = state.global_step / (time.perf_counter() - start)
+            step = rollout.collect(agent, memory, tracker, step)
+        rollout_rate = step / (time.perf_counter() - start)
         envs.close()
 
         train_rate = spawn_train_rate(n)

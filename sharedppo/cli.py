@@ -13,11 +13,17 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from .config import ConfigError, register_configs
+from .checkpoint import CheckpointError
+from .compose import open_mapping_overrides, register_configs
+from .config import ConfigError
 from .precheck import check_command
+from .runnames import quoted, register_resolvers
+from .runner import TrainingError, TrainResult, train
+from .signals import Interrupted
 
 log = logging.getLogger("sharedppo")
 register_configs()
+register_resolvers()
 
 
 @hydra.main(version_base="1.3", config_path="pkg://sharedppo.conf", config_name="config")
@@ -25,18 +31,15 @@ def _app(cfg: DictConfig) -> float:
     # Imported here, not at the top: torch takes ~1.5 s to load, and a command-line mistake
     # should get its one line without waiting for it.
     from .checkpoint import CheckpointError
-    from .runner import TrainingError, train
-    from .signals import Interrupted
 
     hydra_cfg = HydraConfig.get()
     out_dir = Path(hydra_cfg.runtime.output_dir)
     try:
         result = train(cfg, out_dir)
     except Interrupted as stop:
-        print(
+        say(
             f"sharedppo: {stop} at update {stop.step}; checkpoint saved. Resume with: "
-            f"sharedppo resume={out_dir}",
-            file=sys.stderr,
+            f"sharedppo resume={out_dir}"
         )
         sys.exit(128 + stop.signum)
     except Exception as err:
@@ -45,24 +48,42 @@ def _app(cfg: DictConfig) -> float:
             # where the sweep report looks, and let the launcher go on with the others.
             log.exception("job %s failed", hydra_cfg.job.num)
             print(f"sharedppo: job {hydra_cfg.job.num} failed: {err}", file=sys.stderr)
-            summary = {"status": "failed", "error": f"{type(err).__name__}: {err}"}
-            (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+            if not (out_dir / "summary.json").is_file():  # train() writes one once it started
+                summary = {"status": "failed", "error": f"{type(err).__name__}: {err}"}
+                (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
             return float("nan")
         if isinstance(err, (ConfigError, CheckpointError, TrainingError)):
-            print(f"sharedppo: error: {err}", file=sys.stderr)
+            say(f"sharedppo: error: {err}")
             sys.exit(1 if isinstance(err, TrainingError) else 2)
         raise
-    log.info(
-        "done: %d steps in %.1f s, mean return (last 20) %.1f; target %s reached at step %s "
-        "(%.2f s)",
-        result.global_step,
-        result.seconds,
-        result.mean_return,
-        result.target_return,
-        result.target_step,
-        result.target_seconds or float("nan"),
-    )
+    log.info(closing_line(result))
     return result.mean_return
+
+
+def say(message: str) -> None:
+    """To the terminal (stderr) and into the job's log file, which Hydra's console handler
+    does not reach for stderr lines."""
+    print(message, file=sys.stderr)
+    record = logging.LogRecord("sharedppo", logging.WARNING, __file__, 0, message, None, None)
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler):
+            handler.handle(record)
+
+
+def closing_line(result: TrainResult) -> str:
+    line = f"done: {result.global_step:,} steps in {result.seconds:.1f} s"
+    if result.episodes:
+        line += f", mean return (last 20 episodes) {result.mean_return:.1f}"
+    else:
+        line += ", no episode finished"
+    if result.target_return is not None:
+        line += (
+            f"; target {result.target_return:g} reached at step {result.target_step:,} "
+            f"({result.target_seconds:.2f} s)"
+            if result.target_step is not None
+            else f"; target {result.target_return:g} not reached"
+        )
+    return line
 
 
 class FailedJobs(Callback):
@@ -101,10 +122,11 @@ def resume_args(args: list[str]) -> list[str]:
     original = [
         str(o)
         for o in OmegaConf.load(overrides_file)
-        if not str(o).startswith(("resume=", "hydra."))
+        if not str(o).startswith(("resume=", "resume_allow=", "hydra."))
     ]
     rest = [a for a in args if not a.startswith("resume=")]
-    return [*original, *rest, f"resume={job}", f"hydra.run.dir={job}"]
+    # Quoted: job folders are named from overrides, so their paths hold '=' and ','.
+    return [*original, *rest, f"resume={quoted(str(job))}", f"hydra.run.dir={quoted(str(job))}"]
 
 
 def main() -> None:
@@ -113,13 +135,14 @@ def main() -> None:
     try:
         args = resume_args(args)
         # A single run and every job of a sweep are composed, validated and checked for the
-        # packages they need before Hydra starts anything, so a mistake is one line and no job
-        # trains. A job that fails while training still leaves the others to run (see _app).
+        # packages they need (and a resume for what may change) before Hydra starts anything,
+        # so a mistake is one line and no job trains or rewrites a job folder. A job that
+        # fails while training still leaves the others to run (see _app).
         check_command(args)
-    except ConfigError as err:
+    except (ConfigError, CheckpointError) as err:
         print(f"sharedppo: error: {err}", file=sys.stderr)
         sys.exit(2)
-    sys.argv = [sys.argv[0], *args]
+    sys.argv = [sys.argv[0], *open_mapping_overrides(args)]
     _app()
     if FailedJobs.found:
         print(

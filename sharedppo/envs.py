@@ -1,4 +1,4 @@
-"""Vectorised gymnasium environments and the episode bookkeeping the runner logs.
+"""The one environment builder: training, periodic evaluation and video all come from here.
 
 Every vector env made here uses gymnasium's next-step autoreset (the default of gymnasium
 1.x and the only mode its numpy-vectorised CartPole offers): after a step that ends an
@@ -9,15 +9,20 @@ marks that reset step as not a transition (see ``memory.RolloutMemory.valid``).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import importlib
+import os
+import sys
+from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
-import torch
 from gymnasium.vector import AutoresetMode, VectorEnv, VectorWrapper
 
-from .config import AtariConfig, ConfigError, EnvConfig
+from .atari import atari_wrapper
+from .config import ConfigError, EnvConfig
+from .extras import prepare_video, require
+from .spaces import FlattenDict, Layout, dict_layout
 
 
 class ReachStepsReward(VectorWrapper):
@@ -46,125 +51,133 @@ class ReachStepsReward(VectorWrapper):
         return obs, (self.lengths == self.target).astype(np.float32), terminated, truncated, info
 
 
-class RecordGameScore(gym.Wrapper):
-    """Puts the unclipped reward and the real end of the game into ``info``.
-
-    It sits inside the reward clipping and the life-loss episodes, so the runner logs the
-    game's own score per game while the learner sees clipped rewards per life.
-    """
-
-    def step(self, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any]]:
-        obs, reward, terminated, truncated, info = self.env.step(action)
-        info = dict(info, env_reward=reward, game_over=terminated or truncated)
-        return obs, reward, terminated, truncated, info
+# Bars for ids whose registry entry has no reward_threshold (docs/benchmarks.md uses them).
+TARGETS = {"Pendulum-v1": -250.0}
 
 
-class EpisodicLife(gym.Wrapper):
-    """A lost life ends the learner's episode; the game itself goes on from where it was."""
-
-    def __init__(self, env: gym.Env) -> None:
-        super().__init__(env)
-        self.lives = 0
-        self.game_over = True
-
-    def step(self, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any]]:
-        obs, reward, terminated, truncated, info = self.env.step(action)
-        self.game_over = terminated or truncated
-        lives = self.env.unwrapped.ale.lives()
-        if 0 < lives < self.lives:
-            terminated = True
-        self.lives = lives
-        return obs, reward, terminated, truncated, info
-
-    def reset(self, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
-        if self.game_over:
-            obs, info = self.env.reset(**kwargs)
-        else:
-            obs, _, terminated, truncated, info = self.env.step(0)
-            if terminated or truncated:
-                obs, info = self.env.reset(**kwargs)
-        self.lives = self.env.unwrapped.ale.lives()
-        return obs, info
-
-
-class FireReset(gym.Wrapper):
-    """Presses FIRE after a reset, for games that wait for it."""
-
-    def reset(self, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
-        obs, info = self.env.reset(**kwargs)
-        obs, _, terminated, truncated, info = self.env.step(1)
-        if terminated or truncated:
-            obs, info = self.env.reset(**kwargs)
-        return obs, info
-
-
-def atari_wrapper(cfg: AtariConfig) -> Callable[[gym.Env], gym.Env]:
-    def wrap(env: gym.Env) -> gym.Env:
-        from gymnasium.wrappers import (
-            AtariPreprocessing,
-            FrameStackObservation,
-            TransformReward,
-        )
-
-        env = AtariPreprocessing(
-            env,
-            noop_max=cfg.noop_max,
-            frame_skip=cfg.frame_skip,
-            screen_size=cfg.screen_size,
-            terminal_on_life_loss=False,
-            grayscale_obs=cfg.grayscale,
-            scale_obs=False,
-        )
-        env = RecordGameScore(env)
-        if cfg.episodic_life:
-            env = EpisodicLife(env)
-        if cfg.fire_reset and "FIRE" in env.unwrapped.get_action_meanings()[1:2]:
-            env = FireReset(env)
-        if cfg.clip_reward:
-            env = TransformReward(env, np.sign)
-        return FrameStackObservation(env, cfg.frame_stack)
-
-    return wrap
-
-
-def check_env_id(env_id: str) -> None:
-    if env_id.startswith("ALE/"):
+def resolve_env_id(env_id: str) -> gym.envs.registration.EnvSpec:
+    """The spec of ``env.id``. ``module:EnvId`` imports the module first (gymnasium's
+    convention), also from the working directory, so a user's own envs register themselves."""
+    module, _, name = env_id.rpartition(":")
+    if module:
+        _importable_from_cwd()
         try:
-            import ale_py
-        except ImportError:
+            importlib.import_module(module)
+        except ModuleNotFoundError as err:
             raise ConfigError(
-                f"env.id={env_id!r} needs ale-py; pip install 'sharedppo[atari]'"
+                f"env.id={env_id!r}: module {module!r} could not be imported ({err}); run from "
+                "the folder that holds it or put that folder on PYTHONPATH"
             ) from None
+        except Exception as err:
+            raise ConfigError(
+                f"env.id={env_id!r}: importing {module!r} failed ({type(err).__name__}: {err})"
+            ) from None
+    elif env_id.startswith("ALE/"):
+        require("atari", f"env.id={env_id!r}")
+        import ale_py
+
         gym.register_envs(ale_py)
     try:
-        gym.spec(env_id)
+        return gym.spec(name)
     except gym.error.Error as err:
+        if module:
+            raise ConfigError(
+                f"env.id={env_id!r}: module {module!r} registers no env {name!r} ({err})"
+            ) from None
         raise ConfigError(
-            f"env.id={env_id!r} is not a registered gymnasium id ({err}); "
-            "e.g. CartPole-v1, Acrobot-v1, MountainCar-v0"
+            f"env.id={env_id!r} is not a registered gymnasium id ({err}); e.g. CartPole-v1, "
+            "Acrobot-v1, or your own as module:EnvId-v0"
         ) from None
 
 
-def make_envs(cfg: EnvConfig, seed: int) -> tuple[VectorEnv, np.ndarray]:
-    """Build the vector env from its config group and reset it; returns (envs, first obs)."""
-    check_env_id(cfg.id)
-    spec = gym.spec(cfg.id)
+def _importable_from_cwd() -> None:
+    # As `python -m` would: the user's modules sit in the folder they run from.
+    if "" not in sys.path and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+
+
+def user_wrappers(entries: list[Any]) -> list[Any]:
+    """``env.wrappers`` as callables env -> wrapped env; one line for an entry that fails."""
+    from hydra.utils import instantiate
+
+    _importable_from_cwd()
+    out = []
+    for i, entry in enumerate(entries):
+        target = entry.get("_target_") if isinstance(entry, dict) else None
+        if not target:
+            raise ConfigError(
+                f"env.wrappers[{i}]={entry!r} is not allowed: give {{_target_: "
+                "module.Wrapper, ...its arguments}"
+            )
+        try:
+            out.append(instantiate(entry, _partial_=True))
+        except Exception as err:
+            cause = err.__cause__ or err
+            raise ConfigError(
+                f"env.wrappers[{i}]._target_={target!r} cannot be used "
+                f"({type(cause).__name__}: {str(cause).splitlines()[0]})"
+            ) from None
+    return out
+
+
+def target_return(cfg: EnvConfig) -> float | None:
+    """``env.target_return``, else the id's registry threshold, else sharedppo's bar for it."""
+    if cfg.target_return is not None:
+        return cfg.target_return
+    spec = resolve_env_id(cfg.id)
+    if spec.reward_threshold is not None:
+        return float(spec.reward_threshold)
+    return TARGETS.get(spec.id)
+
+
+def make_envs(
+    cfg: EnvConfig,
+    seed: int,
+    num_envs: int | None = None,
+    video_dir: Path | None = None,
+) -> tuple[VectorEnv, np.ndarray, dict[str, Any]]:
+    """Build the vector env of an env config group and reset it; returns (envs, first obs,
+    reset info).
+
+    Training, evaluation (``num_envs``: fewer copies) and video (``video_dir``: one copy,
+    rendered and recorded before any wrapper) get the same env, wrappers included.
+    """
+    spec = resolve_env_id(cfg.id)
     mode = cfg.vectorization_mode
     if mode == "auto":
         mode = "vector_entry_point" if spec.vector_entry_point is not None else "sync"
     kwargs = dict(cfg.kwargs)
     if cfg.max_episode_steps is not None:
         kwargs["max_episode_steps"] = cfg.max_episode_steps
-    wrappers = None
+    wrappers = []
+    if video_dir is not None:
+        prepare_video()
+        wrappers.append(_recorder(video_dir))
+        kwargs["render_mode"] = "rgb_array"
+        num_envs, mode = 1, "sync"
     if cfg.atari.enabled:
         kwargs.setdefault("frameskip", 1)  # the preprocessing does the skipping
-        wrappers = [atari_wrapper(cfg.atari)]
-        mode = "sync" if mode == "vector_entry_point" else mode
+        wrappers.append(atari_wrapper(cfg.atari))
+    wrappers += user_wrappers(list(cfg.wrappers))
     try:
-        envs = gym.make_vec(
-            cfg.id, num_envs=cfg.num_envs, vectorization_mode=mode, wrappers=wrappers, **kwargs
-        )
-    except (gym.error.Error, TypeError, ValueError) as err:
+        envs = _make_vec(spec.id, num_envs or cfg.num_envs, mode, wrappers, kwargs)
+        if isinstance(envs.single_observation_space, gym.spaces.Dict):
+            # Rare enough to build twice: the space is known only once an env exists.
+            space = envs.single_observation_space
+            envs.close()
+            layout = dict_layout(space)
+            envs = _make_vec(
+                spec.id, num_envs or cfg.num_envs, mode, [*wrappers, FlattenDict], kwargs
+            )
+            envs.metadata = dict(envs.metadata, obs_layout=layout)
+    except gym.error.DependencyNotInstalled as err:
+        hint = "; pip install 'sharedppo[video]'" if video_dir is not None else ""
+        raise ConfigError(f"env.id={cfg.id!r} could not be made: {err}{hint}") from None
+    except TypeError as err:
+        raise ConfigError(
+            f"env.kwargs={dict(cfg.kwargs)!r} were refused by env.id={cfg.id!r}: {err}"
+        ) from None
+    except (gym.error.Error, ValueError) as err:
         raise ConfigError(
             f"env.vectorization_mode={mode!r} with env.id={cfg.id!r} failed: {err}"
         ) from None
@@ -174,76 +187,44 @@ def make_envs(cfg: EnvConfig, seed: int) -> tuple[VectorEnv, np.ndarray]:
     if cfg.reach_reward_steps is not None:
         envs = ReachStepsReward(envs, cfg.reach_reward_steps)
     envs.action_space.seed(seed)
-    obs, _ = envs.reset(seed=seed)
-    return envs, obs
+    obs, info = envs.reset(seed=seed)
+    return envs, obs, info
 
 
-class EpisodeTracker:
-    """Running return and length per env; hands back the episodes that finished each step.
-
-    A few in-place vector ops per step, no Python loop over envs.
-    """
-
-    def __init__(self, num_envs: int) -> None:
-        self.returns = np.zeros(num_envs, dtype=np.float64)
-        self.lengths = np.zeros(num_envs, dtype=np.int64)
-
-    def step(self, reward: np.ndarray, done: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-        self.returns += reward
-        self.lengths += 1
-        if not done.any():
-            return None
-        finished = self.returns[done], self.lengths[done]
-        # The next step is gymnasium's reset step (reward 0): it must bring the count to 0.
-        self.returns[done] = 0.0
-        self.lengths[done] = -1
-        return finished
+def action_mask(info: dict[str, Any], num_envs: int, num_actions: int) -> np.ndarray | None:
+    """The valid actions the envs put in ``info["action_mask"]`` (gymnasium's and
+    PettingZoo's convention), as bool [num_envs, num_actions]; None where there is none."""
+    mask = info.get("action_mask")
+    if mask is None:
+        return None
+    mask = np.asarray(mask)
+    if mask.shape != (num_envs, num_actions) or mask.dtype not in (np.bool_, np.int8, np.uint8):
+        raise ConfigError(
+            f"info['action_mask'] has shape {mask.shape} and dtype {mask.dtype}; sharedppo "
+            f"needs one bool or int8 entry per action: shape ({num_envs}, {num_actions})"
+        )
+    return mask.astype(bool, copy=False)
 
 
-# --- environment state for exact resume ------------------------------------------------------
-# Checkpoints load with weights_only=True, so an env cannot be pickled into one. Instead its
-# attributes that are plain data (numpy arrays, numbers, RNG states) are walked through the
-# wrapper chain and sub-envs and stored as tensors and primitives. That is the whole state of
-# a numpy-simulated env (classic control); an env whose state lives in C objects (Box2D,
-# MuJoCo) resumes from a fresh reset instead.
-
-_ENV_TYPES = (gym.Env, gym.Wrapper, VectorEnv)
-
-
-def capture_state(obj: Any) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in vars(obj).items():
-        if isinstance(value, np.ndarray) and value.dtype != object:
-            out[key] = ("array", torch.from_numpy(value.copy()))
-        elif isinstance(value, np.random.Generator):
-            out[key] = ("rng", value.bit_generator.state)
-        elif isinstance(value, np.generic):
-            out[key] = ("scalar", value.item())
-        elif isinstance(value, (bool, int, float)) or value is None:
-            out[key] = ("value", value)
-        elif isinstance(value, _ENV_TYPES):
-            out[key] = ("env", capture_state(value))
-        elif isinstance(value, list) and value and all(isinstance(v, _ENV_TYPES) for v in value):
-            out[key] = ("envs", [capture_state(v) for v in value])
-    return out
+def _make_vec(
+    env_id: str, num_envs: int, mode: str, wrappers: list[Any], kwargs: dict[str, Any]
+) -> VectorEnv:
+    if wrappers and mode == "vector_entry_point":
+        mode = "sync"  # per-env wrappers need per-env instances
+    return gym.make_vec(
+        env_id, num_envs=num_envs, vectorization_mode=mode, wrappers=wrappers or None, **kwargs
+    )
 
 
-def restore_state(obj: Any, state: dict[str, Any]) -> None:
-    for key, (kind, value) in state.items():
-        current = getattr(obj, key, None)
-        if kind == "array":
-            setattr(obj, key, value.numpy().copy())
-        elif kind == "rng":
-            if not isinstance(current, np.random.Generator):
-                current = np.random.Generator(np.random.PCG64())
-                setattr(obj, key, current)
-            current.bit_generator.state = value
-        elif kind == "scalar":
-            setattr(obj, key, type(current)(value) if isinstance(current, np.generic) else value)
-        elif kind == "value":
-            setattr(obj, key, value)
-        elif kind == "env" and current is not None:
-            restore_state(current, value)
-        elif kind == "envs" and isinstance(current, list) and len(current) == len(value):
-            for env, sub in zip(current, value, strict=True):
-                restore_state(env, sub)
+def obs_layout(envs: VectorEnv) -> Layout | None:
+    """How a Dict observation was flattened (``spaces.FlattenDict``), or None."""
+    return envs.metadata.get("obs_layout")
+
+
+def _recorder(video_dir: Path) -> Any:
+    from gymnasium.wrappers import RecordVideo
+
+    def wrap(env: gym.Env) -> gym.Env:
+        return RecordVideo(env, str(video_dir), episode_trigger=lambda _: True)
+
+    return wrap

@@ -4,20 +4,22 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
-import gymnasium as gym
 import numpy as np
 import torch
 from omegaconf import OmegaConf
 
-from .checkpoint import CheckpointError, load
-from .config import Config, ConfigError, EnvConfig, register_configs
-from .envs import EpisodeTracker, make_envs
-from .extras import prepare_video
+from .checkpoint import CheckpointError, read
+from .compose import register_configs
+from .config import Config, ConfigError, EnvConfig
+from .envs import action_mask, make_envs
+from .episodes import EpisodeTracker
+from .model import build_model
 from .network import ActorCritic
 from .normalize import ObsNormalizer
+from .policy import mask_logits
 
 
 def evaluate(
@@ -35,23 +37,20 @@ def evaluate(
     Each parallel env runs a fixed share of the episodes: taking the first N to finish would
     favour short episodes. Observation statistics are used frozen.
     """
-    if video_dir is not None:
-        envs = _video_env(env_cfg, video_dir)
-    else:
-        envs, _ = make_envs(replace(env_cfg, num_envs=min(episodes, env_cfg.num_envs)), seed)
-    n = envs.num_envs
+    envs, obs, info = make_envs(env_cfg, seed, min(episodes, env_cfg.num_envs), video_dir)
+    n, num_actions = envs.num_envs, net.dist.num_outputs
     quota = np.array([episodes // n + (i < episodes % n) for i in range(n)])
     done_count = np.zeros(n, dtype=np.int64)
     tracker = EpisodeTracker(n)
     returns: list[float] = []
     lengths: list[int] = []
-    obs, _ = envs.reset(seed=seed)
     with torch.inference_mode():
         while (done_count < quota).any():
             if obs_norm is not None:
                 obs = obs_norm(obs, update=False)
             x = torch.as_tensor(obs, dtype=torch.float32, device=device)
-            out, _ = net(x)
+            valid = action_mask(info, n, num_actions)
+            out = mask_logits(net(x)[0], None if valid is None else torch.from_numpy(valid))
             actions = net.dist.mode(out) if deterministic else net.dist.sample(out)[0]
             step = envs.step(net.dist.to_env(actions.cpu().numpy()))
             obs, reward, terminated, truncated, info = step
@@ -68,49 +67,28 @@ def evaluate(
     return np.array(returns), np.array(lengths)
 
 
-def _video_env(env_cfg: EnvConfig, video_dir: Path) -> gym.vector.VectorEnv:
-    prepare_video()
-    try:
-        from gymnasium.wrappers import RecordVideo
-
-        kwargs = dict(env_cfg.kwargs, render_mode="rgb_array")
-        if env_cfg.max_episode_steps is not None:
-            kwargs["max_episode_steps"] = env_cfg.max_episode_steps
-        return gym.make_vec(
-            env_cfg.id,
-            num_envs=1,
-            vectorization_mode="sync",
-            wrappers=[lambda e: RecordVideo(e, str(video_dir), episode_trigger=lambda _: True)],
-            **kwargs,
-        )
-    except gym.error.DependencyNotInstalled as err:
-        raise ConfigError(
-            f"eval.video=true needs extra packages ({err}); pip install 'sharedppo[video]'"
-        ) from None
-
-
 def load_policy(
     path: Path, device: torch.device
-) -> tuple[ActorCritic, Config, dict, ObsNormalizer]:
-    """A job folder (its checkpoints/last.pt) or a checkpoint file -> (network, config, state)."""
+) -> tuple[ActorCritic, Config, dict[str, Any], ObsNormalizer]:
+    """A job folder (its checkpoints/last.pt) or a checkpoint file -> (network, config, state,
+    observation normaliser)."""
     file = path / "checkpoints" / "last.pt" if path.is_dir() else path
-    state = load(file, map_location=device)
+    state = read(file, map_location=device)
     register_configs()
     cfg: Config = OmegaConf.to_object(
         OmegaConf.merge(OmegaConf.structured(Config), state["config"])
     )
     # The env as training built it (wrappers included) tells the spaces.
-    envs, _ = make_envs(replace(cfg.env, num_envs=1), seed=0)
-    env_shape = envs.single_observation_space.shape
-    net = ActorCritic(env_shape, envs.single_action_space, cfg.network)
-    envs.close()
+    envs, _, _ = make_envs(cfg.env, seed=0, num_envs=1)
+    try:
+        net, obs_norm = build_model(envs, cfg.env, cfg.network)
+    finally:
+        envs.close()
     try:
         net.load_state_dict(state["model"])
     except RuntimeError:
         raise CheckpointError(f"checkpoint {file} does not match its own network config") from None
-    obs_norm = ObsNormalizer(env_shape, cfg.env.normalize_obs, cfg.env.obs_clip)
-    if "obs_norm" in state:
-        obs_norm.load_state_dict(state["obs_norm"])
+    obs_norm.load_state_dict(state["obs_norm"])
     return net.to(device), cfg, state, obs_norm
 
 
@@ -146,7 +124,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     from .logger import log_eval
 
-    log_eval(job, int(state["global_step"]), returns, lengths, video_dir)
+    log_eval(job, int(state["progress"]["global_step"]), returns, lengths, video_dir)
 
 
 if __name__ == "__main__":

@@ -84,20 +84,12 @@ def require(feature: str, what: str, *also: str) -> None:
 
 
 def check_env(env_id: str) -> None:
-    """The id is registered and the extra its gymnasium module needs is installed."""
-    what = f"env.id={env_id!r}"
-    if env_id.startswith("ALE/"):
-        require("atari", what)
-        import ale_py
+    """The id resolves (its module imported, for ``module:EnvId``) and the extra its gymnasium
+    module needs is installed."""
+    from .envs import resolve_env_id  # envs uses this module's checks when it builds
 
-        gym.register_envs(ale_py)
-    try:
-        spec = gym.spec(env_id)
-    except gym.error.Error as err:
-        raise ConfigError(
-            f"{what} is not a registered gymnasium id ({first_line(err)}); "
-            "e.g. CartPole-v1, Acrobot-v1, MountainCar-v0"
-        ) from None
+    what = f"env.id={env_id!r}"
+    spec = resolve_env_id(env_id)
     if not isinstance(spec.entry_point, str):
         return
     module = spec.entry_point.partition(":")[0]

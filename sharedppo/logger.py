@@ -1,89 +1,97 @@
-"""TensorBoard logging: one run per job folder, HParams in the same folder."""
+"""TensorBoard logging: one run per job folder, HParams in the same folder.
+
+A sink only: what it writes (returns, losses, the return window's mean) is owned elsewhere.
+"""
 
 from __future__ import annotations
 
 import logging
+import math
 import sys
 import time
-from collections import deque
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from tensorboard.compat.proto.summary_pb2 import Summary
 from torch.utils.tensorboard import SummaryWriter
-from torch.utils.tensorboard.summary import hparams
+
+from . import dashboard
 
 log = logging.getLogger("sharedppo")
 
 METRIC = "hparams/final_return"
 
 
-def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in tree.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            out.update(flatten(value, name + "."))
-        else:
-            out[name] = value
-    return out
-
-
 class Logger:
-    """Writes event files straight into ``log_dir``; keeps the last 20 episode returns."""
+    """Writes event files straight into ``log_dir``, and the progress line."""
 
     def __init__(
         self,
         log_dir: Path,
         config: dict[str, Any],
-        window: int = 20,
         resume_step: int | None = None,
+        overrides: Sequence[str] = (),
     ) -> None:
+        """``overrides``: the job's command-line overrides (Hydra's, or a tuning trial's); the
+        HParams dashboard lists those keys first."""
         # On resume (resume_step = checkpoint step + 1), purge_step makes TensorBoard drop
         # what the interrupted session wrote after its last checkpoint, so curves continue
         # without duplicated steps.
         self.writer = SummaryWriter(log_dir=str(log_dir), flush_secs=10, purge_step=resume_step)
-        self.recent: deque[float] = deque(maxlen=window)
-        self.episodes = 0
         self._last_print = time.perf_counter()
         self._tty = sys.stderr.isatty()
+        self._last_step = 0
         if resume_step is not None:
             return
-        # add_hparams would open a new timestamped sub-run; writing the three summaries into
-        # this run keeps the hyperparameters next to the curves they produced.
-        params = {
-            k: (v if isinstance(v, (int, float, str, bool)) else str(v))
-            for k, v in flatten(config).items()
-        }
-        for summary in hparams(params, {METRIC: 0.0}):
+        # Written into this run (add_hparams would open a timestamped sub-run), so the
+        # hyperparameters sit next to the curves they produced.
+        swept = dashboard.sweep_values(Path(log_dir))
+        for summary in dashboard.hparams_summaries(config, overrides, swept):
             self.writer.file_writer.add_summary(summary)
-
-    @property
-    def mean_return(self) -> float:
-        return float(np.mean(self.recent)) if self.recent else float("nan")
+        self.writer.file_writer.add_summary(dashboard.layout_summary())
 
     def _write(self, step: int, tagged: list[tuple[str, float]]) -> None:
         # One event holding every value of a step: add_scalar builds and queues one event per
         # value (about 50 us each), a tenth of a small network's whole PPO iteration.
         values = [Summary.Value(tag=tag, simple_value=value) for tag, value in tagged]
         self.writer.file_writer.add_summary(Summary(value=values), step)
+        self._last_step = max(self._last_step, step)
 
     def episodes_finished(self, step: int, returns: np.ndarray, lengths: np.ndarray) -> None:
         tagged = []
         for ret, length in zip(returns.tolist(), lengths.tolist(), strict=True):
             tagged += [("charts/episodic_return", ret), ("charts/episodic_length", length)]
-            self.recent.append(ret)
         self._write(step, tagged)
-        self.episodes += len(returns)
 
-    def scalars(self, step: int, values: dict[str, float]) -> None:
-        self._write(step, [*values.items(), (METRIC, self.mean_return)])
+    def scalars(
+        self,
+        step: int,
+        values: dict[str, float],
+        mean_return: float,
+        window: Sequence[float] = (),
+    ) -> None:
+        """One update's values, the window's mean return as the HParams metric, and the
+        lowest and highest return in the window (the Custom Scalars band)."""
+        low, high = (min(window), max(window)) if window else (math.nan, math.nan)
+        spread = [(dashboard.RETURN_MIN, low), (dashboard.RETURN_MAX, high)]
+        self._write(step, [*values.items(), (METRIC, mean_return), *spread])
+
+    def final_metrics(self, metrics: dict[str, float | None], step: int | None = None) -> None:
+        """The HParams metrics of the run (``dashboard.METRICS``: final_return, best_return,
+        auc_return, target_step, target_seconds); None leaves one blank. Call at the end of
+        every run, completed or interrupted; ``step`` defaults to the last one logged."""
+        scalars = dashboard.metric_scalars(metrics)
+        if scalars:
+            self._write(self._last_step if step is None else step, scalars)
 
     def eval_result(self, step: int, returns: np.ndarray, lengths: np.ndarray) -> None:
         write_eval(self.writer, step, returns, lengths)
 
-    def progress(self, step: int, total: int, sps: float) -> None:
+    def progress(
+        self, step: int, total: int, sps: float, episodes: int, mean_return: float
+    ) -> None:
         """A live line on a terminal; a plain log line every 10 s elsewhere (CI, clusters)."""
         now = time.perf_counter()
         every = 0.2 if self._tty else 10.0
@@ -92,8 +100,8 @@ class Logger:
         self._last_print = now
         eta = (total - step) / sps if sps > 0 else float("nan")
         line = (
-            f"step {step:,}/{total:,}  {sps:,.0f} steps/s  episodes {self.episodes:,}  "
-            f"mean return {self.mean_return:.1f}  ETA {eta:,.0f} s"
+            f"step {step:,}/{total:,}  {sps:,.0f} steps/s  episodes {episodes:,}  "
+            f"mean return {mean_return:.1f}  ETA {eta:,.0f} s"
         )
         if self._tty:
             print(f"\r{line}\033[K", end="", file=sys.stderr, flush=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -51,7 +52,8 @@ class Batch:
     values: Tensor
     advantages: Tensor
     returns: Tensor
-    masks: Tensor | None
+    masks: Tensor | None  # dropout masks drawn when acting
+    action_mask: Tensor | None = None  # the valid actions when acting (bool)
 
     def __len__(self) -> int:
         return self.actions.shape[0]
@@ -65,6 +67,7 @@ class Batch:
             self.advantages[index],
             self.returns[index],
             None if self.masks is None else self.masks[index],
+            None if self.action_mask is None else self.action_mask[index],
         )
 
 
@@ -90,10 +93,14 @@ class RolloutMemory:
         device: torch.device,
         action_shape: tuple[int, ...] = (),
         action_dtype: torch.dtype = torch.long,
+        gamma: float = 0.99,
+        lam: float = 0.95,
+        action_mask_size: int | None = None,
     ) -> None:
         size = (num_steps, num_envs)
         self.num_steps = num_steps
         self.device = device
+        self.gamma, self.lam = gamma, lam
 
         def zeros(*shape: int, dtype: torch.dtype = torch.float32) -> Tensor:
             return torch.zeros((*size, *shape), dtype=dtype, device=device)
@@ -103,6 +110,9 @@ class RolloutMemory:
         self.logprobs = zeros()
         self.values = zeros()
         self.masks = None if mask_shape is None else zeros(*mask_shape)
+        self.action_mask = (
+            None if action_mask_size is None else zeros(action_mask_size, dtype=torch.bool)
+        )
         self.host_rewards = np.zeros(size, dtype=np.float32)
         self.host_terminated = np.zeros(size, dtype=np.float32)
         self.host_dones = np.zeros(size, dtype=np.float32)
@@ -119,8 +129,9 @@ class RolloutMemory:
         tensor = torch.from_numpy(array)
         return tensor if self.device.type == "cpu" else tensor.to(self.device)
 
-    def finish_rollout(self) -> None:
-        """Derive the valid mask and move host-side arrays to the device."""
+    def finish_rollout(self, last_values: Tensor) -> None:
+        """Close the rollout: derive the valid mask, move host-side arrays to the device and
+        run GAE; ``last_values`` is V of the observation after the rollout's last step."""
         valid = np.empty_like(self.host_dones)
         valid[0] = 1.0 - self.last_done
         valid[1:] = 1.0 - self.host_dones[:-1]
@@ -133,13 +144,23 @@ class RolloutMemory:
                 (self.host_dones, self.dones),
             ):
                 tensor.copy_(torch.from_numpy(host))
-
-    def compute_returns_and_advantage(self, last_values: Tensor, gamma: float, lam: float) -> None:
-        """GAE over the rollout; ``last_values`` is V of the observation after its last step."""
         next_values = torch.cat((self.values[1:], last_values.unsqueeze(0)))
         self.advantages, self.returns = compute_gae(
-            self.rewards, self.values, next_values, self.terminated, self.dones, gamma, lam
+            self.rewards,
+            self.values,
+            next_values,
+            self.terminated,
+            self.dones,
+            self.gamma,
+            self.lam,
         )
+
+    def state_dict(self) -> dict[str, Any]:
+        # Only whether each env's last step ended an episode carries into the next rollout.
+        return {"last_done": torch.from_numpy(self.last_done.copy())}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.last_done = state["last_done"].numpy().copy()
 
     def batch(self) -> Batch:
         keep = self.valid.flatten().nonzero().squeeze(1)
@@ -155,4 +176,5 @@ class RolloutMemory:
             flat(self.advantages),
             flat(self.returns),
             None if self.masks is None else flat(self.masks),
+            None if self.action_mask is None else flat(self.action_mask),
         )

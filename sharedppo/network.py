@@ -1,4 +1,4 @@
-"""The actor-critic: one MLP trunk shared by a policy head and a value head.
+"""The actor-critic: one trunk shared by a policy head and a value head.
 
 Dropout is applied with explicit masks instead of ``nn.Dropout``: the masks drawn when the
 agent acts are stored with the transition and reused when it learns, so the PPO ratio
@@ -8,6 +8,8 @@ compares the same sub-network before and after the update (and is exactly 1 befo
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import gymnasium as gym
 import numpy as np
@@ -16,22 +18,25 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .config import ConfigError, NetworkConfig
+from .encoders import DictEncoder, nature_convs
 from .policy import make_distribution
+from .spaces import Layout
 
 _ACTIVATIONS = {"tanh": torch.tanh, "relu": F.relu, "elu": F.elu, "gelu": F.gelu, "silu": F.silu}
+_tanh_backward = torch.ops.aten.tanh_backward
+_threshold_backward = torch.ops.aten.threshold_backward
 
 
-def nature_convs(channels: int) -> nn.Sequential:
-    """The Nature-DQN convolutions: 32 8x8/4, 64 4x4/2, 64 3x3/1, ReLU after each."""
-    return nn.Sequential(
-        nn.Conv2d(channels, 32, 8, stride=4),
-        nn.ReLU(),
-        nn.Conv2d(32, 64, 4, stride=2),
-        nn.ReLU(),
-        nn.Conv2d(64, 64, 3, stride=1),
-        nn.ReLU(),
-        nn.Flatten(),
-    )
+@dataclass
+class Recorded:
+    """A forward pass kept for the hand-derived backward pass (``ActorCritic.backward``)."""
+
+    inputs: list[list[Tensor]]  # per trunk: the input of each layer
+    outputs: list[list[Tensor]]  # per trunk: each layer's activation, before its dropout mask
+    hidden: list[Tensor]  # per trunk: what the heads read
+    masks: Tensor | None
+    out: Tensor  # policy head output
+    values: Tensor
 
 
 class ActorCritic(nn.Module):
@@ -40,18 +45,31 @@ class ActorCritic(nn.Module):
         obs_shape: tuple[int, ...] | int,
         action_space: gym.Space | int,
         cfg: NetworkConfig,
+        layout: Layout | None = None,
     ) -> None:
+        """``layout``: how a Dict observation was flattened (``spaces.FlattenDict``); its keys
+        are encoded separately before the trunk."""
         super().__init__()
         obs_shape = (obs_shape,) if isinstance(obs_shape, int) else tuple(obs_shape)
         if isinstance(action_space, int):
             action_space = gym.spaces.Discrete(action_space)
+        self.cfg = cfg
+        self.layout = layout
         # The distribution follows the action space; a Gaussian's log-std lives in it.
         self.dist = make_distribution(action_space, cfg.log_std_init)
         self.shared = cfg.shared
         self.dropout = float(cfg.dropout)
         num_trunks = 1 if cfg.shared else 2
         self.convs: nn.ModuleList | None = None
-        if cfg.type == "nature_cnn":
+        self.encoders: nn.ModuleList | None = None
+        if layout is not None:
+            self.depth, self.width = cfg.depth, cfg.width
+            self.activation = _ACTIVATIONS[cfg.activation]
+            self.encoders = nn.ModuleList(
+                DictEncoder(layout, self.width, self.activation) for _ in range(num_trunks)
+            )
+            in_dim = self.encoders[0].out_dim
+        elif cfg.type == "nature_cnn":
             if len(obs_shape) != 3:
                 raise ConfigError(
                     f"network.type=nature_cnn needs image observations (C, H, W); the env "
@@ -75,15 +93,30 @@ class ActorCritic(nn.Module):
         self.policy_head = nn.Linear(self.width, self.dist.num_outputs)
         self.value_head = nn.Linear(self.width, 1)
         self._init(cfg.init)
+        self._after_move: list[Callable[[], None]] = []
+        self._cache_parameters()
+
+    def _cache_parameters(self) -> None:
         # The forward pass reads plain lists of (weight, bias): nn.Module attribute lookups
         # and ModuleList indexing cost more than a 64-wide layer on a few rows (about half of
-        # an 8-row forward). They hold the Parameter objects themselves, which loading a
-        # state dict, .to(device) and the flat optimizer buffer all update in place.
+        # an 8-row forward). They hold the Parameter objects, which loading a state dict and
+        # the flat optimizer buffer update in place; _apply rebuilds them after a move.
         self.layers = [[(layer.weight, layer.bias) for layer in trunk] for trunk in self.trunks]
         self.heads = (
             (self.policy_head.weight, self.policy_head.bias),
             (self.value_head.weight, self.value_head.bias),
         )
+
+    def after_move(self, hook: Callable[[], None]) -> None:
+        """Call ``hook`` after every ``.to()``/``.cuda()``/``.double()`` (the optimizer rebinds)."""
+        self._after_move.append(hook)
+
+    def _apply(self, fn, recurse=True):  # noqa: ANN001, ANN202 (torch's own signature)
+        module = super()._apply(fn, recurse)
+        self._cache_parameters()
+        for hook in self._after_move:
+            hook()
+        return module
 
     def _init(self, scheme: str) -> None:
         # Orthogonal with gain sqrt(2) in the trunk, 0.01 on the policy head (near-uniform
@@ -93,9 +126,9 @@ class ActorCritic(nn.Module):
         for trunk in self.trunks:
             for layer in trunk:
                 self._init_layer(layer, scheme, math.sqrt(2))
-        for convs in self.convs or []:
-            for layer in convs:
-                if isinstance(layer, nn.Conv2d):
+        for encoder in [*(self.convs or []), *(self.encoders or [])]:
+            for layer in encoder.modules():
+                if isinstance(layer, nn.Conv2d | nn.Linear):
                     self._init_layer(layer, scheme, math.sqrt(2))
         self._init_layer(self.policy_head, scheme, 0.01)
         self._init_layer(self.value_head, scheme, 1.0)
@@ -120,16 +153,27 @@ class ActorCritic(nn.Module):
         masks = torch.empty((batch, *self.mask_shape), device=device).bernoulli_(keep)
         return masks.div_(keep)
 
-    def _trunk(self, index: int, x: Tensor, masks: Tensor | None) -> Tensor:
+    def _trunk(
+        self,
+        index: int,
+        x: Tensor,
+        masks: Tensor | None,
+        record: tuple[list[Tensor], list[Tensor]] | None = None,
+    ) -> Tensor:
+        """One trunk's layers; ``record`` collects each layer's input and activation."""
         if self.convs is not None:
             x = self.convs[index](x / 255.0)  # frames arrive as 0..255
+        elif self.encoders is not None:
+            x = self.encoders[index](x)
         elif x.dim() > 2:
             x = x.flatten(1)
         activation, depth = self.activation, self.depth
         for j, (weight, bias) in enumerate(self.layers[index]):
-            x = activation(F.linear(x, weight, bias))
-            if masks is not None:
-                x = x * masks[:, index * depth + j]
+            y = activation(F.linear(x, weight, bias))
+            if record is not None:
+                record[0].append(x)
+                record[1].append(y)
+            x = y if masks is None else y * masks[:, index * depth + j]
         return x
 
     def forward(self, obs: Tensor, masks: Tensor | None = None) -> tuple[Tensor, Tensor]:
@@ -138,3 +182,48 @@ class ActorCritic(nn.Module):
         value_hidden = hidden if self.shared else self._trunk(1, obs, masks)
         policy, value = self.heads
         return F.linear(hidden, *policy), F.linear(value_hidden, *value).squeeze(-1)
+
+    @torch.no_grad()
+    def forward_recorded(self, obs: Tensor, masks: Tensor | None) -> Recorded:
+        """The forward pass, keeping what :meth:`backward` needs (MLP trunks only)."""
+        inputs: list[list[Tensor]] = []
+        outputs: list[list[Tensor]] = []
+        hidden = []
+        for index in range(len(self.layers)):
+            ins: list[Tensor] = []
+            outs: list[Tensor] = []
+            hidden.append(self._trunk(index, obs, masks, (ins, outs)))
+            inputs.append(ins)
+            outputs.append(outs)
+        (head_w, head_b), (value_w, value_b) = self.heads
+        out = torch.addmm(head_b, hidden[0], head_w.t())
+        values = torch.addmm(value_b, hidden[-1], value_w.t()).squeeze(-1)
+        return Recorded(inputs, outputs, hidden, masks, out, values)
+
+    @torch.no_grad()
+    def backward(self, rec: Recorded, dout: Tensor, dvalues: Tensor) -> None:
+        """Write d(loss)/d(parameter) of the trunks and heads into their ``.grad`` (overwriting)
+        from the loss's gradients at the heads' outputs; tanh or ReLU MLP trunks only."""
+        (head_w, head_b), (value_w, value_b) = self.heads
+        torch.mm(dout.t(), rec.hidden[0], out=head_w.grad)
+        torch.sum(dout, 0, out=head_b.grad)
+        torch.mm(dvalues.unsqueeze(0), rec.hidden[-1], out=value_w.grad)
+        torch.sum(dvalues, 0, keepdim=True, out=value_b.grad)
+        dhidden = [dout @ head_w]
+        if len(self.layers) == 1:
+            dhidden[0].addr_(dvalues, value_w[0])
+        else:
+            dhidden.append(torch.outer(dvalues, value_w[0]))
+        tanh, masks = self.activation is torch.tanh, rec.masks
+        for index, trunk in enumerate(self.layers):
+            d = dhidden[index]
+            for j in range(len(trunk) - 1, -1, -1):
+                weight, bias = trunk[j]
+                if masks is not None:
+                    d = d * masks[:, index * self.depth + j]
+                y = rec.outputs[index][j]
+                dpre = _tanh_backward(d, y) if tanh else _threshold_backward(d, y, 0)
+                torch.mm(dpre.t(), rec.inputs[index][j], out=weight.grad)
+                torch.sum(dpre, 0, out=bias.grad)
+                if j > 0:
+                    d = dpre @ weight

@@ -47,12 +47,20 @@ class RunningMeanStd:
 
 
 class ObsNormalizer:
-    """(obs - mean) / std, clipped; the identity when disabled."""
+    """(obs - mean) / std, clipped; the identity when disabled. ``raw``: elements left as
+    they are (the image keys of a Dict observation)."""
 
-    def __init__(self, shape: tuple[int, ...], enabled: bool, clip: float = 10.0) -> None:
+    def __init__(
+        self,
+        shape: tuple[int, ...],
+        enabled: bool,
+        clip: float = 10.0,
+        raw: np.ndarray | None = None,
+    ) -> None:
         self.enabled = enabled
         self.clip = clip
         self.rms = RunningMeanStd(shape)
+        self.raw = raw if raw is not None and raw.any() else None
 
     def __call__(self, obs: np.ndarray, update: bool) -> np.ndarray:
         if not self.enabled:
@@ -60,7 +68,10 @@ class ObsNormalizer:
         if update:
             self.rms.update(obs)
         scaled = (obs - self.rms.mean) / np.sqrt(self.rms.var + EPS)
-        return np.clip(scaled, -self.clip, self.clip).astype(np.float32)
+        scaled = np.clip(scaled, -self.clip, self.clip)
+        if self.raw is not None:
+            scaled = np.where(self.raw, obs, scaled)
+        return scaled.astype(np.float32)
 
     def state_dict(self) -> dict[str, Any]:
         return self.rms.state_dict()

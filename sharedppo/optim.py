@@ -31,20 +31,44 @@ class Adam:
         self.betas = betas
         self.eps = eps
         self.step_count = 0
+        self.flat = self.flat_grad = self.exp_avg = self.exp_avg_sq = torch.empty(0)
+        self.rebind()
+
+    def rebind(self) -> None:
+        """Gather the parameters into one flat buffer (on their current device and dtype) and
+        make each parameter and its gradient a view of it. Called at construction and after
+        the network moves (``ActorCritic.after_move``); the moments follow the buffer."""
         first = self.params[0]
         total = sum(p.numel() for p in self.params)
-        self.flat = torch.empty(total, dtype=first.dtype, device=first.device)
-        self.flat_grad = torch.zeros_like(self.flat)
+        flat = torch.empty(total, dtype=first.dtype, device=first.device)
+        flat_grad = torch.zeros_like(flat)
         offset = 0
         for p in self.params:
             n = p.numel()
-            self.flat[offset : offset + n].copy_(p.detach().flatten())
+            flat[offset : offset + n].copy_(p.detach().flatten())
             # Autograd accumulates into an existing .grad in place, so these views stay live.
-            p.data = self.flat[offset : offset + n].view_as(p)
-            p.grad = self.flat_grad[offset : offset + n].view_as(p)
+            p.data = flat[offset : offset + n].view_as(p)
+            p.grad = flat_grad[offset : offset + n].view_as(p)
             offset += n
-        self.exp_avg = torch.zeros_like(self.flat)
-        self.exp_avg_sq = torch.zeros_like(self.flat)
+        self.flat, self.flat_grad = flat, flat_grad
+        if self.exp_avg.numel() == total:
+            self.exp_avg, self.exp_avg_sq = self.exp_avg.to(flat), self.exp_avg_sq.to(flat)
+        else:
+            self.exp_avg, self.exp_avg_sq = torch.zeros_like(flat), torch.zeros_like(flat)
+
+    def check_bound(self) -> None:
+        """Fail loudly if a parameter no longer lives in the flat buffer (a step would then
+        update a copy the network never reads). A few microseconds: call it once per update."""
+        base, size = self.flat.data_ptr(), self.flat.element_size()
+        offset = 0
+        for p in self.params:
+            if p.data_ptr() != base + offset * size or p.grad is None:
+                raise RuntimeError(
+                    "the optimizer's parameters were moved or replaced after it was built; "
+                    "move the network with .to()/.cuda() (which rebinds it) or build the "
+                    "agent after moving it"
+                )
+            offset += p.numel()
 
     def zero_grad(self) -> None:
         self.flat_grad.zero_()

@@ -12,9 +12,20 @@ import math
 import gymnasium as gym
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .config import ConfigError
+
+# An invalid action's logit: its probability underflows to exactly 0 while log-probs stay
+# finite, so entropies (0 x log 0) and gradients stay free of NaN.
+MASKED_LOGIT = -1e9
+
+
+def mask_logits(out: Tensor, action_mask: Tensor | None) -> Tensor:
+    """Logits with invalid actions (``action_mask`` False) ruled out; the identity for None."""
+    return out if action_mask is None else out.masked_fill(~action_mask, MASKED_LOGIT)
+
 
 # Below this many rows Gumbel-max (fewest ops) is fastest; above it the inverse CDF is, since
 # torch's exponential_ is several times slower per number than rand on CPU.
@@ -74,6 +85,21 @@ class Categorical(nn.Module):
     def entropy(self, out: Tensor) -> Tensor:
         return categorical_entropy(torch.log_softmax(out, dim=-1))
 
+    def grad_out(
+        self, log_probs: Tensor, actions: Tensor, dlogp: Tensor, ent_coef: float
+    ) -> Tensor:
+        """d(loss)/d(logits) from d(loss)/d(log-prob of each row's action) and the entropy
+        bonus -ent_coef * mean(entropy); ``log_probs`` are the normalised scores."""
+        probs = log_probs.exp()
+        # d logp(a) / d logits = onehot(a) - probs.
+        dout = probs * (-dlogp).unsqueeze(-1)
+        dout.scatter_add_(-1, actions.unsqueeze(-1), dlogp.unsqueeze(-1))
+        if ent_coef > 0:
+            # d(-c mean H) / d logits = c / n * probs * (log_probs + H).
+            entropy = -(probs * log_probs).sum(-1, keepdim=True)
+            dout.add_(probs * (log_probs + entropy), alpha=ent_coef / len(dlogp))
+        return dout
+
     def mode(self, out: Tensor) -> Tensor:
         return out.argmax(-1)
 
@@ -125,8 +151,10 @@ class Gaussian(nn.Module):
 
     def __init__(self, space: gym.spaces.Box, init_log_std: float = 0.0) -> None:
         super().__init__()
+        # Any shape is learned flat and handed to the env in its own shape.
         self.num_outputs = int(np.prod(space.shape))
         self.action_shape = (self.num_outputs,)
+        self.env_shape = space.shape
         self.log_std = nn.Parameter(torch.full((self.num_outputs,), float(init_log_std)))
         self.low = space.low.astype(np.float32).reshape(-1)
         self.high = space.high.astype(np.float32).reshape(-1)
@@ -149,19 +177,64 @@ class Gaussian(nn.Module):
         per_dim = 0.5 + 0.5 * math.log(2 * math.pi) + self.log_std
         return per_dim.sum().expand(out.shape[:-1])
 
+    def grad_out(self, z: Tensor, actions: Tensor, dlogp: Tensor, ent_coef: float) -> Tensor:
+        """d(loss)/d(mean) from d(loss)/d(log-prob) and the entropy bonus; writes the log-std's
+        gradient into its ``.grad``. ``z`` = (action - mean) / std, the scores."""
+        # d logp / d mean = z / std; d logp / d log_std = z^2 - 1.
+        dz = dlogp.unsqueeze(-1) * z
+        # The entropy of a Gaussian is sum(log_std) + const, whatever the state.
+        self.log_std.grad.copy_((dz * z - dlogp.unsqueeze(-1)).sum(0)).sub_(ent_coef)
+        return dz * (-self.log_std).exp()
+
     def mode(self, out: Tensor) -> Tensor:
         return out
 
     def to_env(self, actions: np.ndarray) -> np.ndarray:
-        return np.clip(actions, self.low, self.high)
+        clipped = np.clip(actions, self.low, self.high)
+        return clipped.reshape(*actions.shape[:-1], *self.env_shape)
 
 
-def make_distribution(space: gym.Space, log_std_init: float = 0.0) -> Categorical | Gaussian:
+class Bernoulli(nn.Module):
+    """MultiBinary(n): independent coins, one logit each; log-probs and entropies summed."""
+
+    action_dtype = torch.float32  # 0/1 as floats: they enter the log-prob arithmetic
+
+    def __init__(self, space: gym.spaces.MultiBinary) -> None:
+        super().__init__()
+        self.env_shape = tuple(np.atleast_1d(space.n))
+        self.num_outputs = int(np.prod(self.env_shape))
+        self.action_shape = (self.num_outputs,)
+
+    def sample(self, out: Tensor) -> tuple[Tensor, Tensor]:
+        actions = (torch.rand_like(out) < torch.sigmoid(out)).to(out.dtype)
+        return actions, self.log_prob(out, actions)
+
+    def log_prob(self, out: Tensor, actions: Tensor) -> Tensor:
+        # log sigmoid(l) if a = 1, log sigmoid(-l) if a = 0: -softplus(-(2a - 1) l).
+        return -F.softplus((1 - 2 * actions) * out).sum(-1)
+
+    def entropy(self, out: Tensor) -> Tensor:
+        p = torch.sigmoid(out)
+        return (F.softplus(out) - p * out).sum(-1)
+
+    def mode(self, out: Tensor) -> Tensor:
+        return (out > 0).to(out.dtype)
+
+    def to_env(self, actions: np.ndarray) -> np.ndarray:
+        return actions.astype(np.int8).reshape(*actions.shape[:-1], *self.env_shape)
+
+
+Head = Categorical | Gaussian | Bernoulli
+
+
+def make_distribution(space: gym.Space, log_std_init: float = 0.0) -> Head:
     if isinstance(space, gym.spaces.Discrete):
         return Categorical(int(space.n), int(space.start))
     if isinstance(space, gym.spaces.MultiDiscrete) and space.nvec.ndim == 1:
         return MultiCategorical(space.nvec, space.start)
-    if isinstance(space, gym.spaces.Box) and len(space.shape) == 1:
+    if isinstance(space, gym.spaces.MultiBinary):
+        return Bernoulli(space)
+    if isinstance(space, gym.spaces.Box):
         if not (np.isfinite(space.low).all() and np.isfinite(space.high).all()):
             raise ConfigError(
                 f"action space {space} has unbounded dimensions; sharedppo's "
@@ -170,5 +243,5 @@ def make_distribution(space: gym.Space, log_std_init: float = 0.0) -> Categorica
         return Gaussian(space, log_std_init)
     raise ConfigError(
         f"action space {space} is not supported: sharedppo's policy head handles Discrete, "
-        "MultiDiscrete and one-dimensional Box actions"
+        "MultiDiscrete, MultiBinary and Box actions"
     )

@@ -8,9 +8,15 @@ needs are checked, so a mistake reads as one line and no job trains. Flags other
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
-from .config import ConfigError, compose_checked
+from omegaconf import DictConfig, OmegaConf
+
+from .checkpoint import read
+from .compose import compose_checked, open_mapping_overrides, register_configs
+from .config import ConfigError
 from .extras import check_extras, check_launcher, first_line
+from .resume import check_resume
 
 MULTIRUN_FLAGS = ("-m", "--multirun")
 _LAUNCHER = re.compile(r"^[+~]*hydra/launcher=(.*)$")
@@ -35,14 +41,12 @@ def expand_sweep(overrides: list[str]) -> tuple[list[list[str]], set[str]]:
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.errors import HydraException, OverrideParseException
 
-    from .config import register_configs
-
     register_configs()
     try:
         with initialize_config_module("sharedppo.conf", version_base="1.3"):
             # glob() sweeps list a group's options, so the parser needs the config loader.
             parser = OverridesParser.create(config_loader=GlobalHydra.instance().config_loader())
-            parsed = parser.parse_overrides(overrides)
+            parsed = parser.parse_overrides(open_mapping_overrides(overrides))
             batches = BasicSweeper.split_arguments(parsed, None)
     except OverrideParseException as err:
         raise ConfigError(f"{err.override} cannot be parsed: {first_line(err)}") from None
@@ -50,6 +54,14 @@ def expand_sweep(overrides: list[str]) -> tuple[list[list[str]], set[str]]:
         raise ConfigError(first_line(err)) from None
     keys = {o.get_key_element() for o in parsed if o.is_sweep_override()}
     return [job for batch in batches for job in batch], keys
+
+
+def check_resume_allowed(cfg: DictConfig) -> None:
+    """A resume is refused before Hydra rewrites the job's .hydra/ (see resume.check_resume)."""
+    if cfg.resume is not None:
+        job = Path(cfg.resume)
+        config = OmegaConf.to_container(cfg, resolve=True)
+        check_resume(read(job / "checkpoints" / "last.pt"), config, job)
 
 
 def check_command(args: list[str]) -> None:
@@ -62,7 +74,9 @@ def check_command(args: list[str]) -> None:
         return
     overrides = [a for a in args if not a.startswith("-")]
     if not flags:
-        check_extras(compose_checked(config_overrides(overrides)))
+        cfg = compose_checked(config_overrides(overrides))
+        check_extras(cfg)
+        check_resume_allowed(cfg)
         return
     if any(o.lstrip("+~").startswith("hydra/sweeper=") for o in overrides):
         return  # another sweeper expands the jobs its own way

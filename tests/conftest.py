@@ -9,7 +9,7 @@ import pytest
 from hydra import compose, initialize_config_module
 from omegaconf import DictConfig
 
-from sharedppo.config import register_configs
+from sharedppo.compose import register_configs
 
 
 def compose_config(*overrides: str) -> DictConfig:

@@ -39,7 +39,7 @@ def test_atari_wrappers_end_learner_episodes_per_life_and_log_real_games(cfg_fac
     from sharedppo.envs import make_envs
 
     env_cfg = OmegaConf.to_object(cfg_factory("env=atari", "env.num_envs=1")).env
-    envs, obs = make_envs(env_cfg, seed=0)
+    envs, obs, _ = make_envs(env_cfg, seed=0)
     assert obs.shape == (1, 4, 84, 84) and obs.dtype == np.uint8
     rng = np.random.default_rng(0)
     life_ends = game_ends = 0
@@ -67,3 +67,26 @@ def test_breakout_preset_runs(cfg_factory, tmp_path):
     result = train(cfg, tmp_path)
     assert result.global_step >= 128
     assert (tmp_path / "checkpoints" / "last.pt").is_file()
+
+
+def test_evaluation_and_video_envs_match_the_training_env(cfg_factory, tmp_path):
+    """One builder: evaluation (and video) see the observations training saw, wrappers included."""
+    pytest.importorskip("ale_py", reason="the atari extra is not installed")
+    pytest.importorskip("cv2", reason="the atari extra is not installed")
+    from omegaconf import OmegaConf
+
+    from sharedppo.envs import make_envs
+
+    env_cfg = OmegaConf.to_object(cfg_factory("env=atari", "env.num_envs=2")).env
+    train_envs, train_obs, _ = make_envs(env_cfg, seed=0)
+    eval_envs, eval_obs, _ = make_envs(env_cfg, seed=1, num_envs=1)
+    assert eval_envs.single_observation_space == train_envs.single_observation_space
+    assert eval_obs.shape[1:] == train_obs.shape[1:] == (4, 84, 84)
+    for envs in (train_envs, eval_envs):
+        envs.close()
+    try:
+        video_envs, _, _ = make_envs(env_cfg, seed=2, video_dir=tmp_path / "videos")
+    except Exception as err:  # the video extra may be absent; the spaces must still agree
+        pytest.skip(f"video recording unavailable: {err}")
+    assert video_envs.single_observation_space == train_envs.single_observation_space
+    video_envs.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -106,7 +107,7 @@ def test_resume_is_exact(cfg_factory, tmp_path):
     job = tmp_path / "job"
     with pytest.raises(Interrupted):
         train(cfg_factory(*overrides), job, on_update=lambda step, _: step >= 2048)
-    assert load(job / "checkpoints" / "last.pt")["global_step"] == 2048
+    assert load(job / "checkpoints" / "last.pt")["progress"]["global_step"] == 2048
     resumed = train(cfg_factory(*overrides, f"resume={job}"), job)
 
     assert resumed.global_step == full.global_step == 4096
@@ -139,25 +140,48 @@ def test_checkpoints_are_bounded_and_best_is_kept(cfg_factory, tmp_path):
     assert "last.pt" in names and "best.pt" in names
     assert len([n for n in names if n.startswith("step_")]) == 2
     state = load(tmp_path / "checkpoints" / "last.pt")
-    for key in ("model", "optimizer", "global_step", "updates", "rng", "env", "config"):
+    from sharedppo.checkpoint import LAYOUT_VERSION
+
+    assert state["version"] == LAYOUT_VERSION
+    for key in ("model", "optimizer", "progress", "episodes", "memory", "rng", "env", "config"):
         assert key in state
+    assert state["progress"]["global_step"] == 5120 and state["progress"]["updates"] == 20
 
 
-def test_nan_stops_with_message_and_keeps_good_checkpoint(cfg_factory, tmp_path):
+def _nan_job(cfg_factory, every_steps: str):
+    """A job on the env whose rewards turn NaN at its 2000th step."""
     NaNRewardEnv.steps = 0
-    cfg = cfg_factory(
+    return cfg_factory(
         f"env.id={NAN_ID}",
         "env.vectorization_mode=sync",
         "env.num_envs=1",
         "ppo.num_steps=64",
-        "checkpoint.every_steps=512",
+        f"checkpoint.every_steps={every_steps}",
         "total_steps=10000",
     )
-    with pytest.raises(TrainingError, match=r"not finite at update \d+"):
+
+
+def test_nan_stops_with_message_and_keeps_good_checkpoint(cfg_factory, tmp_path):
+    cfg = _nan_job(cfg_factory, "512")
+    with pytest.raises(TrainingError, match=r"not finite at update \d+") as err:
         train(cfg, tmp_path)
     state = load(tmp_path / "checkpoints" / "last.pt")
-    assert 0 < state["global_step"] <= 2000
+    assert 0 < state["progress"]["global_step"] <= 2000
     assert all(torch.isfinite(v).all() for v in state["model"].values())
+    # The weights from just before the bad update are kept, and the message says where.
+    good = tmp_path / "checkpoints" / "last_good.pt"
+    assert str(good) in str(err.value) and "last.pt at env step" in str(err.value)
+    net, _, _, _ = load_policy(good, torch.device("cpu"))
+    assert all(torch.isfinite(p).all() for p in net.parameters())
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["status"] == "failed" and "not finite" in summary["error"]
+
+
+def test_nan_before_any_checkpoint_says_so(cfg_factory, tmp_path):
+    cfg = _nan_job(cfg_factory, "null")
+    with pytest.raises(TrainingError, match="no resumable checkpoint was written before it"):
+        train(cfg, tmp_path)
+    assert not (tmp_path / "checkpoints" / "last.pt").exists()
 
 
 def test_unwritable_output_folder_fails_before_training(cfg_factory, tmp_path):
@@ -186,12 +210,17 @@ def test_signal_saves_exits_and_resumes_without_duplicate_steps(tmp_path, sig, c
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == code, err
     assert "Traceback" not in err and f"sharedppo resume={job}" in err
-    stopped = load(job / "checkpoints" / "last.pt")["global_step"]
+    stopped = load(job / "checkpoints" / "last.pt")["progress"]["global_step"]
     assert 0 < stopped < 400000
+    # The job's records say what happened: an interrupted job, where, and how to go on.
+    summary = json.loads((job / "summary.json").read_text())
+    assert summary["status"] == "interrupted" and summary["global_step"] == stopped
+    assert summary["resume"] == f"sharedppo resume={job}"
+    assert f"sharedppo resume={job}" in (job / "sharedppo.log").read_text()
 
     done = run_cli(f"resume={job}", "total_steps=" + str(stopped + 2048), cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    assert load(job / "checkpoints" / "last.pt")["global_step"] > stopped
+    assert load(job / "checkpoints" / "last.pt")["progress"]["global_step"] > stopped
 
     # One curve across both sessions: what the first wrote after its checkpoint is purged.
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -257,7 +286,7 @@ def test_resume_after_a_crash_purges_steps_past_the_checkpoint(cfg_factory, tmp_
 
     with pytest.raises(RuntimeError, match="simulated crash"):
         train(cfg_factory(*overrides), tmp_path, on_update=crash)
-    assert load(tmp_path / "checkpoints" / "last.pt")["global_step"] == 2048
+    assert load(tmp_path / "checkpoints" / "last.pt")["progress"]["global_step"] == 2048
     train(cfg_factory(*overrides, f"resume={tmp_path}"), tmp_path)
 
     acc = EventAccumulator(str(tmp_path))

@@ -57,8 +57,13 @@ def test_multirun_makes_one_tensorboard_run_per_job(tmp_path):
         cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stderr
-    jobs = sorted(p for p in sweep.iterdir() if p.is_dir() and p.name.isdigit())
-    assert [j.name for j in jobs] == ["0", "1", "2", "3"]
+    jobs = sorted(p for p in sweep.iterdir() if p.is_dir())
+    assert [j.name for j in jobs] == [
+        "ppo.clip_ratio=0.1,seed=0",
+        "ppo.clip_ratio=0.1,seed=1",
+        "ppo.clip_ratio=0.2,seed=0",
+        "ppo.clip_ratio=0.2,seed=1",
+    ]
     for job in jobs:
         assert "charts/SPS" in scalar_tags(job)
 

@@ -6,7 +6,8 @@ from importlib.resources import files
 
 import pytest
 
-from sharedppo.config import ConfigError, compose_checked, validate
+from sharedppo.compose import compose_checked
+from sharedppo.config import ConfigError, validate
 
 GROUPS = ("env", "network", "ppo", "experiment")
 
@@ -28,8 +29,46 @@ def test_every_group_option_composes(cfg_factory, override):
 def test_groups_have_the_promised_options():
     assert {"cartpole", "acrobot", "mountaincar"} <= set(options("env"))
     assert "mlp" in options("network")
-    assert {"default", "seed"} <= set(options("ppo"))
+    assert {"default", "seed", "mujoco"} <= set(options("ppo"))
+    assert set(options("env")) <= set(options("ppo"))  # every env has its own PPO recipe
     assert "seed_cartpole" in options("experiment")
+
+
+@pytest.mark.parametrize("env", options("env"))
+def test_every_env_brings_its_own_ppo_settings_and_budget(cfg_factory, env):
+    cfg = cfg_factory(f"env={env}")
+    validate(cfg)
+    assert cfg.ppo == cfg_factory(f"ppo={env}").ppo
+    assert cfg.total_steps == cfg.env.default_steps
+    # What the user names still wins: a value, another recipe, another budget.
+    assert cfg_factory(f"env={env}", "ppo.lr=0.5").ppo.lr == 0.5
+    assert cfg_factory(f"env={env}", "ppo=seed").ppo == cfg_factory("ppo=seed").ppo
+    assert cfg_factory(f"env={env}", "total_steps=1234").total_steps == 1234
+
+
+def test_envs_differ_where_their_recipes_do(cfg_factory):
+    cartpole, acrobot = cfg_factory(), cfg_factory("env=acrobot")
+    assert (cartpole.ppo.num_steps, cartpole.ppo.lam, cartpole.total_steps) == (32, 0.8, 100_000)
+    assert (acrobot.ppo.num_steps, acrobot.ppo.lam) == (256, 0.94)
+    assert acrobot.env.normalize_obs and acrobot.total_steps > cartpole.total_steps
+    assert cfg_factory("env=lunarlander").total_steps == 1_000_000
+    assert cfg_factory("env=lunarlander_continuous").ppo.ent_coef == 0.0
+    assert cfg_factory("env=hopper").ppo == cfg_factory("ppo=mujoco").ppo
+    # ppo=default stays the CartPole recipe users know, on any env.
+    assert cfg_factory("env=acrobot", "ppo=default").ppo == cartpole.ppo
+
+
+def test_atari_brings_its_network_unless_the_user_names_one(cfg_factory):
+    assert cfg_factory("env=atari").network.type == "nature_cnn"
+    assert cfg_factory("env=atari", "network=mlp").network.type == "mlp"
+    assert cfg_factory("env=acrobot").network.type == "mlp"
+
+
+@pytest.mark.parametrize(
+    "name", ["pendulum", "mountaincar_continuous", "lunarlander", "lunarlander_continuous"]
+)
+def test_env_presets_are_their_env(cfg_factory, name):
+    assert cfg_factory(f"experiment={name}") == cfg_factory(f"env={name}")
 
 
 def test_defaults(cfg_factory):

@@ -10,7 +10,8 @@ from torch.distributions import Categorical as TorchCategorical
 from torch.distributions import Normal
 
 from sharedppo.checkpoint import load
-from sharedppo.config import ConfigError, NetworkConfig, compose_checked
+from sharedppo.compose import compose_checked
+from sharedppo.config import ConfigError, NetworkConfig
 from sharedppo.evaluate import evaluate, load_policy
 from sharedppo.network import ActorCritic
 from sharedppo.normalize import ObsNormalizer, RewardScaler, RunningMeanStd
@@ -42,9 +43,9 @@ def test_gaussian_clips_for_the_env_but_stores_the_sample(cfg_factory, tmp_path)
     # A wide policy on Pendulum: stored actions leave the bounds the env saw.
     from sharedppo.agent import PPOAgent
     from sharedppo.config import PPOConfig
-    from sharedppo.envs import EpisodeTracker
+    from sharedppo.episodes import EpisodeTracker
     from sharedppo.memory import RolloutMemory
-    from sharedppo.runner import RolloutState, collect_rollout
+    from sharedppo.rollout import Rollout
 
     envs = gym.make_vec("Pendulum-v1", num_envs=4, vectorization_mode="sync")
     obs, _ = envs.reset(seed=0)
@@ -52,14 +53,7 @@ def test_gaussian_clips_for_the_env_but_stores_the_sample(cfg_factory, tmp_path)
     with torch.no_grad():
         net.dist.log_std.fill_(2.0)
     memory = RolloutMemory(16, 4, (3,), None, torch.device("cpu"), (1,), torch.float32)
-    collect_rollout(
-        envs,
-        PPOAgent(net, PPOConfig()),
-        memory,
-        RolloutState(obs),
-        EpisodeTracker(4),
-        lambda *a: None,
-    )
+    Rollout(envs, obs).collect(PPOAgent(net, PPOConfig()), memory, EpisodeTracker(4), 0)
     assert memory.actions.abs().max() > 2.0
     envs.close()
 

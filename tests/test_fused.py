@@ -1,4 +1,4 @@
-"""The hand-derived PPO gradient (sharedppo/fused.py) against autograd on the same losses."""
+"""The hand-derived PPO gradient (gradient.Fused) against autograd on the same loss."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import torch
 
 from sharedppo.agent import PPOAgent
 from sharedppo.config import NetworkConfig, PPOConfig
-from sharedppo.fused import unsupported
+from sharedppo.gradient import Fused, fused_unsupported
+from sharedppo.loss import Scored, ppo_loss
 from sharedppo.memory import Batch
 from sharedppo.network import ActorCritic
 from sharedppo.runner import train
@@ -35,11 +36,13 @@ def _moved_batch(agent: PPOAgent, n: int = 64) -> Batch:
 
 def _autograd_gradient(agent: PPOAgent, mb: Batch, clip: float) -> torch.Tensor:
     out, values = agent.net(mb.obs, mb.masks)
-    ratio = (agent.net.dist.log_prob(out, mb.actions) - mb.logprobs).exp()
-    loss = agent.losses(out, values, ratio, mb.advantages, mb, clip)[0]
+    logratio = agent.net.dist.log_prob(out, mb.actions) - mb.logprobs
+    fwd = Scored(out, values, logratio, logratio.exp())
+    entropy = agent.net.dist.entropy(out)
+    loss = ppo_loss(fwd, entropy, mb, mb.advantages, agent.cfg, clip).total
     agent.optimizer.zero_grad()
     loss.backward()
-    return agent.optimizer.flat_grad.clone(), ratio.detach()
+    return agent.optimizer.flat_grad.clone(), fwd.ratio.detach()
 
 
 CASES = list(
@@ -48,7 +51,7 @@ CASES = list(
         ["tanh", "relu"],
         list(SPACES),
         [0.0, 0.3],  # dropout
-        [False, True],  # clipped value loss
+        [None, 0.2],  # value clipping range
         [0.0, 0.05],  # entropy coefficient
         [1, 2],  # depth
     )
@@ -67,7 +70,7 @@ def test_fused_gradient_matches_autograd(
     net = ActorCritic(5, SPACES[space], net_cfg)
     cfg = PPOConfig(clip_vloss=clip_vloss, ent_coef=ent_coef, vf_coef=0.7)
     agent = PPOAgent(net, cfg)
-    assert agent.fused is not None
+    assert isinstance(agent.gradient, Fused)
     mb = _moved_batch(agent)
     expected, ratio = _autograd_gradient(agent, mb, clip=0.2)
     # The batch must exercise both sides of the clip, or the test proves little.
@@ -75,9 +78,9 @@ def test_fused_gradient_matches_autograd(
     assert 0.05 < clipped < 0.95
 
     agent.optimizer.flat_grad.normal_()  # every parameter's gradient must be overwritten
-    fwd = agent.fused.forward(mb)
+    fwd = agent.gradient.forward(mb)
     assert torch.allclose(fwd.ratio, ratio, rtol=1e-5)
-    agent.fused.backward(fwd, mb, mb.advantages, 0.2, cfg)
+    assert agent.gradient.backward(fwd, mb, mb.advantages, 0.2) is None
     got = agent.optimizer.flat_grad
     assert expected.abs().sum() > 0
     assert torch.allclose(got, expected, rtol=1e-4, atol=1e-6 * expected.abs().max())
@@ -92,7 +95,7 @@ def test_fused_and_autograd_updates_agree(minibatches):
         net = ActorCritic(5, SPACES["discrete"], NetworkConfig(dropout=0.1))
         cfg = PPOConfig(fused=fused, num_minibatches=minibatches, target_kl=0.05, ent_coef=0.01)
         agent = PPOAgent(net, cfg)
-        assert (agent.fused is not None) == fused
+        assert agent.fused == fused
         torch.manual_seed(4)
         obs = torch.randn(128, 5)
         with torch.no_grad():
@@ -118,9 +121,9 @@ def test_fused_and_autograd_updates_agree(minibatches):
 )
 def test_other_networks_use_autograd(net_cfg, space):
     net = ActorCritic(5, space, net_cfg)
-    assert unsupported(net) is not None
+    assert fused_unsupported(net) is not None
     agent = PPOAgent(net, PPOConfig())
-    assert agent.fused is None
+    assert not agent.fused
     obs = torch.randn(32, 5)
     with torch.no_grad():
         actions, logprobs, values, masks = agent.act(obs)
@@ -132,4 +135,4 @@ def test_other_networks_use_autograd(net_cfg, space):
 def test_fused_off_still_learns(cfg_factory, tmp_path):
     cfg = cfg_factory("ppo.fused=false", "total_steps=512")
     agent = train(cfg, tmp_path).agent
-    assert agent.fused is None
+    assert not agent.fused

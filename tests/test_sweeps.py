@@ -6,30 +6,37 @@ import csv
 import json
 import math
 import os
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from sharedppo.config import compose_checked
-from sharedppo.report import ci95, report, rolling_mean
+from sharedppo.report import report
+from sharedppo.report_stats import bootstrap_ci, curve_stats, rolling_mean
 from tests.conftest import run_cli
 
 TINY = ["total_steps=512", "checkpoint.every_steps=null"]
 
 
 def jobs(sweep: Path) -> list[Path]:
-    return sorted(p for p in sweep.iterdir() if p.is_dir() and p.name.isdigit())
+    return sorted(p for p in sweep.iterdir() if p.is_dir() and (p / ".hydra").is_dir())
 
 
-def test_ci95_on_known_inputs():
-    mean, half = ci95([1.0, 2.0, 3.0, 4.0])
-    # sd = sqrt(5/3) = 1.29099; t(0.975, 3 df) = 3.182; half = 3.182 * 1.29099 / 2
-    assert mean == 2.5
-    assert half == pytest.approx(3.182 * math.sqrt(5 / 3) / 2, rel=1e-6)
-    assert math.isnan(ci95([7.0])[1])
+def test_bootstrap_ci_and_curve_stats_on_known_inputs():
+    # Two seeds: a resampled mean is a, (a+b)/2 or b with chances 1/4, 1/2, 1/4, so the
+    # 2.5% and 97.5% percentiles are a and b: the interval never leaves the seeds' range.
+    assert bootstrap_ci([100.0, 500.0]) == (300.0, 100.0, 500.0)
+    assert math.isnan(bootstrap_ci([7.0])[1])
+    # Many seeds: close to the normal-theory interval mean +- 1.96 sd / sqrt(n).
+    x = np.random.default_rng(1).normal(10.0, 2.0, size=400)
+    mean, low, high = bootstrap_ci(x.tolist())
+    half = 1.96 * x.std(ddof=1) / math.sqrt(len(x))
+    assert (high - low) / 2 == pytest.approx(half, rel=0.1) and low < mean < high
     assert rolling_mean(np.array([1.0, 3.0, 5.0]), 2).tolist() == [1.0, 2.0, 4.0]
+    # Returns 1, 3, 5 at steps 0, 10, 20 with a window of 2: curve 1, 2, 4.
+    stats = curve_stats(np.array([0, 10, 20]), np.array([1.0, 3.0, 5.0]), 2)
+    assert (stats.final, stats.best) == (4.0, 4.0)
+    assert stats.auc == pytest.approx(((1 + 2) * 10 / 2 + (2 + 4) * 10 / 2) / 20)
 
 
 def test_joblib_grid_and_report(tmp_path):
@@ -56,8 +63,9 @@ def test_joblib_grid_and_report(tmp_path):
     assert all(r.seeds == 2 and r.failed == 0 for r in rows)
     with open(sweep / "report.csv") as f:
         table = list(csv.DictReader(f))
-    assert len(table) == 2 and table[0]["seeds"] == "2"
-    # The CI in the table is the t-interval over the two seeds' final returns.
+    # The swept key leads, one column per key; seed is what repeats, not a column.
+    assert list(table[0])[:3] == ["ppo.clip_ratio", "seeds", "failed"]
+    assert [t["ppo.clip_ratio"] for t in table] == ["0.1", "0.2"] and table[0]["seeds"] == "2"
     from sharedppo.report import read_job
 
     finals = [
@@ -67,10 +75,14 @@ def test_joblib_grid_and_report(tmp_path):
     ]
     assert len(finals) == 2
     assert float(table[0]["final_return_mean"]) == pytest.approx(np.mean(finals))
-    assert float(table[0]["final_return_ci95"]) == pytest.approx(
-        12.706 * np.std(finals, ddof=1) / math.sqrt(2)
-    )
+    # Two seeds: the bootstrap interval runs from one seed's value to the other's.
+    assert float(table[0]["final_return_ci95_low"]) == pytest.approx(min(finals))
+    assert float(table[0]["final_return_ci95_high"]) == pytest.approx(max(finals))
+    assert float(table[0]["final_return_sd"]) == pytest.approx(np.std(finals, ddof=1))
     assert (sweep / "report.md").is_file() and (sweep / "report_curves.png").stat().st_size > 0
+    page = (sweep / "report.html").read_text()
+    assert "<th>ppo.clip_ratio</th>" in page and "bootstrap" in page
+    assert "data:image/png;base64,iVBOR" in page  # the plot travels inside the page
 
 
 def test_a_bad_value_in_any_job_stops_the_sweep_before_any_job_runs(tmp_path):
@@ -109,8 +121,8 @@ def test_a_job_failing_while_training_lets_the_others_finish(tmp_path):
     assert proc.returncode == 1, proc.stderr
     assert "not finite" in proc.stderr
     assert proc.stderr.strip().splitlines()[-1].startswith("sharedppo: 1 of 2 jobs failed")
-    statuses = [json.loads((j / "summary.json").read_text())["status"] for j in jobs(sweep)]
-    assert statuses == ["failed", "completed"]
+    statuses = {j.name: json.loads((j / "summary.json").read_text())["status"] for j in jobs(sweep)}
+    assert statuses == {"env.id=CartPole-v1": "completed", "env.id=Test_NaNReward-v0": "failed"}
     rows = {r.config: r for r in report(sweep)}
     assert rows["env.id=CartPole-v1"].seeds == 1 and rows["env.id=CartPole-v1"].failed == 0
     assert rows["env.id=Test/NaNReward-v0"].seeds == 0
@@ -141,49 +153,6 @@ def test_slurm_preset_composes(tmp_path):
     proc = run_cli("hydra/launcher=slurm", "--cfg", "hydra", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "SlurmLauncher" in proc.stdout and "partition: cpu" in proc.stdout
-
-
-def test_tuning_prunes_resumes_and_writes_a_preset(tmp_path):
-    pytest.importorskip("optuna")
-    space = tmp_path / "space.yaml"
-    space.write_text(
-        "study_name: tiny\nn_trials: 3\nseed: 0\n"
-        "overrides: [total_steps=2048, checkpoint.every_steps=null]\n"
-        "pruner: {type: median, n_startup_trials: 1, n_warmup_steps: 0}\n"
-        "params:\n  ppo.lr: {type: float, low: 1.0e-4, high: 1.0e-2, log: true}\n"
-        "  ppo.update_epochs: {type: int, low: 1, high: 4}\n"
-    )
-    out = tmp_path / "tune"
-    cmd = [sys.executable, "-m", "sharedppo.tune", "--search", str(space), "--out", str(out)]
-    import subprocess
-
-    first = subprocess.run([*cmd, "--trials", "2"], capture_output=True, text=True, timeout=300)
-    assert first.returncode == 0, first.stderr
-    second = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
-    assert second.returncode == 0, second.stderr
-
-    import optuna
-
-    study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{out / 'study.db'}")
-    assert len(study.trials) == 3  # the second command added one trial, not three
-    assert sorted(p.name for p in out.glob("trial_*")) == ["trial_000", "trial_001", "trial_002"]
-    assert all(t.intermediate_values for t in study.trials)
-    preset = out / "experiment" / "tiny_best.yaml"
-    assert preset.read_text().startswith("# @package _global_")
-    cfg = compose_checked([f"hydra.searchpath=[file://{out}]", "experiment=tiny_best"])
-    assert cfg.ppo.lr == pytest.approx(study.best_params["ppo.lr"])
-
-
-def test_search_spaces_compose_as_a_config_group():
-    from sharedppo.config import ConfigError
-    from sharedppo.tune import load_space
-
-    space = load_space("cartpole")
-    assert space.study_name == "cartpole" and "ppo.lr" in space.params
-    with pytest.raises(ConfigError, match="cartpole"):
-        load_space("no_such_space")
-    # A training run composed with it ignores the search space.
-    assert compose_checked(["hparams_search=cartpole"]).ppo.lr == compose_checked([]).ppo.lr
 
 
 def test_sweep_check_expands_jobs_as_hydra_does_and_names_unparsable_overrides():

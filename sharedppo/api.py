@@ -1,0 +1,108 @@
+"""The Python API: ``sharedppo.train`` and ``sharedppo.load``.
+
+``train`` writes the same job folder as the command line (``.hydra/``, TensorBoard events,
+checkpoints, ``summary.json``), so ``sharedppo resume=``, ``sharedppo-eval`` and
+``sharedppo-report`` work on it. ``load`` gives a policy that acts on raw observations.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from omegaconf import OmegaConf
+
+from .compose import compose_checked
+from .evaluate import load_policy
+from .policy import mask_logits
+from .runner import TrainResult
+from .runner import train as _train
+from .spaces import MASK_KEY, flatten
+
+EnvSource = str | Callable[..., gym.Env]
+
+
+def _register(env: Callable[..., gym.Env]) -> str:
+    """An env class or factory made in this process, registered under an id of its name."""
+    name = re.sub(r"[^A-Za-z0-9_]", "", getattr(env, "__name__", "Env")) or "Env"
+    env_id = f"sharedppo_api/{name}-v0"
+    if env_id in gym.registry and gym.registry[env_id].entry_point is not env:
+        del gym.registry[env_id]
+    if env_id not in gym.registry:
+        gym.register(env_id, entry_point=env)
+    return env_id
+
+
+def train(
+    overrides: list[str] | None = None,
+    out_dir: str | Path | None = None,
+    env: EnvSource | None = None,
+) -> TrainResult:
+    """Train as ``sharedppo OVERRIDES...`` would, into ``out_dir`` (default
+    ``outputs/DATE/TIME``); returns the result, the trained agent as ``result.agent``.
+
+    ``env``: an id (registered in this process, or ``module:EnvId``), or an env class or
+    factory to register under ``sharedppo_api/NAME-v0``. A folder trained on a class or
+    factory is read back in a process that registers it again (or through ``module:EnvId``).
+    """
+    overrides = list(overrides or [])
+    if env is not None:
+        overrides.append(f"env.id={env if isinstance(env, str) else _register(env)}")
+    cfg = compose_checked(overrides)
+    folder = Path(out_dir or time.strftime("outputs/%Y-%m-%d/%H-%M-%S"))
+    hydra = folder / ".hydra"
+    hydra.mkdir(parents=True, exist_ok=True)
+    (hydra / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
+    (hydra / "overrides.yaml").write_text(OmegaConf.to_yaml(overrides))
+    if not logging.getLogger().handlers:  # a script or notebook: show the progress lines
+        logging.basicConfig(level=logging.INFO, format="%(message)s")
+    return _train(cfg, folder)
+
+
+class Policy:
+    """A trained policy: raw observations in (the saved normalisation applied inside),
+    actions out, in the env's own action format."""
+
+    def __init__(self, path: str | Path, device: str = "cpu") -> None:
+        self.device = torch.device(device)
+        self.net, self.config, _, self.obs_norm = load_policy(Path(path), self.device)
+        self.layout = self.net.layout
+        self.net.eval()
+
+    def predict(self, obs: Any, deterministic: bool = True, action_mask: Any = None) -> np.ndarray:
+        """The action for one observation, or a batch of actions for a batch of them;
+        ``action_mask`` (bool per action) rules out invalid actions; a Dict observation's
+        own ``action_mask`` key is used when none is given."""
+        if self.layout is not None:
+            if action_mask is None and MASK_KEY in obs:
+                action_mask = obs[MASK_KEY]
+            obs = flatten(self.layout, obs)
+        x = np.asarray(obs, dtype=np.float32)
+        single = x.ndim == len(self.net_input_shape)
+        batch = x[None] if single else x
+        batch = self.obs_norm(batch, update=False)
+        with torch.inference_mode():
+            out, _ = self.net(torch.as_tensor(batch, dtype=torch.float32, device=self.device))
+            if action_mask is not None:
+                valid = torch.as_tensor(np.asarray(action_mask, dtype=bool), device=self.device)
+                out = mask_logits(out, valid.reshape(out.shape))
+            dist = self.net.dist
+            actions = dist.mode(out) if deterministic else dist.sample(out)[0]
+        actions = dist.to_env(actions.cpu().numpy())
+        return actions[0] if single else actions
+
+    @property
+    def net_input_shape(self) -> tuple[int, ...]:
+        return self.obs_norm.rms.mean.shape
+
+
+def load(path: str | Path, device: str = "cpu") -> Policy:
+    """A job folder (its ``checkpoints/last.pt``) or a checkpoint file, ready to act."""
+    return Policy(path, device)

@@ -1,0 +1,53 @@
+"""Composing the Hydra config outside ``@hydra.main``: the CLI's pre-check, tuning, the API."""
+
+from __future__ import annotations
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import DictConfig
+
+from .config import Config, ConfigError, unknown_key_message, validate
+
+
+def register_configs() -> None:
+    ConfigStore.instance().store(name="config_schema", node=Config)
+
+
+# Mappings handed to user code as they are: any key may be set in them without Hydra's `+`.
+OPEN_MAPPINGS = ("env.kwargs.",)
+
+
+def open_mapping_overrides(overrides: list[str]) -> list[str]:
+    """``env.kwargs.NAME=VALUE`` sets or adds the key (Hydra's ``++``), as users expect of an
+    open mapping; the schema's struct flag would otherwise refuse a key it does not know."""
+    return [f"++{o}" if o.startswith(OPEN_MAPPINGS) else o for o in overrides]
+
+
+def compose_checked(overrides: list[str]) -> DictConfig:
+    """Compose and validate the config for these overrides; any mistake is one ConfigError line.
+
+    The CLI calls this before handing over to Hydra, so a user's typo gets one line instead of
+    Hydra's multi-line report.
+    """
+    from hydra import compose, initialize_config_module
+    from hydra.errors import HydraException, MissingConfigException
+    from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
+
+    register_configs()
+    try:
+        with initialize_config_module("sharedppo.conf", version_base="1.3"):
+            cfg = compose("config", overrides=open_mapping_overrides(overrides))
+    except MissingConfigException as err:
+        group, _, name = (err.missing_cfg_file or "").rpartition("/")
+        options = ", ".join(err.options or [])
+        raise ConfigError(f"{group}={name} is not allowed: choose one of {options}") from None
+    except HydraException as err:
+        cause = err.__cause__
+        key = getattr(cause, "full_key", None)
+        if isinstance(cause, (ConfigKeyError, ConfigAttributeError)) and key:
+            raise ConfigError(unknown_key_message(key)) from None
+        if isinstance(cause, OmegaConfBaseException) and key:
+            detail = str(cause).strip().splitlines()[0]
+            raise ConfigError(f"{key} is not allowed: {detail}") from None
+        raise ConfigError(str(err).strip().splitlines()[0]) from None
+    validate(cfg)
+    return cfg

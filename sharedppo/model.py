@@ -1,0 +1,29 @@
+"""The model of an env: the actor-critic and its observation normaliser, built alike for
+training, evaluation and export."""
+
+from __future__ import annotations
+
+import numpy as np
+from gymnasium.vector import VectorEnv
+
+from .config import ConfigError, EnvConfig, NetworkConfig
+from .envs import obs_layout
+from .network import ActorCritic
+from .normalize import ObsNormalizer
+
+
+def build_model(
+    envs: VectorEnv, env_cfg: EnvConfig, net_cfg: NetworkConfig
+) -> tuple[ActorCritic, ObsNormalizer]:
+    obs_shape = envs.single_observation_space.shape
+    layout = obs_layout(envs)
+    try:
+        net = ActorCritic(obs_shape, envs.single_action_space, net_cfg, layout)
+    except ConfigError as err:
+        raise ConfigError(f"env.id={env_cfg.id!r}: {err}") from None
+    raw = None
+    if layout is not None:  # image keys are not normalised
+        raw = np.zeros(obs_shape, dtype=bool)
+        for part in layout:
+            raw[part.start : part.end] = part.image
+    return net, ObsNormalizer(obs_shape, env_cfg.normalize_obs, env_cfg.obs_clip, raw)

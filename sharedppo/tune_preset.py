@@ -1,0 +1,86 @@
+"""The best trial as an experiment preset: the keys that define the experiment, nothing else.
+
+A preset is a starting point for a real run, so the keys that only describe how a trial was
+run (its seed, its short budget, where and how it logged) are left out.
+"""
+
+from __future__ import annotations
+
+import os
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+from omegaconf import OmegaConf
+
+RUN_ONLY = (
+    "seed",
+    "total_steps",
+    "stop_on_target",
+    "device",
+    "torch_threads",
+    "log_every_updates",
+    "checkpoint",
+    "eval",
+    "resume",
+    "resume_allow",
+    "hparams_search",
+    "hydra",
+)
+
+
+def run_only(key: str) -> bool:
+    top = key.lstrip("+~").replace("/", ".").split(".")[0]
+    return top in RUN_ONLY
+
+
+def is_group(key: str) -> bool:
+    return "." not in key and (files("sharedppo.conf") / key).is_dir()
+
+
+def preset_text(overrides: list[str], note: str) -> str:
+    """A ``@package _global_`` preset from a trial's overrides: config groups as defaults,
+    values as YAML, run-only keys left out (named in a comment)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    defaults: list[Any] = []
+    body = OmegaConf.create({})
+    left_out = []
+    for text, override in zip(
+        overrides, OverridesParser.create().parse_overrides(overrides), strict=True
+    ):
+        key = override.key_or_group
+        if run_only(key) or override.is_delete():
+            left_out.append(text)
+        elif key == "experiment":  # another preset: included, then overridden by this one
+            defaults.insert(0, f"/experiment/{override.value()}")
+        elif is_group(key):
+            defaults.append({f"override /{key}": override.value()})
+        else:
+            OmegaConf.update(body, key, override.value(), force_add=True)
+    lines = ["# @package _global_", f"# {note}"]
+    if left_out:
+        lines.append("# left out, as they only describe the trial's run: " + " ".join(left_out))
+    head = OmegaConf.to_yaml({"defaults": [*defaults, "_self_"]}) if defaults else ""
+    return "\n".join(lines) + "\n" + head + (OmegaConf.to_yaml(body) if len(body) else "")
+
+
+def write_best_preset(study: Any, fallback: list[str], folder: Path) -> Path:
+    """``folder/experiment/STUDY_best.yaml`` from the best trial, usable as experiment=..."""
+    best = study.best_trial
+    overrides = best.user_attrs.get("overrides")
+    if overrides is None:  # a trial from before trials recorded their overrides
+        overrides = [*fallback, *(f"{k}={v}" for k, v in best.params.items())]
+    seeds = best.user_attrs.get("seed_returns")
+    over = f" over {len(seeds)} seeds" if seeds and len(seeds) > 1 else ""
+    note = (
+        f"best trial {best.number} of study {study.study_name!r} "
+        f"(mean return {best.value:.2f}{over}), written by sharedppo-tune"
+    )
+    path = folder / "experiment" / f"{study.study_name}_best.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Workers on several machines may each write it at their end: whole files only.
+    partial = path.with_name(f".{path.name}.{os.getpid()}")
+    partial.write_text(preset_text(list(overrides), note))
+    partial.replace(path)
+    return path

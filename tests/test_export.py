@@ -1,0 +1,87 @@
+"""ONNX export: the model runs in ONNX Runtime and matches torch on raw observations."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+from sharedppo.evaluate import load_policy
+from sharedppo.export import example_inputs, input_names, main
+from sharedppo.spaces import flatten
+from tests.test_dict_obs import DICT_ID
+
+ort = pytest.importorskip("onnxruntime", reason="the export extra is not installed")
+pytest.importorskip("onnxscript", reason="the export extra is not installed")
+
+FRAMES_ID = "SharedPPOTest/Frames-v0"
+
+
+class Frames(gym.Env):
+    """84x84 frame stacks, as the Nature CNN expects."""
+
+    observation_space = gym.spaces.Box(0, 255, (4, 84, 84), np.uint8)
+    action_space = gym.spaces.Discrete(3)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        return self.observation_space.sample(), {}
+
+    def step(self, action):
+        return self.observation_space.sample(), float(action == 1), False, False, {}
+
+
+if FRAMES_ID not in gym.registry:
+    gym.register(FRAMES_ID, entry_point=Frames, max_episode_steps=20)
+
+CASES = {
+    "mlp": ["env.normalize_obs=true", "total_steps=512"],
+    "cnn": [f"env.id={FRAMES_ID}", "network=nature_cnn", "env.num_envs=2", "total_steps=128"],
+    "dict": [f"env.id={DICT_ID}", "env.normalize_obs=true", "total_steps=256"],
+    "box": ["env=pendulum", "total_steps=512"],
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_onnx_matches_torch_on_raw_observations(cfg_factory, tmp_path, case):
+    from sharedppo.runner import train
+
+    overrides = [*CASES[case], "env.vectorization_mode=sync", "checkpoint.every_steps=null"]
+    train(cfg_factory(*overrides, "ppo.num_steps=32"), tmp_path / "job")
+    out = tmp_path / "policy.onnx"
+    main([str(tmp_path / "job"), "--out", str(out)])
+
+    net, _, _, obs_norm = load_policy(tmp_path / "job", torch.device("cpu"))
+    torch.manual_seed(0)
+    inputs = example_inputs(net, tuple(obs_norm.rms.mean.shape), batch=5)
+    if net.layout is None:
+        raw = inputs[0].numpy()
+    else:
+        keyed = zip(net.layout, inputs, strict=True)
+        raw = flatten(net.layout, {part.key: x.numpy() for part, x in keyed})
+    with torch.no_grad():
+        expected = net(torch.from_numpy(obs_norm(raw.astype(np.float32), update=False)))
+    session = ort.InferenceSession(str(out))
+    # Discrete keys go in as integers, everything else as float32.
+    feeds = dict(zip(input_names(net), (x.numpy() for x in inputs), strict=True))
+    got = session.run(None, feeds)
+    for mine, theirs in zip(got, expected, strict=True):
+        np.testing.assert_allclose(mine, theirs.numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_export_without_onnx_names_the_extra(tmp_path, monkeypatch, capsys):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def blocked(name, *args, **kwargs):
+        if name.split(".")[0] in ("onnx", "onnxscript"):
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", blocked)
+    with pytest.raises(SystemExit) as exit_:
+        main([str(tmp_path), "--out", str(tmp_path / "x.onnx")])
+    assert exit_.value.code == 2
+    assert "pip install 'sharedppo[export]'" in capsys.readouterr().err
