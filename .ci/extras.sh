@@ -51,6 +51,13 @@ bare() {
     expect_missing sweep sharedppo -m hydra/launcher=slurm seed=0,1
     expect_missing sweep sharedppo-report "$work/runs/empty_sweep"
     expect_missing sweep sharedppo-tune --search cartpole --trials 1
+    expect_missing export sharedppo-export "$work/runs/bare" --out "$work/runs/bare.onnx"
+}
+
+export_() {
+    sharedppo "${tiny[@]}" hydra.run.dir="$work/runs/export"
+    sharedppo-export "$work/runs/export" --format onnx --out "$work/runs/export.onnx"
+    python -c "import onnxruntime as ort; ort.InferenceSession('$work/runs/export.onnx')"
 }
 
 box2d() {
@@ -95,7 +102,7 @@ sweep() {
     sharedppo-tune --search cartpole --trials 2 --out "$work/runs/tune" "${tiny[@]}"
 }
 
-for extra in bare box2d mujoco atari video sweep; do
+for extra in bare box2d mujoco atari video sweep export; do
     echo "=== $(date +%T) extra: $extra"
     start=$SECONDS
     [[ $extra == bare ]] && with="" || with=$extra
@@ -106,7 +113,7 @@ for extra in bare box2d mujoco atari video sweep; do
     (
         . "$work/$extra/bin/activate"
         cd "$work"
-        "$extra"
+        if [[ $extra == export ]]; then export_; else "$extra"; fi  # `export` is a builtin
     )
     echo "=== $(date +%T) extra: $extra ok (install $built s, checks $((SECONDS - start - built)) s)"
 done

@@ -20,6 +20,7 @@ from torch import Tensor, nn
 from .checkpoint import CheckpointError
 from .config import ConfigError
 from .evaluate import load_policy
+from .extras import require
 from .network import ActorCritic
 from .normalize import EPS, ObsNormalizer
 from .policy import Gaussian
@@ -83,13 +84,7 @@ def example_inputs(net: ActorCritic, obs_shape: tuple[int, ...], batch: int) -> 
 
 def export_onnx(job: Path, out: Path) -> list[str]:
     """Write the ONNX model of a job folder or checkpoint; returns its output names."""
-    try:
-        import onnx  # noqa: F401
-        import onnxscript  # noqa: F401
-    except ImportError:
-        raise ConfigError(
-            "ONNX export needs onnx and onnxscript; pip install 'sharedppo[export]'"
-        ) from None
+    require("export", "sharedppo-export --format onnx")
     net, _, _, obs_norm = load_policy(job, torch.device("cpu"))
     model = Deployed(net.eval(), obs_norm).eval()
     head = "mean" if isinstance(net.dist, Gaussian) else "logits"

@@ -43,6 +43,7 @@ FEATURES = {
     ),
     "tune": Feature("sweep", "Optuna", ("optuna",)),
     "report": Feature("sweep", "matplotlib", ("matplotlib",)),
+    "export": Feature("export", "ONNX", ("onnx", "onnxscript")),
 }
 
 # gymnasium env modules (by entry point) -> the feature they need.
