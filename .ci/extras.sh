@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
-# Venvs and runs stay in the checkout (ignored by git), as .venv does: deleting six torch
+# Venvs and runs stay in the checkout (ignored by git), as .venv does: deleting seven torch
 # installs can take minutes on a disk mounted with discard. Each run starts them afresh.
 work=$root/.ci/work
 rm -rf "$work/runs"
@@ -69,7 +69,7 @@ mujoco() {
 }
 
 atari() {
-    sharedppo experiment=breakout total_steps=512 env.num_envs=2 ppo.num_steps=64 \
+    sharedppo env=atari total_steps=512 env.num_envs=2 ppo.num_steps=64 \
         checkpoint.every_steps=null hydra.run.dir="$work/runs/atari"
 }
 

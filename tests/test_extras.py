@@ -33,6 +33,9 @@ BARE = (
     "submitit",
     "hydra_plugins.hydra_joblib_launcher",
     "hydra_plugins.hydra_submitit_launcher",
+    "onnx",
+    "onnxscript",
+    "onnxruntime",
 )
 
 BLOCKER = '''
@@ -95,13 +98,17 @@ def test_bare_install_names_the_extra_before_training(tmp_path, args, extra, nam
     assert not out.exists() and not (tmp_path / "multirun").exists()
 
 
-def test_bare_install_report_and_tune_name_the_extra(tmp_path):
+def test_bare_install_report_tune_and_export_name_the_extra(tmp_path):
     (tmp_path / "sweep" / "0" / ".hydra").mkdir(parents=True)
     proc = without(tmp_path, str(tmp_path / "sweep"), module="sharedppo.report")
     assert_one_line(proc, "sweep", "sharedppo-report needs matplotlib")
     assert not (tmp_path / "sweep" / "report.csv").exists()
     proc = without(tmp_path, "--trials", "1", module="sharedppo.tune")
     assert_one_line(proc, "sweep", "sharedppo-tune needs Optuna")
+    out = tmp_path / "policy.onnx"
+    proc = without(tmp_path, str(tmp_path), "--out", str(out), module="sharedppo.export")
+    assert_one_line(proc, "export", "sharedppo-export --format onnx needs ONNX")
+    assert not out.exists()
 
 
 def test_bare_install_still_trains_the_default(tmp_path):
