@@ -126,8 +126,10 @@ def test_best_preset_keeps_groups_and_values_and_leaves_out_run_only_keys(tmp_pa
     cfg = compose_checked([f"hydra.searchpath=[file://{tmp_path}]", "experiment=t_best"])
     default = compose_checked([])
     assert (cfg.env.id, cfg.ppo.lr, cfg.network.activation) == ("Acrobot-v1", 0.0012, "relu")
-    for key in ("total_steps", "seed", "device", "torch_threads"):
+    for key in ("seed", "device", "torch_threads"):
         assert cfg[key] == default[key], key
+    # The trial's short budget is left out: the preset's env brings its own (env.default_steps).
+    assert cfg.total_steps == compose_checked(["env=acrobot"]).total_steps != 512
     assert cfg.checkpoint == default.checkpoint and cfg.eval == default.eval
     assert "# left out, as they only describe the trial's run: total_steps=512 seed=3" in text
 
