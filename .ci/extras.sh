@@ -97,7 +97,7 @@ sweep() {
     sharedppo-report "$dir" --threshold 475
     sharedppo -m hydra/launcher=submitit_local hydra.launcher.timeout_min=5 seed=0,1 \
         "${tiny[@]}" hydra.sweep.dir="$work/runs/submitit"
-    ls "$work"/runs/submitit/{0,1}/summary.json
+    ls "$work"/runs/submitit/seed={0,1}/summary.json
     test -s "$dir/report_curves.png"
     sharedppo-tune --search cartpole --trials 2 --out "$work/runs/tune" "${tiny[@]}"
 }
