@@ -57,6 +57,17 @@ class PPOAgent:
         actions, logprobs = net.dist.sample(mask_logits(out, action_mask))
         return actions, logprobs, values, masks
 
+    def act_recurrent(
+        self, obs: Tensor, action_mask: Tensor | None, state: Tensor, starts: Tensor
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor | None, Tensor]:
+        """:meth:`act` for a recurrent network: ``state`` is zeroed where ``starts`` is 1,
+        then carried one step; returns (actions, log-probs, values, masks, new state)."""
+        net = self.net
+        masks = net.sample_masks(obs.shape[0], obs.device)
+        out, values, state = net.step(obs, masks, state, starts)
+        actions, logprobs = net.dist.sample(mask_logits(out, action_mask))
+        return actions, logprobs, values, masks, state
+
     @torch.no_grad()
     def value(self, obs: Tensor) -> Tensor:
         """V(obs) from the mean network (no dropout masks: no action is taken from it)."""
@@ -74,7 +85,8 @@ class PPOAgent:
         return self.optimizer.lr
 
     def update(self, batch: Batch) -> dict[str, float]:
-        """Epochs of shuffled minibatches of clipped-surrogate PPO.
+        """Epochs of shuffled minibatches of clipped-surrogate PPO: of rows, or of whole env
+        sequences for a recurrent network (``batch.sequence``).
 
         The losses and diagnostics returned are means over the last epoch's minibatches (or
         the minibatch that hit the KL stop): recording them on every step costs a PPO update
@@ -93,6 +105,10 @@ class PPOAgent:
         for epoch in range(cfg.update_epochs):
             if whole:
                 minibatches = [batch]  # its order changes nothing
+            elif batch.sequence is not None:
+                order = torch.randperm(batch.sequence.num_envs, device=device)
+                groups = order.tensor_split(cfg.num_minibatches)
+                minibatches = [batch.sequence.select(envs).batch() for envs in groups]
             else:
                 order = torch.randperm(len(batch), device=device)
                 minibatches = [batch[i] for i in order.tensor_split(cfg.num_minibatches)]

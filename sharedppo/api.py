@@ -68,7 +68,8 @@ def train(
 
 class Policy:
     """A trained policy: raw observations in (the saved normalisation applied inside),
-    actions out, in the env's own action format."""
+    actions out, in the env's own action format. A recurrent policy also takes and returns
+    its state (:meth:`predict`)."""
 
     def __init__(self, path: str | Path, device: str = "cpu") -> None:
         self.device = torch.device(device)
@@ -76,10 +77,22 @@ class Policy:
         self.layout = self.net.layout
         self.net.eval()
 
-    def predict(self, obs: Any, deterministic: bool = True, action_mask: Any = None) -> np.ndarray:
+    def predict(
+        self,
+        obs: Any,
+        state: np.ndarray | None = None,
+        deterministic: bool = True,
+        action_mask: Any = None,
+    ) -> Any:
         """The action for one observation, or a batch of actions for a batch of them;
         ``action_mask`` (bool per action) rules out invalid actions; a Dict observation's
-        own ``action_mask`` key is used when none is given."""
+        own ``action_mask`` key is used when none is given.
+
+        A recurrent policy (``network.recurrent``) returns ``(action, state)``: pass the
+        state back with the next observation of the same episode, and ``state=None`` at an
+        episode start (in a batch, zero the rows of the envs that start one). Its shape is
+        ``state_shape`` for one observation, with a leading batch dimension for a batch.
+        """
         if self.layout is not None:
             if action_mask is None and MASK_KEY in obs:
                 action_mask = obs[MASK_KEY]
@@ -88,15 +101,41 @@ class Policy:
         single = x.ndim == len(self.net_input_shape)
         batch = x[None] if single else x
         batch = self.obs_norm(batch, update=False)
+        recurrent = self.net.state_shape is not None
+        if state is not None and not recurrent:
+            raise ValueError("this policy is not recurrent: predict takes no state")
         with torch.inference_mode():
-            out, _ = self.net(torch.as_tensor(batch, dtype=torch.float32, device=self.device))
+            x = torch.as_tensor(batch, dtype=torch.float32, device=self.device)
+            if recurrent:
+                out, _, new_state = self.net.step(x, None, self._state(state, len(batch), single))
+            else:
+                out, _ = self.net(x)
             if action_mask is not None:
                 valid = torch.as_tensor(np.asarray(action_mask, dtype=bool), device=self.device)
                 out = mask_logits(out, valid.reshape(out.shape))
             dist = self.net.dist
             actions = dist.mode(out) if deterministic else dist.sample(out)[0]
         actions = dist.to_env(actions.cpu().numpy())
+        if recurrent:
+            new_state = new_state.cpu().numpy()
+            return (actions[0], new_state[0]) if single else (actions, new_state)
         return actions[0] if single else actions
+
+    @property
+    def state_shape(self) -> tuple[int, int] | None:
+        """One observation's recurrent state, or None for a policy without a core."""
+        return self.net.state_shape
+
+    def _state(self, state: Any, batch: int, single: bool) -> torch.Tensor:
+        if state is None:
+            return self.net.initial_state(batch, self.device)
+        x = torch.as_tensor(np.asarray(state, dtype=np.float32), device=self.device)
+        x = x[None] if single else x
+        expected = (batch, *self.net.state_shape)
+        if tuple(x.shape) != expected:
+            want = expected[1:] if single else expected
+            raise ValueError(f"state has shape {tuple(np.shape(state))}; this policy needs {want}")
+        return x
 
     @property
     def net_input_shape(self) -> tuple[int, ...]:

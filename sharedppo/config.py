@@ -122,6 +122,11 @@ class NetworkConfig:
     shared: bool = True
     # Box actions: the Gaussian's starting log-std (0: std 1; rl-zoo3's MuJoCo recipes use -2).
     log_std_init: float = 0.0
+    # A recurrent core between the trunk's layers and both heads (each trunk its own when
+    # shared=false); its state is reset at episode starts and carried otherwise. Updates then
+    # replay whole env sequences: ppo.num_minibatches must divide env.num_envs.
+    recurrent: str | None = key(None, or_null(one_of("lstm", "gru")))
+    recurrent_size: int = key(64, at_least(1))  # the core's hidden size, which the heads read
 
 
 @dataclass
@@ -132,7 +137,8 @@ class PPOConfig:
     gamma: float = key(0.98, within(0, 1, low_open=True))
     lam: float = key(0.8, within(0, 1))
     update_epochs: int = key(20, at_least(1))
-    num_minibatches: int = key(1, at_least(1))  # must divide num_steps x env.num_envs
+    # Must divide num_steps x env.num_envs (a recurrent network: env.num_envs).
+    num_minibatches: int = key(1, at_least(1))
     clip_ratio: float = key(0.2, within(0, 1, low_open=True, high_open=True))
     anneal_clip: bool = False
     # Value-function clipping range around the rollout's values (SB3's clip_range_vf);
@@ -219,6 +225,14 @@ def validate(cfg: Any) -> None:
         raise ConfigError(
             f"ppo.num_minibatches={ppo.num_minibatches!r} is not allowed: must divide the batch "
             f"ppo.num_steps x env.num_envs = {ppo.num_steps} x {env.num_envs} = {batch}"
+        )
+    recurrent = cfg.network.recurrent
+    if recurrent is not None and env.num_envs % ppo.num_minibatches:
+        # A minibatch replays whole env sequences through the core: a group of envs.
+        raise ConfigError(
+            f"ppo.num_minibatches={ppo.num_minibatches!r} is not allowed with "
+            f"network.recurrent={recurrent}: must divide env.num_envs={env.num_envs} (each "
+            "minibatch is a group of whole env sequences)"
         )
 
 

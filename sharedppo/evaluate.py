@@ -20,6 +20,7 @@ from .model import build_model
 from .network import ActorCritic
 from .normalize import ObsNormalizer
 from .policy import mask_logits
+from .recurrent import EpisodeStarts
 
 
 def evaluate(
@@ -35,7 +36,8 @@ def evaluate(
     """Returns and lengths of ``episodes`` episodes on a fresh env, on the env's own reward.
 
     Each parallel env runs a fixed share of the episodes: taking the first N to finish would
-    favour short episodes. Observation statistics are used frozen.
+    favour short episodes. Observation statistics are used frozen. A recurrent network
+    carries its state, reset where each episode starts.
     """
     envs, obs, info = make_envs(env_cfg, seed, min(episodes, env_cfg.num_envs), video_dir)
     n, num_actions = envs.num_envs, net.dist.num_outputs
@@ -44,16 +46,23 @@ def evaluate(
     tracker = EpisodeTracker(n)
     returns: list[float] = []
     lengths: list[int] = []
+    state = net.initial_state(n, device)
+    starts = EpisodeStarts(n)
     with torch.inference_mode():
         while (done_count < quota).any():
             if obs_norm is not None:
                 obs = obs_norm(obs, update=False)
             x = torch.as_tensor(obs, dtype=torch.float32, device=device)
             valid = action_mask(info, n, num_actions)
-            out = mask_logits(net(x)[0], None if valid is None else torch.from_numpy(valid))
+            if state is None:
+                out = net(x)[0]
+            else:
+                out, _, state = net.step(x, None, state, torch.from_numpy(starts.now).to(device))
+            out = mask_logits(out, None if valid is None else torch.from_numpy(valid).to(device))
             actions = net.dist.mode(out) if deterministic else net.dist.sample(out)[0]
             step = envs.step(net.dist.to_env(actions.cpu().numpy()))
             obs, reward, terminated, truncated, info = step
+            starts.advance(terminated | truncated)
             done = info.get("game_over", terminated | truncated)
             finished = tracker.step(info.get("env_reward", reward), done)
             if finished is None:

@@ -2,7 +2,9 @@
 
 The exported model takes the raw observation (a Dict observation: one input per key) and
 returns the policy head's output (action logits, or the Gaussian's mean) and the value; the
-saved observation normalisation is inside it. Dropout is off, as when evaluating.
+saved observation normalisation is inside it. Dropout is off, as when evaluating. A recurrent
+network's model also takes its state (input ``state``, zeros at an episode start) and returns
+the next one (output ``state_out``).
 """
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ from .spaces import Layout
 
 
 class Deployed(nn.Module):
-    """Raw observation in; (policy output, value) out."""
+    """Raw observation in; (policy output, value) out; a recurrent network's state goes in
+    after the observation and comes out last."""
 
     def __init__(self, net: ActorCritic, obs_norm: ObsNormalizer) -> None:
         super().__init__()
@@ -55,22 +58,33 @@ class Deployed(nn.Module):
                 pieces.append(value.float().reshape(value.shape[0], -1))
         return torch.cat(pieces, dim=-1)
 
-    def forward(self, *inputs: Tensor) -> tuple[Tensor, Tensor]:
-        x = self._flat(inputs)
+    def forward(self, *inputs: Tensor) -> tuple[Tensor, ...]:
+        recurrent = self.net.state_shape is not None
+        x = self._flat(inputs[:-1] if recurrent else inputs)
         if self.normalise:
             z = ((x - self.obs_mean) / self.obs_std).clamp(-self.clip, self.clip)
             x = torch.where(self.obs_raw, x, z)
+        if recurrent:
+            return self.net.step(x, None, inputs[-1])
         return self.net(x)
 
 
 def input_names(net: ActorCritic) -> list[str]:
-    return ["obs"] if net.layout is None else [part.key for part in net.layout]
+    names = ["obs"] if net.layout is None else [part.key for part in net.layout]
+    return names if net.state_shape is None else [*names, "state"]
+
+
+def output_names(net: ActorCritic) -> list[str]:
+    head = "mean" if isinstance(net.dist, Gaussian) else "logits"
+    return [head, "value"] if net.state_shape is None else [head, "value", "state_out"]
 
 
 def example_inputs(net: ActorCritic, obs_shape: tuple[int, ...], batch: int) -> tuple[Tensor, ...]:
-    """Random observations of the env's raw shapes (for tracing and for tests)."""
+    """Random observations of the env's raw shapes, and a random state for a recurrent
+    network (for tracing and for tests)."""
+    state = () if net.state_shape is None else (torch.randn(batch, *net.state_shape),)
     if net.layout is None:
-        return (torch.randn(batch, *obs_shape) * 2,)
+        return (torch.randn(batch, *obs_shape) * 2, *state)
     inputs = []
     for part in net.layout:
         if part.onehot_start is not None:
@@ -79,16 +93,16 @@ def example_inputs(net: ActorCritic, obs_shape: tuple[int, ...], batch: int) -> 
             inputs.append(torch.randint(0, 256, (batch, *part.shape)).float())
         else:
             inputs.append(torch.randn(batch, *part.shape))
-    return tuple(inputs)
+    return (*inputs, *state)
 
 
-def export_onnx(job: Path, out: Path) -> list[str]:
-    """Write the ONNX model of a job folder or checkpoint; returns its output names."""
+def export_onnx(job: Path, out: Path) -> tuple[list[str], list[str]]:
+    """Write the ONNX model of a job folder or checkpoint; returns its input and output
+    names."""
     require("export", "sharedppo-export --format onnx")
     net, _, _, obs_norm = load_policy(job, torch.device("cpu"))
     model = Deployed(net.eval(), obs_norm).eval()
-    head = "mean" if isinstance(net.dist, Gaussian) else "logits"
-    names = input_names(net)
+    names, outputs = input_names(net), output_names(net)
     inputs = example_inputs(net, tuple(obs_norm.rms.mean.shape), batch=2)
     batch = torch.export.Dim("batch", min=1)
     dynamic = (tuple({0: batch} for _ in inputs),)  # forward(*inputs): one tuple argument
@@ -102,12 +116,12 @@ def export_onnx(job: Path, out: Path) -> list[str]:
             inputs,
             str(out),
             input_names=names,
-            output_names=[head, "value"],
+            output_names=outputs,
             dynamic_shapes=dynamic,
             dynamo=True,
             verbose=False,
         )
-    return [head, "value"]
+    return names, outputs
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -119,11 +133,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, required=True, help="the file to write")
     args = parser.parse_args(argv)
     try:
-        outputs = export_onnx(args.path, args.out)
+        inputs, outputs = export_onnx(args.path, args.out)
     except (CheckpointError, ConfigError) as err:
         print(f"sharedppo-export: error: {err}", file=sys.stderr)
         sys.exit(2)
-    print(f"wrote {args.out}: raw observation in, {' and '.join(outputs)} out")
+    extra = " and state" if "state" in inputs else ""
+    print(f"wrote {args.out}: raw observation{extra} in, {', '.join(outputs)} out")
 
 
 if __name__ == "__main__":

@@ -27,8 +27,16 @@ from .policy import Categorical, Gaussian, mask_logits
 
 # Network keys whose values the hand-derived backward handles, and keys it is indifferent to
 # (they change sizes, masks or starting values, not the maths). Any other key: autograd.
-FUSED_VALUES = {"type": ("mlp",), "activation": ("tanh", "relu")}
-FUSED_INDIFFERENT = {"width", "depth", "dropout", "init", "shared", "log_std_init"}
+FUSED_VALUES = {"type": ("mlp",), "activation": ("tanh", "relu"), "recurrent": (None,)}
+FUSED_INDIFFERENT = {
+    "width",
+    "depth",
+    "dropout",
+    "init",
+    "shared",
+    "log_std_init",
+    "recurrent_size",
+}
 FUSED_HEADS = (Categorical, Gaussian)
 
 
@@ -63,7 +71,12 @@ class Autograd:
         self.net, self.optimizer, self.cfg = net, optimizer, cfg
 
     def forward(self, mb: Batch) -> Scored:
-        out, values = self.net(mb.obs, mb.masks)
+        seq = mb.sequence
+        if seq is None:
+            out, values = self.net(mb.obs, mb.masks)
+        else:  # replay the envs' whole sequences through the core, then take the valid rows
+            out, values = self.net.forward_sequence(seq.obs, seq.masks, seq.state0, seq.starts)
+            out, values = out.flatten(0, 1)[seq.rows], values.flatten()[seq.rows]
         out = mask_logits(out, mb.action_mask)  # the entropy too is over valid actions
         logratio = self.net.dist.log_prob(out, mb.actions) - mb.logprobs
         return Scored(out, values, logratio, logratio.exp())

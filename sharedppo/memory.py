@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -43,8 +43,71 @@ def compute_gae(
 
 
 @dataclass
+class Sequences:
+    """Whole env sequences of a rollout, [T, n] per field, for a recurrent network to replay.
+
+    The update takes minibatches of envs (:meth:`select`); the loss reads the valid rows,
+    flattened (:meth:`batch`), and the forward pass replays the whole sequence from
+    ``state0`` with the state zeroed where ``starts`` is 1, then takes ``rows``.
+    """
+
+    obs: Tensor
+    actions: Tensor
+    logprobs: Tensor
+    values: Tensor
+    advantages: Tensor
+    returns: Tensor
+    masks: Tensor | None
+    action_mask: Tensor | None
+    valid: Tensor
+    starts: Tensor  # [T, n]: 1 where an episode starts (the state is zeroed first)
+    state0: Tensor  # [n, *state_shape]: the state when the rollout began
+    rows: Tensor | None = None  # flat (t * n + i) indices of the valid rows, set by batch()
+
+    @property
+    def num_envs(self) -> int:
+        return self.starts.shape[1]
+
+    def select(self, envs: Tensor) -> Sequences:
+        """The sequences of the envs ``envs``."""
+
+        def cols(x: Tensor | None) -> Tensor | None:
+            return None if x is None else x[:, envs]
+
+        return Sequences(
+            *(cols(getattr(self, f)) for f in _FIELDS),
+            cols(self.valid),
+            cols(self.starts),
+            self.state0[envs],
+        )
+
+    def batch(self) -> Batch:
+        """The valid rows, flattened time-major (as ``RolloutMemory.batch`` orders them), with
+        these sequences attached."""
+        rows = self.valid.flatten().nonzero().squeeze(1)
+        flat = [None if x is None else x.flatten(0, 1)[rows] for x in self._fields()]
+        return Batch(*flat, sequence=replace(self, rows=rows))
+
+    def _fields(self) -> list[Tensor | None]:
+        return [getattr(self, f) for f in _FIELDS]
+
+
+_FIELDS = (
+    "obs",
+    "actions",
+    "logprobs",
+    "values",
+    "advantages",
+    "returns",
+    "masks",
+    "action_mask",
+)
+
+
+@dataclass
 class Batch:
-    """The transitions of one rollout, flattened, reset steps removed."""
+    """The transitions of one rollout, flattened, reset steps removed; a recurrent network's
+    batch also holds the whole env sequences (``sequence``) its forward pass replays."""
 
     obs: Tensor
     actions: Tensor
@@ -54,11 +117,14 @@ class Batch:
     returns: Tensor
     masks: Tensor | None  # dropout masks drawn when acting
     action_mask: Tensor | None = None  # the valid actions when acting (bool)
+    sequence: Sequences | None = None
 
     def __len__(self) -> int:
         return self.actions.shape[0]
 
     def __getitem__(self, index: Tensor) -> Batch:
+        if self.sequence is not None:
+            raise TypeError("a batch of sequences splits by envs (sequence.select), not rows")
         return Batch(
             self.obs[index],
             self.actions[index],
@@ -82,6 +148,10 @@ class RolloutMemory:
     an episode ends: its action was ignored, so it is no transition to learn from. The value
     computed there is still V(final observation) and serves as the bootstrap of the step
     before it.
+
+    A recurrent network's memory (``state_shape`` given) also keeps the state each env had
+    when the rollout began (``state0``) and where episodes start (``starts``: 1 on the step
+    whose state is zeroed, see ``recurrent.EpisodeStarts``).
     """
 
     def __init__(
@@ -96,6 +166,7 @@ class RolloutMemory:
         gamma: float = 0.99,
         lam: float = 0.95,
         action_mask_size: int | None = None,
+        state_shape: tuple[int, ...] | None = None,
     ) -> None:
         size = (num_steps, num_envs)
         self.num_steps = num_steps
@@ -122,6 +193,11 @@ class RolloutMemory:
         self.terminated = self._from_host(self.host_terminated)
         self.dones = self._from_host(self.host_dones)
         self.valid = zeros()
+        self.state0 = (
+            None if state_shape is None else torch.zeros(num_envs, *state_shape, device=device)
+        )
+        self.host_starts = np.zeros(size, dtype=np.float32)
+        self.starts = self._from_host(self.host_starts)
         self.advantages = zeros()
         self.returns = zeros()
 
@@ -142,6 +218,7 @@ class RolloutMemory:
                 (self.host_rewards, self.rewards),
                 (self.host_terminated, self.terminated),
                 (self.host_dones, self.dones),
+                (self.host_starts, self.starts),
             ):
                 tensor.copy_(torch.from_numpy(host))
         next_values = torch.cat((self.values[1:], last_values.unsqueeze(0)))
@@ -163,6 +240,20 @@ class RolloutMemory:
         self.last_done = state["last_done"].numpy().copy()
 
     def batch(self) -> Batch:
+        if self.state0 is not None:
+            return Sequences(
+                self.obs,
+                self.actions,
+                self.logprobs,
+                self.values,
+                self.advantages,
+                self.returns,
+                self.masks,
+                self.action_mask,
+                self.valid,
+                self.starts,
+                self.state0,
+            ).batch()
         keep = self.valid.flatten().nonzero().squeeze(1)
 
         def flat(x: Tensor) -> Tensor:

@@ -3,11 +3,14 @@
 Dropout is applied with explicit masks instead of ``nn.Dropout``: the masks drawn when the
 agent acts are stored with the transition and reused when it learns, so the PPO ratio
 compares the same sub-network before and after the update (and is exactly 1 before it).
+
+With ``network.recurrent`` each trunk ends in a recurrent core (``recurrent.py``) that the
+heads read: the network then acts one step at a time with :meth:`ActorCritic.step`, carrying
+its state, and learns by replaying whole env sequences (:meth:`ActorCritic.forward_sequence`).
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -19,7 +22,9 @@ from torch import Tensor, nn
 
 from .config import ConfigError, NetworkConfig
 from .encoders import DictEncoder, nature_convs
+from .init import initialise
 from .policy import make_distribution
+from .recurrent import CELLS, STATE_ROWS, GRUSequence, LSTMSequence, gru_cell, lstm_cell
 from .spaces import Layout
 
 _ACTIVATIONS = {"tanh": torch.tanh, "relu": F.relu, "elu": F.elu, "gelu": F.gelu, "silu": F.silu}
@@ -90,9 +95,21 @@ class ActorCritic(nn.Module):
             )
             for _ in range(num_trunks)
         )
-        self.policy_head = nn.Linear(self.width, self.dist.num_outputs)
-        self.value_head = nn.Linear(self.width, 1)
-        self._init(cfg.init)
+        self.recurrent: str | None = getattr(cfg, "recurrent", None)
+        self.cores: nn.ModuleList | None = None
+        head_in = self.width
+        if self.recurrent is not None:
+            if self.recurrent not in CELLS:
+                raise ConfigError(
+                    f"network.recurrent={self.recurrent!r} is not allowed: choose one of "
+                    + ", ".join(CELLS)
+                )
+            head_in = cfg.recurrent_size
+            cell = CELLS[self.recurrent]
+            self.cores = nn.ModuleList(cell(self.width, head_in) for _ in range(num_trunks))
+        self.policy_head = nn.Linear(head_in, self.dist.num_outputs)
+        self.value_head = nn.Linear(head_in, 1)
+        initialise(self, cfg.init)
         self._after_move: list[Callable[[], None]] = []
         self._cache_parameters()
 
@@ -106,6 +123,10 @@ class ActorCritic(nn.Module):
             (self.policy_head.weight, self.policy_head.bias),
             (self.value_head.weight, self.value_head.bias),
         )
+        self.core_weights = [
+            (core.weight_ih, core.bias_ih, core.weight_hh, core.bias_hh)
+            for core in self.cores or []
+        ]
 
     def after_move(self, hook: Callable[[], None]) -> None:
         """Call ``hook`` after every ``.to()``/``.cuda()``/``.double()`` (the optimizer rebinds)."""
@@ -117,29 +138,6 @@ class ActorCritic(nn.Module):
         for hook in self._after_move:
             hook()
         return module
-
-    def _init(self, scheme: str) -> None:
-        # Orthogonal with gain sqrt(2) in the trunk, 0.01 on the policy head (near-uniform
-        # first policy) and 1 on the value head: the PPO implementation-details recipe.
-        if scheme == "torch":
-            return  # nn.Linear / nn.Conv2d have already initialised themselves
-        for trunk in self.trunks:
-            for layer in trunk:
-                self._init_layer(layer, scheme, math.sqrt(2))
-        for encoder in [*(self.convs or []), *(self.encoders or [])]:
-            for layer in encoder.modules():
-                if isinstance(layer, nn.Conv2d | nn.Linear):
-                    self._init_layer(layer, scheme, math.sqrt(2))
-        self._init_layer(self.policy_head, scheme, 0.01)
-        self._init_layer(self.value_head, scheme, 1.0)
-
-    @staticmethod
-    def _init_layer(layer: nn.Linear | nn.Conv2d, scheme: str, gain: float) -> None:
-        if scheme == "orthogonal":
-            nn.init.orthogonal_(layer.weight, gain)
-        else:  # xavier
-            nn.init.xavier_uniform_(layer.weight)
-        nn.init.zeros_(layer.bias)
 
     @property
     def mask_shape(self) -> tuple[int, int]:
@@ -178,10 +176,79 @@ class ActorCritic(nn.Module):
 
     def forward(self, obs: Tensor, masks: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """Policy head output [B, outputs] and values [B]; masks=None: no dropout."""
+        if self.cores is not None:
+            raise TypeError("a recurrent network acts through step(obs, masks, state, starts)")
         hidden = self._trunk(0, obs, masks)
         value_hidden = hidden if self.shared else self._trunk(1, obs, masks)
         policy, value = self.heads
         return F.linear(hidden, *policy), F.linear(value_hidden, *value).squeeze(-1)
+
+    @property
+    def state_shape(self) -> tuple[int, int] | None:
+        """One env's recurrent state: (cores x (2 for LSTM's h and c, else 1), size); None
+        without a core."""
+        if self.cores is None:
+            return None
+        return (len(self.cores) * STATE_ROWS[self.recurrent], self.cores[0].hidden_size)
+
+    def initial_state(self, batch: int, device: torch.device | None = None) -> Tensor | None:
+        """The state at an episode start (zeros), or None without a core."""
+        shape = self.state_shape
+        if shape is None:
+            return None
+        dtype = self.policy_head.weight.dtype
+        return torch.zeros((batch, *shape), dtype=dtype, device=device)
+
+    def step(
+        self, obs: Tensor, masks: Tensor | None, state: Tensor, starts: Tensor | None = None
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """One step of a recurrent network: (policy head output [B, outputs], values [B], new
+        state). ``state`` [B, *state_shape] is zeroed where ``starts`` [B] is 1 first."""
+        if starts is not None:
+            state = state * (1.0 - starts).view(-1, 1, 1)
+        lstm = self.recurrent == "lstm"
+        hidden, parts = [], []
+        for index, (w_ih, b_ih, w_hh, b_hh) in enumerate(self.core_weights):
+            x = self._trunk(index, obs, masks)
+            if lstm:
+                gates_in = F.linear(x, w_ih, b_ih + b_hh)
+                h0, c0 = state[:, 2 * index], state[:, 2 * index + 1]
+                h, c = lstm_cell(gates_in, h0, c0, w_hh)[:2]
+                parts += (h, c)
+            else:
+                h = gru_cell(F.linear(x, w_ih, b_ih), state[:, index], w_hh, b_hh)[0]
+                parts.append(h)
+            hidden.append(h)
+        policy, value = self.heads
+        out = F.linear(hidden[0], *policy)
+        return out, F.linear(hidden[-1], *value).squeeze(-1), torch.stack(parts, 1)
+
+    def forward_sequence(
+        self, obs: Tensor, masks: Tensor | None, state0: Tensor, starts: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        """Replay [T, n] env sequences from their initial state ``state0`` [n, *state_shape],
+        zeroing it where ``starts`` [T, n] is 1: (policy head output [T, n, outputs], values
+        [T, n]), as :meth:`step` computed them step by step. The layers before the core run
+        on all T x n rows at once; only the core loops over time, with its hand-derived
+        backward pass through time (``recurrent.LSTMSequence``, ``GRUSequence``)."""
+        steps, n = starts.shape
+        flat_masks = None if masks is None else masks.flatten(0, 1)
+        keep = (1.0 - starts).unsqueeze(-1)
+        lstm = self.recurrent == "lstm"
+        hidden = []
+        for index, (w_ih, b_ih, w_hh, b_hh) in enumerate(self.core_weights):
+            x = self._trunk(index, obs.flatten(0, 1), flat_masks)
+            if lstm:
+                gates_in = F.linear(x, w_ih, b_ih + b_hh).view(steps, n, -1)
+                h0, c0 = state0[:, 2 * index], state0[:, 2 * index + 1]
+                outputs = LSTMSequence.apply(gates_in, h0, c0, keep, w_hh)
+            else:
+                gates_in = F.linear(x, w_ih, b_ih).view(steps, n, -1)
+                outputs = GRUSequence.apply(gates_in, state0[:, index], keep, w_hh, b_hh)
+            hidden.append(outputs.flatten(0, 1))
+        policy, value = self.heads
+        out = F.linear(hidden[0], *policy).view(steps, n, -1)
+        return out, F.linear(hidden[-1], *value).view(steps, n)
 
     @torch.no_grad()
     def forward_recorded(self, obs: Tensor, masks: Tensor | None) -> Recorded:

@@ -15,12 +15,14 @@ from .envstate import capture_state, restore_state
 from .episodes import EpisodeTracker
 from .memory import RolloutMemory
 from .normalize import ObsNormalizer, RewardScaler
+from .recurrent import EpisodeStarts
 
 EpisodesHook = Callable[[int, np.ndarray, np.ndarray], None]
 
 
 class Rollout:
-    """Owns the vector env and the observation it last returned.
+    """Owns the vector env and the observation it last returned, and for a recurrent network
+    its state and where the coming episodes start (both carried across rollouts).
 
     ``collect`` fills the memory with one rollout and closes it with the bootstrap value; the
     normalisers are applied on the way (their statistics belong to the model, not the env).
@@ -34,7 +36,9 @@ class Rollout:
         reward_scale: RewardScaler | None = None,
         info: dict[str, Any] | None = None,
         num_actions: int = 0,
+        state: torch.Tensor | None = None,
     ) -> None:
+        """``state``: a recurrent network's initial state [num_envs, ...] (None: no core)."""
         self.envs = envs
         self.obs = obs  # as the env returned it
         self.num_actions = num_actions
@@ -44,6 +48,8 @@ class Rollout:
         self.reward_scale = (
             reward_scale if reward_scale is not None and reward_scale.enabled else None
         )
+        self.state = state
+        self.starts = EpisodeStarts(envs.num_envs) if state is not None else None
 
     def collect(
         self,
@@ -70,6 +76,10 @@ class Rollout:
             memory.host_terminated,
             memory.host_dones,
         )
+        state, starts = self.state, self.starts
+        if state is not None:
+            memory.state0.copy_(state)
+            act_recurrent, device = agent.act_recurrent, memory.obs.device
         with torch.inference_mode():
             for t in range(memory.num_steps):
                 step_obs = obs_rows[t]
@@ -79,7 +89,14 @@ class Rollout:
                 if valid_rows is not None:
                     valid = valid_rows[t]
                     valid.copy_(torch.from_numpy(self.action_mask))
-                actions, logprobs, values, masks = act(step_obs, valid)
+                if state is None:
+                    actions, logprobs, values, masks = act(step_obs, valid)
+                else:
+                    memory.host_starts[t] = starts.now
+                    start = torch.from_numpy(starts.now).to(device)
+                    actions, logprobs, values, masks, state = act_recurrent(
+                        step_obs, valid, state, start
+                    )
                 action_rows[t].copy_(actions)
                 logprob_rows[t].copy_(logprobs)
                 value_rows[t].copy_(values)
@@ -90,6 +107,8 @@ class Rollout:
                     to_env(actions.cpu().numpy())
                 )
                 done = terminated | truncated
+                if starts is not None:
+                    starts.advance(done)
                 if valid_rows is not None:
                     self.action_mask = action_mask(info, num_envs, num_actions)
                 rewards[t] = reward if scale is None else scale(reward, done)
@@ -104,7 +123,12 @@ class Rollout:
                         on_episodes(step, *finished)
             obs = self.obs if obs_norm is None else obs_norm(self.obs, update=False)
             last_obs = torch.from_numpy(obs).to(memory.obs.device, torch.float32)
-            last_values = agent.net.forward(last_obs)[1]
+            if state is None:
+                last_values = agent.net.forward(last_obs)[1]
+            else:  # the next rollout's first step, as it will compute it
+                start = torch.from_numpy(starts.now).to(last_obs.device)
+                last_values = agent.net.step(last_obs, None, state, start)[1]
+                self.state = state
         memory.finish_rollout(last_values)
         return step
 
@@ -115,6 +139,9 @@ class Rollout:
         }
         if self.action_mask is not None:
             state["action_mask"] = torch.from_numpy(self.action_mask.copy())
+        if self.state is not None:
+            state["recurrent_state"] = self.state.clone()
+            state["episode_starts"] = self.starts.state_dict()
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -122,3 +149,6 @@ class Rollout:
         self.obs = state["obs"].numpy().copy()
         if "action_mask" in state:
             self.action_mask = state["action_mask"].numpy().copy()
+        if self.state is not None:
+            self.state = state["recurrent_state"].to(self.state)
+            self.starts.load_state_dict(state["episode_starts"])

@@ -107,7 +107,13 @@ class Trainer:
         )
         try:
             self.rollout = Rollout(
-                envs, obs, self.obs_norm, self.reward_scale, info, net.dist.num_outputs
+                envs,
+                obs,
+                self.obs_norm,
+                self.reward_scale,
+                info,
+                net.dist.num_outputs,
+                net.initial_state(env.num_envs, device),
             )
         except ConfigError:
             envs.close()
@@ -129,6 +135,7 @@ class Trainer:
             ppo.gamma,
             ppo.lam,
             None if self.rollout.action_mask is None else net.dist.num_outputs,
+            net.state_shape,
         )
         self.tracker = EpisodeTracker(env.num_envs, target=target_return(env))
         every = cfg.checkpoint.every_steps

@@ -1,4 +1,5 @@
-"""ONNX export: the model runs in ONNX Runtime and matches torch on raw observations."""
+"""ONNX export: the model runs in ONNX Runtime and matches torch on raw observations (and a
+recurrent network's state, in and out)."""
 
 from __future__ import annotations
 
@@ -40,6 +41,8 @@ CASES = {
     "cnn": [f"env.id={FRAMES_ID}", "network=nature_cnn", "env.num_envs=2", "total_steps=128"],
     "dict": [f"env.id={DICT_ID}", "env.normalize_obs=true", "total_steps=256"],
     "box": ["env=pendulum", "total_steps=512"],
+    "lstm": ["network.recurrent=lstm", "env.normalize_obs=true", "total_steps=512"],
+    "dict_gru": [f"env.id={DICT_ID}", "network.recurrent=gru", "total_steps=256"],
 }
 
 
@@ -55,13 +58,16 @@ def test_onnx_matches_torch_on_raw_observations(cfg_factory, tmp_path, case):
     net, _, _, obs_norm = load_policy(tmp_path / "job", torch.device("cpu"))
     torch.manual_seed(0)
     inputs = example_inputs(net, tuple(obs_norm.rms.mean.shape), batch=5)
+    recurrent = net.state_shape is not None
+    observations = inputs[:-1] if recurrent else inputs  # a recurrent net's state comes last
     if net.layout is None:
-        raw = inputs[0].numpy()
+        raw = observations[0].numpy()
     else:
-        keyed = zip(net.layout, inputs, strict=True)
+        keyed = zip(net.layout, observations, strict=True)
         raw = flatten(net.layout, {part.key: x.numpy() for part, x in keyed})
+    x = torch.from_numpy(obs_norm(raw.astype(np.float32), update=False))
     with torch.no_grad():
-        expected = net(torch.from_numpy(obs_norm(raw.astype(np.float32), update=False)))
+        expected = net.step(x, None, inputs[-1]) if recurrent else net(x)
     session = ort.InferenceSession(str(out))
     # Discrete keys go in as integers, everything else as float32.
     feeds = dict(zip(input_names(net), (x.numpy() for x in inputs), strict=True))
