@@ -162,7 +162,9 @@ def test_sweep_check_expands_jobs_as_hydra_does_and_names_unparsable_overrides()
     jobs, keys = expand_sweep(["seed=range(0,2)", "env=glob(cart*)", "total_steps=64"])
     assert jobs == [
         ["seed=0", "env=cartpole", "total_steps=64"],
+        ["seed=0", "env=cartpole_novel", "total_steps=64"],
         ["seed=1", "env=cartpole", "total_steps=64"],
+        ["seed=1", "env=cartpole_novel", "total_steps=64"],
     ]
     assert keys == {"seed", "env"}
     with pytest.raises(ConfigError, match=r"^seed=range\(0,3 cannot be parsed: "):
