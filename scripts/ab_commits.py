@@ -1,7 +1,8 @@
-"""Two checkouts of sharedppo side by side: env steps/s of the same config, interleaved.
+"""Two checkouts (or two configs) of sharedppo side by side: env steps/s, interleaved.
 
     git worktree add /tmp/before d2268f1
     python scripts/ab_commits.py /tmp/before . --seeds 6 -- ppo.anneal_clip=true total_steps=50000
+    python scripts/ab_commits.py . . --b-set network.recurrent=lstm -- total_steps=50000
 
 Answers "did this change make training slower?" on a machine whose speed drifts: every run
 is a fresh process, the two checkouts alternate seed by seed (ABBA order), and the figure to
@@ -71,6 +72,8 @@ def main() -> None:
     parser.add_argument("a", type=Path, help="checkout A (e.g. the commit before a change)")
     parser.add_argument("b", type=Path, help="checkout B (e.g. this one: .)")
     parser.add_argument("--seeds", type=int, default=6)
+    parser.add_argument("--a-set", action="append", default=[], help="an override for A only")
+    parser.add_argument("--b-set", action="append", default=[], help="an override for B only")
     argv = sys.argv[1:]
     cut = argv.index("--") if "--" in argv else len(argv)
     args = parser.parse_args(argv[:cut])
@@ -80,14 +83,15 @@ def main() -> None:
             "A": stage(args.a.resolve(), Path(tmp) / "a"),
             "B": stage(args.b.resolve(), Path(tmp) / "b"),
         }
+        extra = {"A": args.a_set, "B": args.b_set}
         sps: dict[str, list[float]] = {"A": [], "B": []}
         for seed in range(args.seeds):
             for name in ("A", "B") if seed % 2 == 0 else ("B", "A"):
-                sps[name].append(run(staged[name], seed, args.overrides))
+                sps[name].append(run(staged[name], seed, [*args.overrides, *extra[name]]))
                 print(f"{name} seed {seed}: {sps[name][-1]:,.0f} env steps/s", flush=True)
     med = {name: statistics.median(v) for name, v in sps.items()}
-    print(f"A {args.a}: median {med['A']:,.0f} env steps/s")
-    print(f"B {args.b}: median {med['B']:,.0f} env steps/s")
+    print(f"A {args.a} {' '.join(args.a_set)}: median {med['A']:,.0f} env steps/s")
+    print(f"B {args.b} {' '.join(args.b_set)}: median {med['B']:,.0f} env steps/s")
     print(f"B/A: {med['B'] / med['A']:.2f}")
 
 
