@@ -218,6 +218,8 @@ class ActorCritic(nn.Module):
         hidden, parts = [], []
         for index, (w_ih, b_ih, w_hh, b_hh) in enumerate(self.core_weights):
             x = self._trunk(index, obs, masks)
+            # Under a mixed precision the core still runs in fp32: its cells and their
+            # hand-derived backward through time (recurrent.py) are written for one dtype.
             with fp32_region(x.device.type):
                 x = x.float()
                 if lstm:
@@ -248,7 +250,7 @@ class ActorCritic(nn.Module):
         hidden = []
         for index, (w_ih, b_ih, w_hh, b_hh) in enumerate(self.core_weights):
             x = self._trunk(index, obs.flatten(0, 1), flat_masks)
-            with fp32_region(x.device.type):
+            with fp32_region(x.device.type):  # as in step()
                 x = x.float()
                 if lstm:
                     gates_in = F.linear(x, w_ih, b_ih + b_hh).view(steps, n, -1)

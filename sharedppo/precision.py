@@ -34,6 +34,11 @@ def check_precision(name: str, device: torch.device) -> None:
             f"precision=fp16 is not allowed on device={device.type}: fp16 needs device=cuda "
             "(use precision=bf16 on CPU)"
         )
+    if name == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise ConfigError(
+            f"precision=bf16 is not allowed on {device}: this GPU has no bf16 support (it "
+            "needs compute capability 8.0 or newer); use precision=fp16"
+        )
     if name == "bf16" and device.type == "cpu" and not cpu_supports_bf16():
         raise ConfigError(
             "precision=bf16 is not allowed here: this CPU has no bf16 support in oneDNN "

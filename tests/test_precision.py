@@ -159,7 +159,13 @@ def test_device_checks_are_one_line(monkeypatch):
     with pytest.raises(ConfigError, match="no bf16 support") as err:
         check_precision("bf16", torch.device("cpu"))
     assert "\n" not in str(err.value)
-    check_precision("bf16", torch.device("cuda"))  # CUDA's own check is autocast's
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: False)
+    with pytest.raises(ConfigError, match="use precision=fp16") as err:
+        check_precision("bf16", torch.device("cuda:0"))
+    assert "\n" not in str(err.value)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: True)
+    check_precision("bf16", torch.device("cuda:0"))
+    check_precision("fp16", torch.device("cuda:0"))
     check_precision("fp32", torch.device("cpu"))
 
 
@@ -174,8 +180,12 @@ def test_fp16_on_cpu_exits_2_before_training(tmp_path):
 @needs_bf16
 @pytest.mark.parametrize(
     "overrides",
-    [["total_steps=1024"], [f"env.id={FRAMES_ID}", "network=nature_cnn", "env.num_envs=2"]],
-    ids=["cartpole", "cnn"],
+    [
+        [],
+        [f"env.id={FRAMES_ID}", "network=nature_cnn", "env.num_envs=2"],
+        ["network.recurrent=lstm"],  # the core itself stays fp32
+    ],
+    ids=["cartpole", "cnn", "lstm"],
 )
 def test_a_short_bf16_run_trains_and_logs(cfg_factory, tmp_path, overrides):
     cfg = cfg_factory(
