@@ -221,7 +221,7 @@ class ActorCritic(nn.Module):
             # Under a mixed precision the core still runs in fp32: its cells and their
             # hand-derived backward through time (recurrent.py) are written for one dtype.
             with fp32_region(x.device.type):
-                x = x.float()
+                x = x.to(w_ih.dtype)  # autocast left it in bf16 or fp16
                 if lstm:
                     gates_in = F.linear(x, w_ih, b_ih + b_hh)
                     h0, c0 = state[:, 2 * index], state[:, 2 * index + 1]
@@ -251,7 +251,7 @@ class ActorCritic(nn.Module):
         for index, (w_ih, b_ih, w_hh, b_hh) in enumerate(self.core_weights):
             x = self._trunk(index, obs.flatten(0, 1), flat_masks)
             with fp32_region(x.device.type):  # as in step()
-                x = x.float()
+                x = x.to(w_ih.dtype)  # autocast left it in bf16 or fp16
                 if lstm:
                     gates_in = F.linear(x, w_ih, b_ih + b_hh).view(steps, n, -1)
                     h0, c0 = state0[:, 2 * index], state0[:, 2 * index + 1]
