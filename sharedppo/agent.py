@@ -14,6 +14,7 @@ from .memory import Batch
 from .network import ActorCritic
 from .optim import Adam
 from .policy import mask_logits
+from .precision import Precision
 
 # What update() returns that is a loss or a quantity of the policy change; the rest (gradient
 # norm, steps taken, clip range in force) describes the optimisation, not the loss.
@@ -29,13 +30,17 @@ LOSS_STATS = (
 
 
 class PPOAgent:
-    def __init__(self, net: ActorCritic, cfg: PPOConfig) -> None:
+    def __init__(
+        self, net: ActorCritic, cfg: PPOConfig, precision: Precision | None = None
+    ) -> None:
         self.net = net
         self.cfg = cfg
+        # How every forward pass of the network runs, acting and learning alike.
+        self.precision = precision or Precision()
         self.optimizer = Adam(net.parameters(), lr=cfg.lr, eps=cfg.adam_eps)
         # The flat buffer holds the parameters: a later net.to(...) must rebind it.
         net.after_move(self.optimizer.rebind)
-        self.gradient: Autograd = make_gradient(net, self.optimizer, cfg)
+        self.gradient: Autograd = make_gradient(net, self.optimizer, cfg, self.precision)
         self.clip_ratio = cfg.clip_ratio
         self.first_ratio: Tensor | None = None
 
@@ -53,7 +58,8 @@ class PPOAgent:
         """
         net = self.net
         masks = net.sample_masks(obs.shape[0], obs.device)
-        out, values = net.forward(obs, masks)  # not net(...): module-call hooks cost ~5 us
+        # net.forward, not net: module-call hooks cost ~5 us.
+        out, values = self.precision.run(net.forward, obs, masks)
         actions, logprobs = net.dist.sample(mask_logits(out, action_mask))
         return actions, logprobs, values, masks
 
@@ -64,14 +70,14 @@ class PPOAgent:
         then carried one step; returns (actions, log-probs, values, masks, new state)."""
         net = self.net
         masks = net.sample_masks(obs.shape[0], obs.device)
-        out, values, state = net.step(obs, masks, state, starts)
+        out, values, state = self.precision.run(net.step, obs, masks, state, starts)
         actions, logprobs = net.dist.sample(mask_logits(out, action_mask))
         return actions, logprobs, values, masks, state
 
     @torch.no_grad()
     def value(self, obs: Tensor) -> Tensor:
         """V(obs) from the mean network (no dropout masks: no action is taken from it)."""
-        return self.net(obs)[1]
+        return self.precision.run(self.net, obs)[1]
 
     def set_progress(self, fraction_left: float) -> None:
         """Linear annealing: fraction_left goes from 1 at the first update towards 0."""
@@ -129,9 +135,12 @@ class PPOAgent:
                     terms, grad_norm = None, torch.zeros((), device=device)
                 else:
                     terms = self.gradient.backward(fwd, mb, advantages, clip)
-                    grad_norm = self.optimizer.clip_grad_norm(cfg.max_grad_norm)
-                    self.optimizer.step()
-                    steps += 1
+                    if self.gradient.unscale():
+                        grad_norm = self.optimizer.clip_grad_norm(cfg.max_grad_norm)
+                        self.optimizer.step()
+                        steps += 1
+                    else:  # an fp16 overflow: no step, and no infinite norm in the logs
+                        grad_norm = torch.zeros((), device=device)
                 if stop or epoch == cfg.update_epochs - 1:
                     for k, v in self._diagnostics(fwd, terms, mb, advantages, grad_norm).items():
                         sums[k] = sums[k] + v if k in sums else v

@@ -127,6 +127,9 @@ class NetworkConfig:
     # replay whole env sequences: ppo.num_minibatches must divide env.num_envs.
     recurrent: str | None = key(None, or_null(one_of("lstm", "gru")))
     recurrent_size: int = key(64, at_least(1))  # the core's hidden size, which the heads read
+    # Conv trunks in channels_last (NHWC) memory, where oneDNN's convolutions are faster;
+    # false: the NCHW layout, reproducing earlier results bit for bit (docs/benchmarks.md).
+    channels_last: bool = True
 
 
 @dataclass
@@ -194,6 +197,9 @@ class Config:
     seed: int = key(0, Check(lambda v: v >= 0, "must be an integer >= 0"))
     total_steps: int = key(100_000, Check(lambda v: v >= 1, "must be an integer >= 1"))
     device: str = key("auto", Check(_is_device, "choose one of auto, cpu, cuda, cuda:N"))
+    # The network's forward passes under autocast (bf16: CPUs with bf16 support or CUDA;
+    # fp16: CUDA, with loss scaling); parameters, optimizer and loss stay fp32.
+    precision: str = key("fp32", one_of("fp32", "bf16", "fp16"))
     # Small networks run fastest on one thread; 0 leaves torch's own choice.
     torch_threads: int = key(1, at_least(0))
     # Stop as soon as the mean return of the last 20 finished episodes reaches

@@ -29,7 +29,14 @@ from .runnames import expand_sweep, key_of, parse
 # Never hyperparameters, overridden or not: they change where and how often, not what is learnt.
 BOOKKEEPING = ("checkpoint.", "eval.", "log_every_updates", "resume", "torch_threads")
 # How a run executes rather than what it learns: shown only when the user set them.
-IF_OVERRIDDEN = ("device", "stop_on_target", "ppo.fused", "env.vectorization_mode")
+IF_OVERRIDDEN = (
+    "device",
+    "precision",
+    "stop_on_target",
+    "ppo.fused",
+    "env.vectorization_mode",
+    "network.channels_last",
+)
 CORE = ("seed", "total_steps", "ppo.", "network.", "env.")
 _ONE_OF = "choose one of "
 # Final metrics: Logger.final_metrics(key -> value) writes each as the scalar hparams/KEY.

@@ -24,6 +24,7 @@ from .memory import Batch
 from .network import ActorCritic, Recorded
 from .optim import Adam
 from .policy import Categorical, Gaussian, mask_logits
+from .precision import Precision
 
 # Network keys whose values the hand-derived backward handles, and keys it is indifferent to
 # (they change sizes, masks or starting values, not the maths). Any other key: autograd.
@@ -36,12 +37,16 @@ FUSED_INDIFFERENT = {
     "shared",
     "log_std_init",
     "recurrent_size",
+    "channels_last",
 }
 FUSED_HEADS = (Categorical, Gaussian)
 
 
-def fused_unsupported(net: ActorCritic) -> str | None:
-    """Why the fused gradient cannot serve this network, or None when it can."""
+def fused_unsupported(net: ActorCritic, precision: str = "fp32") -> str | None:
+    """Why the fused gradient cannot serve this network at this precision, or None when it
+    can."""
+    if precision != "fp32":
+        return f"precision={precision} (the hand-derived gradient is fp32 maths)"
     if net.encoders is not None:
         return "Dict observations (per-key encoders)"
     cfg = net.cfg
@@ -67,15 +72,19 @@ class FusedScored(Scored):
 
 
 class Autograd:
-    def __init__(self, net: ActorCritic, optimizer: Adam, cfg: PPOConfig) -> None:
+    def __init__(
+        self, net: ActorCritic, optimizer: Adam, cfg: PPOConfig, precision: Precision | None = None
+    ) -> None:
         self.net, self.optimizer, self.cfg = net, optimizer, cfg
+        self.precision = precision or Precision()
 
     def forward(self, mb: Batch) -> Scored:
-        seq = mb.sequence
+        seq, run = mb.sequence, self.precision.run
         if seq is None:
-            out, values = self.net(mb.obs, mb.masks)
+            out, values = run(self.net, mb.obs, mb.masks)
         else:  # replay the envs' whole sequences through the core, then take the valid rows
-            out, values = self.net.forward_sequence(seq.obs, seq.masks, seq.state0, seq.starts)
+            net = self.net
+            out, values = run(net.forward_sequence, seq.obs, seq.masks, seq.state0, seq.starts)
             out, values = out.flatten(0, 1)[seq.rows], values.flatten()[seq.rows]
         out = mask_logits(out, mb.action_mask)  # the entropy too is over valid actions
         logratio = self.net.dist.log_prob(out, mb.actions) - mb.logprobs
@@ -88,16 +97,25 @@ class Autograd:
         when it computed them anyway (else None)."""
         terms = ppo_loss(fwd, self.net.dist.entropy(fwd.out), mb, advantages, self.cfg, clip)
         self.optimizer.zero_grad()
-        terms.total.backward()
+        scaler = self.precision.scaler
+        (terms.total if scaler is None else terms.total * scaler.scale).backward()
         return terms
+
+    def unscale(self) -> bool:
+        """Whether the gradient in the buffer may be stepped on: False after an fp16 overflow
+        (the loss scale then shrinks and the step is skipped)."""
+        scaler = self.precision.scaler
+        return scaler is None or scaler.unscale(self.optimizer.flat_grad)
 
 
 class Fused(Autograd):
-    def __init__(self, net: ActorCritic, optimizer: Adam, cfg: PPOConfig) -> None:
-        reason = fused_unsupported(net)
+    def __init__(
+        self, net: ActorCritic, optimizer: Adam, cfg: PPOConfig, precision: Precision | None = None
+    ) -> None:
+        reason = fused_unsupported(net, (precision or Precision()).name)
         if reason is not None:
             raise ValueError(f"the fused gradient does not support this network: {reason}")
-        super().__init__(net, optimizer, cfg)
+        super().__init__(net, optimizer, cfg, precision)
 
     @torch.no_grad()
     def forward(self, mb: Batch) -> FusedScored:
@@ -118,8 +136,12 @@ class Fused(Autograd):
         return None
 
 
-def make_gradient(net: ActorCritic, optimizer: Adam, cfg: PPOConfig) -> Autograd:
-    """Fused where ``ppo.fused`` asks for it and the network is on its allow-list."""
-    if cfg.fused and fused_unsupported(net) is None:
-        return Fused(net, optimizer, cfg)
-    return Autograd(net, optimizer, cfg)
+def make_gradient(
+    net: ActorCritic, optimizer: Adam, cfg: PPOConfig, precision: Precision | None = None
+) -> Autograd:
+    """Fused where ``ppo.fused`` asks for it and the network and precision are on its
+    allow-list."""
+    precision = precision or Precision()
+    if cfg.fused and fused_unsupported(net, precision.name) is None:
+        return Fused(net, optimizer, cfg, precision)
+    return Autograd(net, optimizer, cfg, precision)

@@ -167,7 +167,10 @@ class RolloutMemory:
         lam: float = 0.95,
         action_mask_size: int | None = None,
         state_shape: tuple[int, ...] | None = None,
+        obs_dtype: torch.dtype = torch.float32,
     ) -> None:
+        """``obs_dtype``: uint8 keeps image frames as the env gives them (a quarter of the
+        memory); the network scales them (``model.stored_obs_dtype``)."""
         size = (num_steps, num_envs)
         self.num_steps = num_steps
         self.device = device
@@ -176,7 +179,7 @@ class RolloutMemory:
         def zeros(*shape: int, dtype: torch.dtype = torch.float32) -> Tensor:
             return torch.zeros((*size, *shape), dtype=dtype, device=device)
 
-        self.obs = zeros(*obs_shape)
+        self.obs = zeros(*obs_shape, dtype=obs_dtype)
         self.actions = zeros(*action_shape, dtype=action_dtype)
         self.logprobs = zeros()
         self.values = zeros()

@@ -4,6 +4,7 @@ training, evaluation and export."""
 from __future__ import annotations
 
 import numpy as np
+import torch
 from gymnasium.vector import VectorEnv
 
 from .config import ConfigError, EnvConfig, NetworkConfig
@@ -27,3 +28,10 @@ def build_model(
         for part in layout:
             raw[part.start : part.end] = part.image
     return net, ObsNormalizer(obs_shape, env_cfg.normalize_obs, env_cfg.obs_clip, raw)
+
+
+def stored_obs_dtype(envs: VectorEnv, net: ActorCritic, obs_norm: ObsNormalizer) -> torch.dtype:
+    """uint8 for raw uint8 frames read by a conv trunk (it divides by 255 itself, with the
+    same result as from floats), else float32: normalised or vector observations."""
+    raw = envs.single_observation_space.dtype == np.uint8 and not obs_norm.enabled
+    return torch.uint8 if raw and net.convs is not None else torch.float32

@@ -24,6 +24,7 @@ from .config import ConfigError, NetworkConfig
 from .encoders import DictEncoder, nature_convs
 from .init import initialise
 from .policy import make_distribution
+from .precision import fp32_region
 from .recurrent import CELLS, STATE_ROWS, GRUSequence, LSTMSequence, gru_cell, lstm_cell
 from .spaces import Layout
 
@@ -66,6 +67,7 @@ class ActorCritic(nn.Module):
         self.dropout = float(cfg.dropout)
         num_trunks = 1 if cfg.shared else 2
         self.convs: nn.ModuleList | None = None
+        self.channels_last = False
         self.encoders: nn.ModuleList | None = None
         if layout is not None:
             self.depth, self.width = cfg.depth, cfg.width
@@ -85,6 +87,7 @@ class ActorCritic(nn.Module):
             with torch.no_grad():
                 in_dim = self.convs[0](torch.zeros(1, *obs_shape)).shape[1]
             self.depth, self.width, self.activation = 1, 512, F.relu
+            self.channels_last = getattr(cfg, "channels_last", True)
         else:
             in_dim = int(np.prod(obs_shape))
             self.depth, self.width = cfg.depth, cfg.width
@@ -111,6 +114,8 @@ class ActorCritic(nn.Module):
         self.value_head = nn.Linear(head_in, 1)
         initialise(self, cfg.init)
         self._after_move: list[Callable[[], None]] = []
+        if self.channels_last:  # moves only the 4-D conv weights
+            self.to(memory_format=torch.channels_last)
         self._cache_parameters()
 
     def _cache_parameters(self) -> None:
@@ -160,7 +165,10 @@ class ActorCritic(nn.Module):
     ) -> Tensor:
         """One trunk's layers; ``record`` collects each layer's input and activation."""
         if self.convs is not None:
-            x = self.convs[index](x / 255.0)  # frames arrive as 0..255
+            if self.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            # Frames arrive as 0..255, stored as uint8 or float: the same fp32 quotient.
+            x = self.convs[index](x / 255.0)
         elif self.encoders is not None:
             x = self.encoders[index](x)
         elif x.dim() > 2:
@@ -210,14 +218,18 @@ class ActorCritic(nn.Module):
         hidden, parts = [], []
         for index, (w_ih, b_ih, w_hh, b_hh) in enumerate(self.core_weights):
             x = self._trunk(index, obs, masks)
-            if lstm:
-                gates_in = F.linear(x, w_ih, b_ih + b_hh)
-                h0, c0 = state[:, 2 * index], state[:, 2 * index + 1]
-                h, c = lstm_cell(gates_in, h0, c0, w_hh)[:2]
-                parts += (h, c)
-            else:
-                h = gru_cell(F.linear(x, w_ih, b_ih), state[:, index], w_hh, b_hh)[0]
-                parts.append(h)
+            # Under a mixed precision the core still runs in fp32: its cells and their
+            # hand-derived backward through time (recurrent.py) are written for one dtype.
+            with fp32_region(x.device.type):
+                x = x.to(w_ih.dtype)  # autocast left it in bf16 or fp16
+                if lstm:
+                    gates_in = F.linear(x, w_ih, b_ih + b_hh)
+                    h0, c0 = state[:, 2 * index], state[:, 2 * index + 1]
+                    h, c = lstm_cell(gates_in, h0, c0, w_hh)[:2]
+                    parts += (h, c)
+                else:
+                    h = gru_cell(F.linear(x, w_ih, b_ih), state[:, index], w_hh, b_hh)[0]
+                    parts.append(h)
             hidden.append(h)
         policy, value = self.heads
         out = F.linear(hidden[0], *policy)
@@ -238,13 +250,15 @@ class ActorCritic(nn.Module):
         hidden = []
         for index, (w_ih, b_ih, w_hh, b_hh) in enumerate(self.core_weights):
             x = self._trunk(index, obs.flatten(0, 1), flat_masks)
-            if lstm:
-                gates_in = F.linear(x, w_ih, b_ih + b_hh).view(steps, n, -1)
-                h0, c0 = state0[:, 2 * index], state0[:, 2 * index + 1]
-                outputs = LSTMSequence.apply(gates_in, h0, c0, keep, w_hh)
-            else:
-                gates_in = F.linear(x, w_ih, b_ih).view(steps, n, -1)
-                outputs = GRUSequence.apply(gates_in, state0[:, index], keep, w_hh, b_hh)
+            with fp32_region(x.device.type):  # as in step()
+                x = x.to(w_ih.dtype)  # autocast left it in bf16 or fp16
+                if lstm:
+                    gates_in = F.linear(x, w_ih, b_ih + b_hh).view(steps, n, -1)
+                    h0, c0 = state0[:, 2 * index], state0[:, 2 * index + 1]
+                    outputs = LSTMSequence.apply(gates_in, h0, c0, keep, w_hh)
+                else:
+                    gates_in = F.linear(x, w_ih, b_ih).view(steps, n, -1)
+                    outputs = GRUSequence.apply(gates_in, state0[:, index], keep, w_hh, b_hh)
             hidden.append(outputs.flatten(0, 1))
         policy, value = self.heads
         out = F.linear(hidden[0], *policy).view(steps, n, -1)

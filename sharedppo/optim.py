@@ -44,12 +44,14 @@ class Adam:
         flat_grad = torch.zeros_like(flat)
         offset = 0
         for p in self.params:
-            n = p.numel()
-            flat[offset : offset + n].copy_(p.detach().flatten())
+            # Views in the parameter's own layout (channels_last conv weights stay so); for a
+            # contiguous parameter this is flat[offset : offset + n].view_as(p).
+            view = flat.as_strided(p.shape, p.stride(), offset)
+            view.copy_(p.detach())
             # Autograd accumulates into an existing .grad in place, so these views stay live.
-            p.data = flat[offset : offset + n].view_as(p)
-            p.grad = flat_grad[offset : offset + n].view_as(p)
-            offset += n
+            p.data = view
+            p.grad = flat_grad.as_strided(p.shape, p.stride(), offset)
+            offset += p.numel()
         self.flat, self.flat_grad = flat, flat_grad
         if self.exp_avg.numel() == total:
             self.exp_avg, self.exp_avg_sq = self.exp_avg.to(flat), self.exp_avg_sq.to(flat)

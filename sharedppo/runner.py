@@ -11,6 +11,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from .checkpoint import check_writable, read
 from .config import Config, ConfigError, validate
+from .precision import check_precision
 from .resume import check_resume, record_resume
 from .signals import Interrupted, stop_requests
 from .trainer import Trainer, TrainingError, TrainResult
@@ -44,6 +45,7 @@ def train(
     c: Config = OmegaConf.to_object(cfg)  # plain dataclasses: attribute access in hot loops
     config = OmegaConf.to_container(cfg, resolve=True)
     device = resolve_device(c.device)
+    check_precision(c.precision, device)
     saved = None
     if c.resume is not None:
         saved = read(Path(c.resume) / "checkpoints" / "last.pt", map_location=device)

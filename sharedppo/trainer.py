@@ -22,9 +22,10 @@ from .episodes import EpisodeTracker
 from .evaluate import evaluate
 from .logger import Logger, log_eval
 from .memory import RolloutMemory
-from .model import build_model
+from .model import build_model, stored_obs_dtype
 from .normalize import RewardScaler
 from .policy import Categorical
+from .precision import Precision
 from .rollout import Rollout
 from .signals import Interrupted
 
@@ -101,7 +102,7 @@ class Trainer:
         except ConfigError:
             envs.close()
             raise
-        self.agent = PPOAgent(net.to(device), ppo)
+        self.agent = PPOAgent(net.to(device), ppo, Precision(cfg.precision, device.type))
         self.reward_scale = RewardScaler(
             env.num_envs, ppo.gamma, env.normalize_reward, env.reward_clip
         )
@@ -136,6 +137,7 @@ class Trainer:
             ppo.lam,
             None if self.rollout.action_mask is None else net.dist.num_outputs,
             net.state_shape,
+            stored_obs_dtype(envs, net, self.obs_norm),
         )
         self.tracker = EpisodeTracker(env.num_envs, target=target_return(env))
         every = cfg.checkpoint.every_steps

@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import gymnasium as gym
+import numpy as np
 import pytest
 from hydra import compose, initialize_config_module
 from omegaconf import DictConfig
@@ -44,3 +46,20 @@ def run_cli(
         text=True,
         timeout=timeout,
     )
+
+
+class Frames(gym.Env):
+    """Random uint8 frame stacks, 4 x size x size (the Nature CNN takes 36 and up); action 1
+    pays."""
+
+    action_space = gym.spaces.Discrete(3)
+
+    def __init__(self, size: int = 84) -> None:
+        self.observation_space = gym.spaces.Box(0, 255, (4, size, size), np.uint8)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        return self.observation_space.sample(), {}
+
+    def step(self, action):
+        return self.observation_space.sample(), float(action == 1), False, False, {}

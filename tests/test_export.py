@@ -11,26 +11,13 @@ import torch
 from sharedppo.evaluate import load_policy
 from sharedppo.export import example_inputs, input_names, main
 from sharedppo.spaces import flatten
+from tests.conftest import Frames
 from tests.test_dict_obs import DICT_ID
 
 ort = pytest.importorskip("onnxruntime", reason="the export extra is not installed")
 pytest.importorskip("onnxscript", reason="the export extra is not installed")
 
 FRAMES_ID = "SharedPPOTest/Frames-v0"
-
-
-class Frames(gym.Env):
-    """84x84 frame stacks, as the Nature CNN expects."""
-
-    observation_space = gym.spaces.Box(0, 255, (4, 84, 84), np.uint8)
-    action_space = gym.spaces.Discrete(3)
-
-    def reset(self, *, seed=None, options=None):
-        super().reset(seed=seed)
-        return self.observation_space.sample(), {}
-
-    def step(self, action):
-        return self.observation_space.sample(), float(action == 1), False, False, {}
 
 
 if FRAMES_ID not in gym.registry:
