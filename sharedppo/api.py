@@ -20,6 +20,7 @@ import torch
 from omegaconf import OmegaConf
 
 from .compose import compose_checked
+from .envs import API_NAMESPACE
 from .evaluate import load_policy
 from .policy import mask_logits
 from .runner import TrainResult
@@ -32,7 +33,7 @@ EnvSource = str | Callable[..., gym.Env]
 def _register(env: Callable[..., gym.Env]) -> str:
     """An env class or factory made in this process, registered under an id of its name."""
     name = re.sub(r"[^A-Za-z0-9_]", "", getattr(env, "__name__", "Env")) or "Env"
-    env_id = f"sharedppo_api/{name}-v0"
+    env_id = f"{API_NAMESPACE}{name}-v0"
     if env_id in gym.registry and gym.registry[env_id].entry_point is not env:
         del gym.registry[env_id]
     if env_id not in gym.registry:
@@ -50,7 +51,9 @@ def train(
 
     ``env``: an id (registered in this process, or ``module:EnvId``), or an env class or
     factory to register under ``sharedppo_api/NAME-v0``. A folder trained on a class or
-    factory is read back in a process that registers it again (or through ``module:EnvId``).
+    factory is read back with ``load(JOB, env=...)`` given the same class; for the command
+    line (``sharedppo-eval``, ``resume=``) register the env under an id in a module and
+    train with ``env.id=module:EnvId-v0`` instead. The job folder is ``result.out_dir``.
     """
     overrides = list(overrides or [])
     if env is not None:
@@ -100,6 +103,11 @@ class Policy:
         x = np.asarray(obs, dtype=np.float32)
         single = x.ndim == len(self.net_input_shape)
         batch = x[None] if single else x
+        if batch.shape[1:] != self.net_input_shape:
+            raise ValueError(
+                f"observation has shape {x.shape}; this policy takes {self.net_input_shape} "
+                f"or a batch of them"
+            )
         batch = self.obs_norm(batch, update=False)
         recurrent = self.net.state_shape is not None
         if state is not None and not recurrent:
@@ -111,8 +119,7 @@ class Policy:
             else:
                 out, _ = self.net(x)
             if action_mask is not None:
-                valid = torch.as_tensor(np.asarray(action_mask, dtype=bool), device=self.device)
-                out = mask_logits(out, valid.reshape(out.shape))
+                out = mask_logits(out, self._mask(action_mask, out.shape))
             dist = self.net.dist
             actions = dist.mode(out) if deterministic else dist.sample(out)[0]
         actions = dist.to_env(actions.cpu().numpy())
@@ -120,6 +127,18 @@ class Policy:
             new_state = new_state.cpu().numpy()
             return (actions[0], new_state[0]) if single else (actions, new_state)
         return actions[0] if single else actions
+
+    def _mask(self, action_mask: Any, shape: torch.Size) -> torch.Tensor:
+        valid = np.asarray(action_mask, dtype=bool)
+        if valid.size != shape.numel():
+            raise ValueError(
+                f"action_mask has shape {valid.shape}; this policy needs {tuple(shape[1:])} "
+                "per observation"
+            )
+        valid = valid.reshape(shape)
+        if not valid.any(axis=-1).all():
+            raise ValueError("action_mask rules out every action of an observation")
+        return torch.as_tensor(valid, device=self.device)
 
     @property
     def state_shape(self) -> tuple[int, int] | None:
@@ -142,6 +161,11 @@ class Policy:
         return self.obs_norm.rms.mean.shape
 
 
-def load(path: str | Path, device: str = "cpu") -> Policy:
-    """A job folder (its ``checkpoints/last.pt``) or a checkpoint file, ready to act."""
+def load(path: str | Path, device: str = "cpu", env: EnvSource | None = None) -> Policy:
+    """A job folder (its ``checkpoints/last.pt``) or a checkpoint file, ready to act.
+
+    ``env``: the env class or factory a job was trained on through ``train(env=...)``,
+    registered again under the same id (the job's config names only that id)."""
+    if env is not None and not isinstance(env, str):
+        _register(env)
     return Policy(path, device)

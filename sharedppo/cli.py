@@ -18,7 +18,7 @@ from .compose import open_mapping_overrides, register_configs
 from .config import ConfigError
 from .precheck import check_command
 from .runnames import quoted, register_resolvers
-from .runner import TrainingError, TrainResult, train
+from .runner import TrainingError, TrainResult, train, write_summary
 from .signals import Interrupted
 
 log = logging.getLogger("sharedppo")
@@ -49,10 +49,15 @@ def _app(cfg: DictConfig) -> float:
             log.exception("job %s failed", hydra_cfg.job.num)
             print(f"sharedppo: job {hydra_cfg.job.num} failed: {err}", file=sys.stderr)
             if not (out_dir / "summary.json").is_file():  # train() writes one once it started
-                summary = {"status": "failed", "error": f"{type(err).__name__}: {err}"}
-                (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+                write_summary(
+                    out_dir, {"status": "failed", "error": f"{type(err).__name__}: {err}"}
+                )
             return float("nan")
         if isinstance(err, (ConfigError, CheckpointError, TrainingError)):
+            # Refused before training began: the new folder says so (a resumed job's folder
+            # keeps its own record).
+            if cfg.resume is None and not (out_dir / "summary.json").is_file():
+                write_summary(out_dir, {"status": "refused", "error": str(err)})
             say(f"sharedppo: error: {err}")
             sys.exit(1 if isinstance(err, TrainingError) else 2)
         raise

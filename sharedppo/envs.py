@@ -84,10 +84,21 @@ def resolve_env_id(env_id: str) -> gym.envs.registration.EnvSpec:
             raise ConfigError(
                 f"env.id={env_id!r}: module {module!r} registers no env {name!r} ({err})"
             ) from None
+        if env_id.startswith(API_NAMESPACE):  # a class handed to sharedppo.train
+            raise ConfigError(
+                f"env.id={env_id!r} was registered by sharedppo.train(env=...) in the process "
+                "that trained it: pass the same env to sharedppo.load(JOB, env=...), or "
+                "register your env under an id and use env.id=module:EnvId-v0 (which the CLI "
+                "can import)"
+            ) from None
         raise ConfigError(
             f"env.id={env_id!r} is not a registered gymnasium id ({err}); e.g. CartPole-v1, "
             "Acrobot-v1, or your own as module:EnvId-v0"
         ) from None
+
+
+# The namespace under which sharedppo.train(env=Class) registers an env class or factory.
+API_NAMESPACE = "sharedppo_api/"
 
 
 def _importable_from_cwd() -> None:
@@ -97,7 +108,8 @@ def _importable_from_cwd() -> None:
 
 
 def user_wrappers(entries: list[Any]) -> list[Any]:
-    """``env.wrappers`` as callables env -> wrapped env; one line for an entry that fails."""
+    """``env.wrappers`` as callables env -> wrapped env; one line for an entry that fails,
+    naming the entry, whether it fails to load or fails on the env."""
     from hydra.utils import instantiate
 
     _importable_from_cwd()
@@ -109,15 +121,41 @@ def user_wrappers(entries: list[Any]) -> list[Any]:
                 f"env.wrappers[{i}]={entry!r} is not allowed: give {{_target_: "
                 "module.Wrapper, ...its arguments}"
             )
+        name = f"env.wrappers[{i}]._target_={target!r}"
+        _check_target(name, target)
         try:
-            out.append(instantiate(entry, _partial_=True))
+            out.append(_named(name, instantiate(entry, _partial_=True)))
         except Exception as err:
             cause = err.__cause__ or err
             raise ConfigError(
-                f"env.wrappers[{i}]._target_={target!r} cannot be used "
-                f"({type(cause).__name__}: {str(cause).splitlines()[0]})"
+                f"{name} cannot be used ({type(cause).__name__}: {str(cause).splitlines()[0]})"
             ) from None
     return out
+
+
+def _check_target(name: str, target: str) -> None:
+    """Say which half of module.Name is missing (Hydra's own message names neither)."""
+    module, _, attr = target.rpartition(".")
+    try:
+        found = hasattr(importlib.import_module(module), attr) if module else False
+    except Exception as err:
+        raise ConfigError(
+            f"{name}: module {module!r} could not be imported ({type(err).__name__}: {err})"
+        ) from None
+    if not found:
+        raise ConfigError(f"{name}: module {module!r} has no {attr!r}")
+
+
+def _named(name: str, wrap: Any) -> Any:
+    """The wrapper, its failures on a sub-env blamed on its own env.wrappers entry."""
+
+    def apply(env: gym.Env) -> gym.Env:
+        try:
+            return wrap(env)
+        except Exception as err:
+            raise ConfigError(f"{name} failed on the env: {type(err).__name__}: {err}") from None
+
+    return apply
 
 
 def target_return(cfg: EnvConfig) -> float | None:
@@ -170,6 +208,8 @@ def make_envs(
                 spec.id, num_envs or cfg.num_envs, mode, [*wrappers, FlattenDict], kwargs
             )
             envs.metadata = dict(envs.metadata, obs_layout=layout)
+    except ConfigError:  # a wrapper's own failure, already named
+        raise
     except gym.error.DependencyNotInstalled as err:
         hint = "; pip install 'sharedppo[video]'" if video_dir is not None else ""
         raise ConfigError(f"env.id={cfg.id!r} could not be made: {err}{hint}") from None

@@ -127,7 +127,10 @@ def summarise(jobs: list[Job], threshold: float | None, window: int) -> list[Row
 
 def job_folders(sweep: Path) -> list[Path]:
     """Job folders (subfolders with .hydra/), whatever they are named, in a natural order;
-    also one level down (a tuning trial of several seeds: trial_NNN/seed_S)."""
+    also one level down (a tuning trial of several seeds: trial_NNN/seed_S). A job folder
+    itself is a sweep of one."""
+    if (sweep / ".hydra").is_dir():
+        return [sweep]
     return sorted(
         (p for p in [*sweep.glob("*/"), *sweep.glob("*/*/")] if (p / ".hydra").is_dir()),
         key=lambda p: [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", str(p))],
@@ -138,7 +141,9 @@ def report(sweep: Path, threshold: float | None = None, window: int = 20) -> lis
     """Read every job of a sweep and write the report files; one row per configuration."""
     folders = job_folders(sweep)
     if not folders:
-        raise FileNotFoundError(f"{sweep} holds no job folders (subfolders with .hydra/)")
+        raise FileNotFoundError(
+            f"{sweep} is not a job folder and holds none (folders with .hydra/)"
+        )
     workers = min(len(folders), os.cpu_count() or 1)
     if workers > 1:
         with ProcessPoolExecutor(workers) as pool:

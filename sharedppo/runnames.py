@@ -73,7 +73,10 @@ def varied_keys(jobs: Sequence[Sequence[str]]) -> list[str]:
 
 def safe_name(overrides: Sequence[str]) -> str:
     """Sorted ``key=value`` joined by commas, unsafe characters replaced, length bounded."""
-    raw = ",".join(sorted(o for o in overrides if not o.startswith(_EXCLUDED)))
+    # "++" is how env.kwargs.NAME=V reaches Hydra (compose.open_mapping_overrides), not
+    # what the user typed.
+    shown = (o.removeprefix("++") for o in overrides if not o.startswith(_EXCLUDED))
+    raw = ",".join(sorted(shown))
     name = _UNSAFE.sub("_", raw)
     if len(name) > MAX_NAME:
         digest = hashlib.sha1(raw.encode()).hexdigest()[:10]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,7 +17,23 @@ from .resume import check_resume, record_resume
 from .signals import Interrupted, stop_requests
 from .trainer import Trainer, TrainingError, TrainResult
 
-__all__ = ["Interrupted", "TrainResult", "TrainingError", "resolve_device", "train"]
+__all__ = [
+    "Interrupted",
+    "TrainResult",
+    "TrainingError",
+    "resolve_device",
+    "train",
+    "write_summary",
+]
+
+
+def write_summary(out_dir: Path, summary: dict) -> None:
+    """``summary.json`` as strict JSON: a return that never existed (no episode, a NaN) is
+    null, not the bare NaN that JSON parsers other than Python's reject."""
+    clean = {
+        k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in summary.items()
+    }
+    (out_dir / "summary.json").write_text(json.dumps(clean, indent=2) + "\n")
 
 
 def resolve_device(name: str) -> torch.device:
@@ -36,7 +53,8 @@ def train(
     on_update: Callable[[int, float], bool] | None = None,
 ) -> TrainResult:
     """Train from a composed config, writing TensorBoard events, checkpoints and
-    ``summary.json`` to out_dir; returns the result, with the agent as ``result.agent``.
+    ``summary.json`` to out_dir; returns the result, with the agent as ``result.agent`` and
+    the folder as ``result.out_dir``.
 
     ``on_update(global_step, mean_return)`` is called after every update; returning True
     stops the run as a pre-emption would (last.pt written, resumable).
@@ -76,8 +94,7 @@ def train(
     finally:
         trainer.close()
         result = trainer.result(status)
-        summary = {**result.summary(), **extra}
-        (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        write_summary(out_dir, {**result.summary(), **extra})
     trainer.finish()
-    result.agent = trainer.agent
+    result.agent, result.out_dir = trainer.agent, out_dir
     return result

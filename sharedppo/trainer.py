@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import random
 import signal
 import time
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,31 +26,11 @@ from .model import build_model, stored_obs_dtype
 from .normalize import RewardScaler
 from .policy import Categorical
 from .precision import Precision
+from .result import TrainingError, TrainResult
 from .rollout import Rollout
 from .signals import Interrupted
 
-
-class TrainingError(RuntimeError):
-    """Training cannot go on (a non-finite loss, say); the message names what and where."""
-
-
-@dataclass
-class TrainResult:
-    status: str  # completed | interrupted | failed
-    global_step: int
-    updates: int
-    episodes: int
-    mean_return: float  # of the last 20 episodes
-    best_return: float | None  # best mean of 20 consecutive episodes
-    auc_return: float  # the 20-episode mean averaged over the run's env steps
-    seconds: float
-    target_return: float | None
-    target_step: int | None
-    target_seconds: float | None
-    started_at: float  # wall clock (time.time()) of the first environment step
-
-    def summary(self) -> dict[str, Any]:
-        return asdict(self)
+log = logging.getLogger("sharedppo")
 
 
 class Progress:
@@ -184,6 +164,14 @@ class Trainer:
         batch = cfg.ppo.num_steps * cfg.env.num_envs
         num_updates = math.ceil(cfg.total_steps / batch)
         resumed = progress.global_step > 0
+        if num_updates * batch != cfg.total_steps and not resumed:
+            log.info(
+                "total_steps=%d becomes %d: whole rollouts of %d steps (env.num_envs x "
+                "ppo.num_steps)",
+                cfg.total_steps,
+                num_updates * batch,
+                batch,
+            )
         self.logger = Logger(
             self.out_dir,
             self.config,

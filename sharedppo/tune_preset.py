@@ -45,13 +45,14 @@ def preset_text(overrides: list[str], note: str) -> str:
 
     defaults: list[Any] = []
     body = OmegaConf.create({})
-    left_out = []
+    left_out: dict[str, str] = {}  # by key: the command line's value after the search's
     for text, override in zip(
         overrides, OverridesParser.create().parse_overrides(overrides), strict=True
     ):
         key = override.key_or_group
         if run_only(key) or override.is_delete():
-            left_out.append(text)
+            left_out.pop(key, None)
+            left_out[key] = text
         elif key == "experiment":  # another preset: included, then overridden by this one
             defaults.insert(0, f"/experiment/{override.value()}")
         elif is_group(key):
@@ -60,7 +61,8 @@ def preset_text(overrides: list[str], note: str) -> str:
             OmegaConf.update(body, key, override.value(), force_add=True)
     lines = ["# @package _global_", f"# {note}"]
     if left_out:
-        lines.append("# left out, as they only describe the trial's run: " + " ".join(left_out))
+        run_only_keys = " ".join(left_out.values())
+        lines.append(f"# left out, as they only describe the trial's run: {run_only_keys}")
     head = OmegaConf.to_yaml({"defaults": [*defaults, "_self_"]}) if defaults else ""
     return "\n".join(lines) + "\n" + head + (OmegaConf.to_yaml(body) if len(body) else "")
 

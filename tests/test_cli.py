@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -85,6 +86,8 @@ def test_cfg_and_help_show_config_and_groups(tmp_path):
         ("network.dropout=1.0", "network.dropout"),
         ("network.width=0", "network.width"),
         ("env=nosuch", "env"),
+        # A preset name that is not one must not train the defaults as if it were.
+        ("experiment=cartpole_fastt", "experiment=cartpole_fastt is not allowed"),
         ("env.id=NoSuchEnv-v9", "env.id"),
         ("ppo.num_minibatches=3", "ppo.num_minibatches"),
         ("ppo.gamma=0", "ppo.gamma"),
@@ -105,3 +108,18 @@ def test_bad_input_is_one_clear_line(tmp_path, override, key):
     assert "Traceback" not in err
     assert len(err.splitlines()) == 1, err
     assert err.startswith("sharedppo: error:") and key in err
+
+
+def test_records_are_strict_json_and_a_refused_job_says_so(tmp_path):
+    # No episode ends in 256 MountainCar steps: the return is unknown, written as null.
+    job = tmp_path / "short"
+    proc = run_cli("env=mountaincar", "total_steps=256", f"hydra.run.dir={job}", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    text = (job / "summary.json").read_text()
+    assert "NaN" not in text and json.loads(text)["mean_return"] is None
+    # Refused while the env was being built: the folder Hydra made says why, not nothing.
+    refused = tmp_path / "refused"
+    proc = run_cli("env.kwargs.bogus=1", "total_steps=64", f"hydra.run.dir={refused}", cwd=tmp_path)
+    assert proc.returncode == 2
+    summary = json.loads((refused / "summary.json").read_text())
+    assert summary["status"] == "refused" and "bogus" in summary["error"]

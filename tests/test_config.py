@@ -98,6 +98,8 @@ def test_seed_experiment_keeps_the_blog_settings(cfg_factory):
         ("ppo.gamma=0", "ppo.gamma"),
         ("ppo.gamma=1.5", "ppo.gamma"),
         ("env=nosuch", "env"),
+        ("experiment=nosuch", "experiment"),
+        ("hparams_search=nosuch", "hparams_search"),
         ("foo=1", "foo"),
         ("+foo=1", "foo"),
         ("ppo.lr=fast", "ppo.lr"),

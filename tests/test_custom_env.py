@@ -8,6 +8,7 @@ import shutil
 import sys
 from pathlib import Path
 
+import gymnasium as gym
 import numpy as np
 import pytest
 
@@ -49,6 +50,9 @@ def test_own_env_from_the_command_line_with_eval_resume_and_report(project):
 
     reported = run_cli_tool("sharedppo.report", str(project), cwd=project)
     assert reported.returncode == 0, reported.stderr
+    alone = run_cli_tool("sharedppo.report", str(job), cwd=project)  # one job, as a sweep of one
+    assert alone.returncode == 0, alone.stderr
+    assert (job / "report.md").is_file()
 
 
 def run_cli_tool(module: str, *args: str, cwd: Path):
@@ -74,6 +78,15 @@ def test_python_api_round_trip(project):
     assert np.asarray(action).shape == () and 0 <= int(action) < 3
     batch = policy.predict(np.array([[0.7], [-0.7]], np.float32))
     assert batch.shape == (2,)
+    assert result.out_dir == job and result.agent is not None
+    assert set(json.loads((job / "summary.json").read_text())) == set(result.summary())
+    with pytest.raises(ValueError, match=r"^observation has shape \(3,\); this policy takes"):
+        policy.predict(np.zeros(3, np.float32))
+    with pytest.raises(ValueError, match="^action_mask has shape"):
+        policy.predict(np.array([0.7], np.float32), action_mask=[True, False])
+    with pytest.raises(ValueError, match="rules out every action"):
+        policy.predict(np.array([0.7], np.float32), action_mask=[False, False, False])
+    assert policy.predict(np.array([0.7], np.float32), action_mask=[False, False, True]) == 2
 
     resumed = run_cli(f"resume={job}", "total_steps=4096", cwd=project)
     assert resumed.returncode == 0, resumed.stderr
@@ -85,6 +98,15 @@ def test_python_api_takes_an_env_class_made_in_process(tmp_path):
     result = sharedppo.train(TINY, out_dir=tmp_path / "job", env=Reach)
     assert result.global_step == 2048
     assert sharedppo.load(tmp_path / "job").predict(np.zeros(1, np.float32)) in (0, 1, 2)
+    # Another process knows only the id: the class is handed to load again, and the command
+    # line says how to get there instead of "not a registered id".
+    gym.registry.pop("sharedppo_api/Reach-v0")
+    with pytest.raises(ConfigError, match=r"sharedppo\.load\(JOB, env=\.\.\.\)"):
+        sharedppo.load(tmp_path / "job")
+    policy = sharedppo.load(tmp_path / "job", env=Reach)
+    assert policy.predict(np.zeros(1, np.float32)) in (0, 1, 2)
+    evaluated = run_cli_tool("sharedppo.evaluate", str(tmp_path / "job"), cwd=tmp_path)
+    assert evaluated.returncode == 2 and "sharedppo.load(JOB, env=...)" in evaluated.stderr
 
 
 @pytest.mark.parametrize(
@@ -120,7 +142,13 @@ def test_own_wrappers_apply_to_every_sub_env(project):
 @pytest.mark.parametrize(
     ("entry", "message"),
     [
-        ("[{_target_:no_such_module.Wrap}]", "env.wrappers[0]._target_='no_such_module.Wrap'"),
+        ("[{_target_:no_such_module.Wrap}]", "module 'no_such_module' could not be imported"),
+        ("[{_target_:custom_env_module.Nope}]", "module 'custom_env_module' has no 'Nope'"),
+        # The wrapper's own refusal names its entry, not env.kwargs or the vector env.
+        (
+            "[{_target_:custom_env_module.ScaleReward,fctor:2}]",
+            "env.wrappers[0]._target_='custom_env_module.ScaleReward' failed on the env: TypeError",
+        ),
         ("[{factor:2}]", "env.wrappers[0]="),
     ],
 )

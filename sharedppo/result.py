@@ -1,0 +1,36 @@
+"""What a training job ends with: its result (``summary.json``) or the error that stopped it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on (a non-finite loss, say); the message names what and where."""
+
+
+LIVE = ("agent", "out_dir")  # TrainResult fields that hold objects, not results
+
+
+@dataclass
+class TrainResult:
+    status: str  # completed | interrupted | failed
+    global_step: int
+    updates: int
+    episodes: int
+    mean_return: float  # of the last 20 episodes
+    best_return: float | None  # best mean of 20 consecutive episodes
+    auc_return: float  # the 20-episode mean averaged over the run's env steps
+    seconds: float
+    target_return: float | None
+    target_step: int | None
+    target_seconds: float | None
+    started_at: float  # wall clock (time.time()) of the first environment step
+    # Set by runner.train once the job is finished; not part of summary.json.
+    agent: Any = field(default=None, repr=False, compare=False)  # the trained PPOAgent
+    out_dir: Path | None = field(default=None, repr=False, compare=False)  # the job folder
+
+    def summary(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in LIVE}
