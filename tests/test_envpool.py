@@ -149,6 +149,31 @@ def test_cartpole_transition_semantics_match(cfg_factory):
     np.testing.assert_array_equal(gym_tr.valid[:, :2], pool_tr.valid[:, :2])
 
 
+def test_mujoco_time_limit_is_truncation_on_both(cfg_factory):
+    need("envpool", "mujoco")
+    actions = np.random.default_rng(0).uniform(-1, 1, (100, 2, 6))
+    traces = {
+        backend: trace(
+            env_cfg(
+                cfg_factory,
+                "env=halfcheetah",
+                f"env.backend={backend}",
+                "env.num_envs=2",
+                "env.max_episode_steps=30",
+            ),
+            100,
+            lambda obs, t: actions[t],
+        )
+        for backend in ("gymnasium", "envpool")
+    }
+    for backend, tr in traces.items():
+        check_next_step_autoreset(tr)
+        assert tr.obs.shape == (2, 17), backend
+        assert not tr.terminated.any() and tr.lengths == [[30] * 3] * 2, backend
+    np.testing.assert_array_equal(traces["gymnasium"].truncated, traces["envpool"].truncated)
+    np.testing.assert_array_equal(traces["gymnasium"].valid, traces["envpool"].valid)
+
+
 def breakout_actions(steps: int, n: int) -> np.ndarray:
     return np.random.default_rng(0).integers(0, 4, (steps, n))
 
