@@ -45,6 +45,7 @@ bare() {
     expect_missing mujoco sharedppo env=halfcheetah
     expect_missing mujoco sharedppo experiment=hopper
     expect_missing atari sharedppo env=atari
+    expect_missing envpool sharedppo env.backend=envpool
     expect_missing video sharedppo eval.video=true
     expect_missing sweep sharedppo -m hydra/launcher=joblib seed=0,1
     expect_missing sweep sharedppo -m hydra/launcher=submitit_local seed=0,1
@@ -71,6 +72,12 @@ mujoco() {
 atari() {
     sharedppo env=atari total_steps=512 env.num_envs=2 ppo.num_steps=64 \
         checkpoint.every_steps=null hydra.run.dir="$work/runs/atari"
+}
+
+envpool() { # the README's command, and Atari through EnvPool alone (no ale-py installed)
+    sharedppo env.backend=envpool "${tiny[@]}" hydra.run.dir="$work/runs/envpool"
+    sharedppo env=atari env.backend=envpool total_steps=256 env.num_envs=2 ppo.num_steps=64 \
+        checkpoint.every_steps=null hydra.run.dir="$work/runs/envpool_atari"
 }
 
 video() {
@@ -102,7 +109,7 @@ sweep() {
     sharedppo-tune --search cartpole --trials 2 --out "$work/runs/tune" "${tiny[@]}"
 }
 
-for extra in bare box2d mujoco atari video sweep export; do
+for extra in bare box2d mujoco atari envpool video sweep export; do
     echo "=== $(date +%T) extra: $extra"
     start=$SECONDS
     [[ $extra == bare ]] && with="" || with=$extra

@@ -301,6 +301,24 @@ def test_missing_envpool_is_one_line_naming_the_extra(tmp_path):
     assert not (tmp_path / "outputs").exists()
 
 
+def test_atari_on_envpool_needs_no_ale_py(tmp_path):
+    """The envpool extra alone runs Atari: EnvPool brings its own emulator and ROMs."""
+    need("envpool")
+    proc = without(
+        tmp_path,
+        "env=atari",
+        "env.backend=envpool",
+        "env.num_envs=2",
+        "ppo.num_steps=16",
+        "total_steps=64",
+        "checkpoint.every_steps=null",
+        f"hydra.run.dir={tmp_path / 'run'}",
+        blocked=("ale_py", "cv2"),
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert (tmp_path / "run" / "summary.json").is_file()
+
+
 def test_cartpole_trains_end_to_end_on_envpool(tmp_path):
     need("envpool")
     proc = run_cli(
