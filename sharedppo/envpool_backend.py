@@ -58,6 +58,12 @@ def check(cfg: EnvConfig) -> None:
         raise ConfigError(
             f"env.id={cfg.id!r} is not an EnvPool id; use env.backend=gymnasium for it"
         )
+    if not cfg.id.startswith("ALE/") and type(envpool.make_spec(task)).__name__ == "AtariEnvSpec":
+        # Its own defaults (no life-loss episodes, no clipping, no sticky actions) are not ours.
+        raise ConfigError(
+            f"env.id={cfg.id!r}: with env.backend=envpool an Atari game is named as in "
+            f"gymnasium, env.id=ALE/{task} with env=atari (its preprocessing set to ours)"
+        )
     if cfg.wrappers:
         raise ConfigError(
             "env.wrappers is not available with env.backend=envpool (its envs are C++ "

@@ -271,6 +271,7 @@ def test_seeding_is_reproducible_and_per_env(cfg_factory):
         ("env.id=tests.custom_env_module:Custom-v0", "module:Id"),
         ("env.id=Acrobat-v1", "env.id='Acrobat-v1' is not an EnvPool id"),
         ("+env.kwargs.gravity=3.0", "env.kwargs.gravity"),
+        ("env.id=Breakout-v5", "ALE/Breakout-v5"),
         ("env.wrappers=[{_target_: gymnasium.wrappers.ClipReward}]", "env.wrappers"),
     ],
 )
@@ -334,3 +335,10 @@ def test_cartpole_trains_end_to_end_on_envpool(tmp_path):
     # A random policy averages about 22; a few thousand PPO steps already do far better.
     assert summary["mean_return"] > 60, summary
     assert "Traceback" not in proc.stderr and "WARN" not in proc.stderr
+    # Its checkpoint resumes (the env restarts from a reset, as for any C-state env).
+    proc = run_cli(
+        f"resume={tmp_path / 'run'}", "total_steps=20480", "env.backend=envpool", cwd=tmp_path
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["global_step"] >= 20480
