@@ -6,6 +6,11 @@ observation with reward 0, so the rollout's valid mask is derived the same way. 
 preprocessing runs inside EnvPool, set here to ``env.atari``'s values; the adapter below
 renames EnvPool's info keys to the ones the rollout and the episode tracker read
 (``env_reward``: the unclipped score, ``game_over``: the real end of a game).
+
+Where the two Atari paths still differ (neither changes what a transition or a game is): after
+a lost life EnvPool plays 1 to noop_max single no-op frames before FIRE, where ours plays one
+frame-skipped no-op; EnvPool presses FIRE when the game has it anywhere in its action set,
+ours when it is action 1.
 """
 
 from __future__ import annotations
