@@ -19,7 +19,7 @@ import warnings
 from typing import Any
 
 import numpy as np
-from gymnasium.vector import VectorEnv, VectorWrapper
+from gymnasium.vector import AutoresetMode, VectorEnv, VectorWrapper
 
 from .config import ConfigError, EnvConfig
 from .extras import require
@@ -130,6 +130,12 @@ def make_pool(cfg: EnvConfig, seed: int, num_envs: int) -> VectorEnv:
         raise ConfigError(
             f"env.kwargs={dict(cfg.kwargs)!r} were refused by EnvPool's {cfg.id!r}: {err}"
         ) from None
+    autoreset = pool.metadata.get("autoreset_mode")
+    if autoreset != AutoresetMode.NEXT_STEP:  # what the rollout's valid mask assumes
+        raise ConfigError(
+            f"env.backend=envpool: EnvPool uses {autoreset}; sharedppo expects "
+            "NEXT_STEP (EnvPool >= 1.2.5 with gymnasium 1.x has it)"
+        )
     return EnvPoolEnvs(pool, atari=cfg.id.startswith("ALE/"))
 
 
