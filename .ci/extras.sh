@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
-# Venvs and runs stay in the checkout (ignored by git), as .venv does: deleting seven torch
+# Venvs and runs stay in the checkout (ignored by git), as .venv does: deleting eight torch
 # installs can take minutes on a disk mounted with discard. Each run starts them afresh.
 work=$root/.ci/work
 rm -rf "$work/runs"
@@ -45,6 +45,7 @@ bare() {
     expect_missing mujoco sharedppo env=halfcheetah
     expect_missing mujoco sharedppo experiment=hopper
     expect_missing atari sharedppo env=atari
+    expect_missing envpool sharedppo env.backend=envpool
     expect_missing video sharedppo eval.video=true
     expect_missing sweep sharedppo -m hydra/launcher=joblib seed=0,1
     expect_missing sweep sharedppo -m hydra/launcher=submitit_local seed=0,1
@@ -71,6 +72,12 @@ mujoco() {
 atari() {
     sharedppo env=atari total_steps=512 env.num_envs=2 ppo.num_steps=64 \
         checkpoint.every_steps=null hydra.run.dir="$work/runs/atari"
+}
+
+envpool() { # the README's command, and Atari through EnvPool alone (no ale-py installed)
+    sharedppo env.backend=envpool "${tiny[@]}" hydra.run.dir="$work/runs/envpool"
+    sharedppo env=atari env.backend=envpool total_steps=256 env.num_envs=2 ppo.num_steps=64 \
+        checkpoint.every_steps=null hydra.run.dir="$work/runs/envpool_atari"
 }
 
 video() {
@@ -102,16 +109,26 @@ sweep() {
     sharedppo-tune --search cartpole --trials 2 --out "$work/runs/tune" "${tiny[@]}"
 }
 
-for extra in bare box2d mujoco atari video sweep export; do
+# pip's notes about this machine's local index folders are not CI's business.
+quiet() { "$@" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2); }
+
+for extra in bare box2d mujoco atari envpool video sweep export; do
     echo "=== $(date +%T) extra: $extra"
     start=$SECONDS
     [[ $extra == bare ]] && with="" || with=$extra
-    # pip's notes about this machine's local index folders are not CI's business.
-    fresh_venv "$extra" "$with" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
+    venv=$extra
+    if [[ $extra == envpool ]]; then
+        # The bare venv (its checks done) plus the extra is exactly torch + sharedppo[envpool],
+        # without installing torch a second time.
+        venv=bare
+        quiet "$work/bare/bin/pip" install -q -e "$root[envpool]"
+    else
+        quiet fresh_venv "$extra" "$with"
+    fi
     built=$((SECONDS - start))
     # In a subshell, so that each extra sees its own venv alone.
     (
-        . "$work/$extra/bin/activate"
+        . "$work/$venv/bin/activate"
         cd "$work"
         if [[ $extra == export ]]; then export_; else "$extra"; fi  # `export` is a builtin
     )

@@ -81,6 +81,9 @@ class AtariConfig:
 @dataclass
 class EnvConfig:
     id: str = MISSING
+    # gymnasium: gymnasium's vector envs; envpool: EnvPool's C++ vector env (the `envpool`
+    # extra) for the ids it provides, its Atari preprocessing set to env.atari's values.
+    backend: str = key("gymnasium", one_of("gymnasium", "envpool"))
     # The env's own training budget: total_steps follows it unless given (conf/config.yaml).
     default_steps: int = key(100_000, at_least(1))
     num_envs: int = key(8, at_least(1))

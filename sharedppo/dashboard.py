@@ -35,6 +35,7 @@ IF_OVERRIDDEN = (
     "stop_on_target",
     "ppo.fused",
     "env.vectorization_mode",
+    "env.backend",
     "network.channels_last",
 )
 CORE = ("seed", "total_steps", "ppo.", "network.", "env.")

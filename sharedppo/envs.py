@@ -162,6 +162,12 @@ def target_return(cfg: EnvConfig) -> float | None:
     """``env.target_return``, else the id's registry threshold, else sharedppo's bar for it."""
     if cfg.target_return is not None:
         return cfg.target_return
+    if cfg.backend == "envpool":
+        # EnvPool's registry, so that ALE ids need no ale-py to be resolved.
+        from .envpool_backend import reward_threshold
+
+        threshold = reward_threshold(cfg.id)
+        return threshold if threshold is not None else TARGETS.get(cfg.id)
     spec = resolve_env_id(cfg.id)
     if spec.reward_threshold is not None:
         return float(spec.reward_threshold)
@@ -179,7 +185,14 @@ def make_envs(
 
     Training, evaluation (``num_envs``: fewer copies) and video (``video_dir``: one copy,
     rendered and recorded before any wrapper) get the same env, wrappers included.
+    ``env.backend=envpool`` builds EnvPool's vector env instead (``envpool_backend``), except
+    for video: EnvPool does not render, so the recorded episodes come from the gymnasium path,
+    whose observation space is the same (tests/test_envpool.py checks it).
     """
+    if cfg.backend == "envpool" and video_dir is None:
+        from .envpool_backend import make_pool
+
+        return _finish(make_pool(cfg, seed, num_envs or cfg.num_envs), cfg, seed)
     spec = resolve_env_id(cfg.id)
     mode = cfg.vectorization_mode
     if mode == "auto":
@@ -224,6 +237,12 @@ def make_envs(
     autoreset = envs.metadata.get("autoreset_mode", AutoresetMode.NEXT_STEP)
     if autoreset != AutoresetMode.NEXT_STEP:
         raise ConfigError(f"env.id={cfg.id!r} uses {autoreset}; sharedppo expects NEXT_STEP")
+    return _finish(envs, cfg, seed)
+
+
+def _finish(
+    envs: VectorEnv, cfg: EnvConfig, seed: int
+) -> tuple[VectorEnv, np.ndarray, dict[str, Any]]:
     if cfg.reach_reward_steps is not None:
         envs = ReachStepsReward(envs, cfg.reach_reward_steps)
     envs.action_space.seed(seed)

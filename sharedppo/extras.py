@@ -44,6 +44,7 @@ FEATURES = {
     "tune": Feature("sweep", "Optuna", ("optuna",)),
     "report": Feature("sweep", "matplotlib", ("matplotlib",)),
     "export": Feature("export", "ONNX", ("onnx", "onnxscript")),
+    "envpool": Feature("envpool", "EnvPool", ("envpool",)),
 }
 
 # gymnasium env modules (by entry point) -> the feature they need.
@@ -116,7 +117,12 @@ def check_extras(cfg: Any) -> None:
     Raises ConfigError with one line naming ``pip install "sharedppo[EXTRA]"``; call it before
     building anything, so a missing package never surfaces after a training run.
     """
-    check_env(cfg.env.id)
+    if cfg.env.backend == "envpool":
+        from .envpool_backend import check
+
+        check(cfg.env)
+    if cfg.env.backend == "gymnasium" or cfg.eval.video:
+        check_env(cfg.env.id)  # video is recorded on the gymnasium path
     if cfg.eval.video:
         require("video", "eval.video=true")
 
