@@ -75,9 +75,15 @@ class PPOAgent:
         return actions, logprobs, values, masks, state
 
     @torch.no_grad()
-    def value(self, obs: Tensor) -> Tensor:
-        """V(obs) from the mean network (no dropout masks: no action is taken from it)."""
-        return self.precision.run(self.net, obs)[1]
+    def value(
+        self, obs: Tensor, state: Tensor | None = None, starts: Tensor | None = None
+    ) -> Tensor:
+        """V(obs) from the mean network (no dropout masks: no action is taken from it); a
+        recurrent network's from ``state`` carried one step, as :meth:`act_recurrent` does."""
+        run, net = self.precision.run, self.net
+        if state is None:
+            return run(net.forward, obs)[1]
+        return run(net.step, obs, None, state, starts)[1]
 
     def set_progress(self, fraction_left: float) -> None:
         """Linear annealing: fraction_left goes from 1 at the first update towards 0."""

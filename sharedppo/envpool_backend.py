@@ -145,8 +145,8 @@ def _atari_options(cfg: EnvConfig) -> dict[str, Any]:
     # The gymnasium path's ALE counts its frame limit in emulator frames, and so does an
     # env.max_episode_steps there (its TimeLimit sits under the frame skip); EnvPool counts
     # agent steps.
-    frames = cfg.max_episode_steps or ale.pop("max_num_frames_per_episode", ALE_MAX_FRAMES)
-    ale.pop("max_num_frames_per_episode", None)
+    frame_limit = ale.pop("max_num_frames_per_episode", ALE_MAX_FRAMES)
+    frames = cfg.max_episode_steps or frame_limit
     return {
         **ale,
         "max_episode_steps": max(1, frames // atari.frame_skip),

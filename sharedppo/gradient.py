@@ -112,10 +112,10 @@ class Fused(Autograd):
     def __init__(
         self, net: ActorCritic, optimizer: Adam, cfg: PPOConfig, precision: Precision | None = None
     ) -> None:
-        reason = fused_unsupported(net, (precision or Precision()).name)
+        super().__init__(net, optimizer, cfg, precision)
+        reason = fused_unsupported(net, self.precision.name)
         if reason is not None:
             raise ValueError(f"the fused gradient does not support this network: {reason}")
-        super().__init__(net, optimizer, cfg, precision)
 
     @torch.no_grad()
     def forward(self, mb: Batch) -> FusedScored:

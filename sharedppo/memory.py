@@ -70,14 +70,11 @@ class Sequences:
 
     def select(self, envs: Tensor) -> Sequences:
         """The sequences of the envs ``envs``."""
-
-        def cols(x: Tensor | None) -> Tensor | None:
-            return None if x is None else x[:, envs]
-
+        cols = (slice(None), envs)
         return Sequences(
-            *(cols(getattr(self, f)) for f in _FIELDS),
-            cols(self.valid),
-            cols(self.starts),
+            *(_take(x, cols) for x in self._fields()),
+            self.valid[cols],
+            self.starts[cols],
             self.state0[envs],
         )
 
@@ -92,6 +89,11 @@ class Sequences:
         return [getattr(self, f) for f in _FIELDS]
 
 
+def _take(x: Tensor | None, index: Any) -> Tensor | None:
+    return None if x is None else x[index]
+
+
+# The per-transition fields Sequences and Batch share, in their constructors' order.
 _FIELDS = (
     "obs",
     "actions",
@@ -125,16 +127,7 @@ class Batch:
     def __getitem__(self, index: Tensor) -> Batch:
         if self.sequence is not None:
             raise TypeError("a batch of sequences splits by envs (sequence.select), not rows")
-        return Batch(
-            self.obs[index],
-            self.actions[index],
-            self.logprobs[index],
-            self.values[index],
-            self.advantages[index],
-            self.returns[index],
-            None if self.masks is None else self.masks[index],
-            None if self.action_mask is None else self.action_mask[index],
-        )
+        return Batch(*(_take(getattr(self, f), index) for f in _FIELDS))
 
 
 class RolloutMemory:

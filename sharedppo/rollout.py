@@ -123,12 +123,11 @@ class Rollout:
                         on_episodes(step, *finished)
             obs = self.obs if obs_norm is None else obs_norm(self.obs, update=False)
             last_obs = torch.from_numpy(obs).to(memory.obs.device, memory.obs.dtype)
-            run = agent.precision.run  # the values above came from the same forward pass
             if state is None:
-                last_values = run(agent.net.forward, last_obs)[1]
+                last_values = agent.value(last_obs)
             else:  # the next rollout's first step, as it will compute it
                 start = torch.from_numpy(starts.now).to(last_obs.device)
-                last_values = run(agent.net.step, last_obs, None, state, start)[1]
+                last_values = agent.value(last_obs, state, start)
                 self.state = state
         memory.finish_rollout(last_values)
         return step
