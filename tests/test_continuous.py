@@ -90,6 +90,34 @@ def test_running_mean_std_matches_numpy():
     assert scaled.shape == (2,) and scaler.returns[1] == 0.0
 
 
+def _chan_reference(rms_mean, rms_var, count, batch):
+    # The textbook merge with numpy's own mean and var: the fast update must give these bits.
+    b_mean, b_var, n = batch.mean(0), batch.var(0), batch.shape[0]
+    delta, total = b_mean - rms_mean, count + n
+    mean = rms_mean + delta * n / total
+    m2 = rms_var * count + b_var * n + delta**2 * count * n / total
+    return mean, m2 / total, total
+
+
+@pytest.mark.parametrize("rows", [1, 5])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_running_stats_match_numpy_bit_for_bit(rows, dtype):
+    data = np.random.default_rng(1).normal(3.0, 2.0, (40, rows, 4)).astype(dtype)
+    rms = RunningMeanStd((4,))
+    mean, var, count = rms.mean.copy(), rms.var.copy(), rms.count
+    for batch in data:
+        rms.update(batch)
+        mean, var, count = _chan_reference(mean, var, count, batch)
+        assert np.array_equal(rms.mean, mean) and np.array_equal(rms.var, var)
+    norm = ObsNormalizer((4,), enabled=True, clip=1.5)
+    norm.rms = rms
+    x = data[-1] * 3
+    expected = np.clip((x - rms.mean) / np.sqrt(rms.var + 1e-8), -1.5, 1.5).astype(np.float32)
+    assert np.array_equal(norm(x, update=False), expected)
+    nan = norm(np.full((1, 4), np.nan, dtype), update=False)
+    assert np.isnan(nan).all()
+
+
 def test_normalisation_survives_checkpoint_and_is_frozen_at_eval(cfg_factory, tmp_path):
     train(cfg_factory("experiment=pendulum", "total_steps=4096"), tmp_path)
     state = load(tmp_path / "checkpoints" / "last.pt")
