@@ -38,6 +38,7 @@ VARIANTS = {
     },
     "mujoco": {
         "sharedppo": ["experiment=halfcheetah"],
+        "sharedppo bf16": ["experiment=halfcheetah", "precision=bf16"],
         "sharedppo envpool": ["experiment=halfcheetah", "env.backend=envpool"],
     },
 }

@@ -190,7 +190,8 @@ class Gaussian(nn.Module):
         return out
 
     def to_env(self, actions: np.ndarray) -> np.ndarray:
-        clipped = np.clip(actions, self.low, self.high)
+        # The ufuncs rather than np.clip, whose Python wrapper costs ~10 us per one-env step.
+        clipped = np.minimum(np.maximum(actions, self.low), self.high)
         return clipped.reshape(*actions.shape[:-1], *self.env_shape)
 
 
