@@ -27,14 +27,10 @@ import time
 # sharedppo variants per section: the preset as shipped, then the speed options a user can pick.
 VARIANTS = {
     "atari": {
-        "sharedppo fp32": ["experiment=breakout"],
-        "sharedppo bf16": ["experiment=breakout", "precision=bf16"],
-        "sharedppo bf16 envpool 2 threads": [
-            "experiment=breakout",
-            "precision=bf16",
-            "env.backend=envpool",
-            "torch_threads=2",
-        ],
+        "sharedppo breakout": ["experiment=breakout"],
+        "sharedppo breakout bf16": ["experiment=breakout", "precision=bf16"],
+        "sharedppo breakout_fast (envpool, all cores)": ["experiment=breakout_fast"],
+        "sharedppo breakout_fast bf16": ["experiment=breakout_fast", "precision=bf16"],
     },
     "mujoco": {
         "sharedppo": ["experiment=halfcheetah"],
@@ -152,7 +148,7 @@ def main() -> None:
     for seed in range(args.seeds):
         for name in names if seed % 2 == 0 else names[::-1]:
             rates[name].append(spawn(section, name, seed, steps))
-            print(f"{name:34s} seed {seed}: {rates[name][-1]:,.0f} agent steps/s", flush=True)
+            print(f"{name:52s} seed {seed}: {rates[name][-1]:,.0f} agent steps/s", flush=True)
     report(section, steps, rates)
 
 
