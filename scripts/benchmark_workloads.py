@@ -148,7 +148,7 @@ def main() -> None:
     for seed in range(args.seeds):
         for name in names if seed % 2 == 0 else names[::-1]:
             rates[name].append(spawn(section, name, seed, steps))
-            print(f"{name:52s} seed {seed}: {rates[name][-1]:,.0f} agent steps/s", flush=True)
+            print(f"{name:52s} seed {seed}: {rates[name][-1]:,.0f} steps/s", flush=True)
     report(section, steps, rates)
 
 

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 EPS = 1e-8
+_FAST_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 def _clip(x: np.ndarray, limit: float) -> np.ndarray:
@@ -32,14 +33,17 @@ class RunningMeanStd:
         self.count = 1e-4
 
     def update(self, batch: np.ndarray) -> None:
-        # batch.mean(0) and batch.var(0) spelt out as the same ufuncs (so the same bits): the
-        # wrappers' dispatch was 40% of a HalfCheetah env step's normalisation cost. One row,
-        # the usual case at one env per step, has a variance of exactly zero.
+        # For float32/float64, batch.mean(0) and batch.var(0) spelt out as the same ufuncs (so
+        # the same bits): the wrappers' dispatch was 40% of a HalfCheetah env step's
+        # normalisation cost. One finite row, the usual case at one env per step, has a
+        # variance of exactly zero. Other dtypes keep numpy's wider accumulators.
         b_count = batch.shape[0]
-        b_mean = batch.sum(0) / b_count
-        if b_count == 1:
-            b_var = 0.0
+        if batch.dtype not in _FAST_DTYPES:
+            b_mean, b_var = batch.mean(0), batch.var(0)
+        elif b_count == 1:
+            b_mean, b_var = batch.sum(0) / b_count, 0.0
         else:
+            b_mean = batch.sum(0) / b_count
             centred = batch - b_mean
             b_var = (centred * centred).sum(0) / b_count
         delta = b_mean - self.mean

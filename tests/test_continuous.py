@@ -100,9 +100,15 @@ def _chan_reference(rms_mean, rms_var, count, batch):
 
 
 @pytest.mark.parametrize("rows", [1, 5])
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.float16, np.int64])
 def test_running_stats_match_numpy_bit_for_bit(rows, dtype):
     data = np.random.default_rng(1).normal(3.0, 2.0, (40, rows, 4)).astype(dtype)
+    scalar = RunningMeanStd(())  # the reward scaler's: one statistic over a 1-D batch
+    mean, var, count = scalar.mean.copy(), scalar.var.copy(), scalar.count
+    for batch in data[:, :, 0]:
+        scalar.update(batch)
+        mean, var, count = _chan_reference(mean, var, count, batch)
+        assert np.array_equal(scalar.mean, mean) and np.array_equal(scalar.var, var)
     rms = RunningMeanStd((4,))
     mean, var, count = rms.mean.copy(), rms.var.copy(), rms.count
     for batch in data:
@@ -111,10 +117,10 @@ def test_running_stats_match_numpy_bit_for_bit(rows, dtype):
         assert np.array_equal(rms.mean, mean) and np.array_equal(rms.var, var)
     norm = ObsNormalizer((4,), enabled=True, clip=1.5)
     norm.rms = rms
-    x = data[-1] * 3
+    x = data[-1].astype(np.float64) * 3
     expected = np.clip((x - rms.mean) / np.sqrt(rms.var + 1e-8), -1.5, 1.5).astype(np.float32)
     assert np.array_equal(norm(x, update=False), expected)
-    nan = norm(np.full((1, 4), np.nan, dtype), update=False)
+    nan = norm(np.full((1, 4), np.nan), update=False)
     assert np.isnan(nan).all()
 
 
