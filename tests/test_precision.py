@@ -80,6 +80,36 @@ def test_bf16_forward_loss_and_gradient_are_close_to_fp32(net_cfg):
     assert grad16.norm().item() == pytest.approx(grad32.norm().item(), rel=5e-2)
 
 
+@needs_bf16
+@pytest.mark.parametrize("net_cfg", [NetworkConfig(), CNN], ids=["mlp", "cnn"])
+def test_the_heads_run_in_fp32_under_autocast(net_cfg):
+    """The trunk in bf16, both heads in fp32 on its output (cast up)."""
+    torch.manual_seed(0)
+    shape = (4, 36, 36) if net_cfg.type == "nature_cnn" else (6,)
+    net = ActorCritic(shape, gym.spaces.Discrete(3), net_cfg)
+    obs = _frames(8).float() if len(shape) == 3 else torch.randn(8, *shape)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        hidden = net._trunk(0, obs, None)
+        out, values = net(obs)
+    assert hidden.dtype == torch.bfloat16
+    (policy_w, policy_b), (value_w, value_b) = net.heads
+    assert torch.equal(out, torch.nn.functional.linear(hidden.float(), policy_w, policy_b))
+    expected = torch.nn.functional.linear(hidden.float(), value_w, value_b).squeeze(-1)
+    assert torch.equal(values, expected)
+
+
+@needs_bf16
+def test_a_recurrent_networks_heads_run_in_fp32_under_autocast():
+    net = ActorCritic(6, gym.spaces.Discrete(3), NetworkConfig(recurrent="lstm"))
+    obs, state = torch.randn(4, 6), net.initial_state(4)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out, values, _ = net.step(obs, None, state)
+        seq_out, seq_values = net.forward_sequence(
+            obs.view(2, 2, 6), None, state[:2], torch.zeros(2, 2)
+        )
+    assert out.dtype == values.dtype == seq_out.dtype == seq_values.dtype == torch.float32
+
+
 def test_fp32_runs_without_autocast_or_casts():
     net = ActorCritic(6, gym.spaces.Discrete(3), NetworkConfig())
     seen = []
