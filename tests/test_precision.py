@@ -80,7 +80,6 @@ def test_bf16_forward_loss_and_gradient_are_close_to_fp32(net_cfg):
     assert grad16.norm().item() == pytest.approx(grad32.norm().item(), rel=5e-2)
 
 
-@needs_bf16
 @pytest.mark.parametrize("net_cfg", [NetworkConfig(), CNN], ids=["mlp", "cnn"])
 def test_the_heads_run_in_fp32_under_autocast(net_cfg):
     """The trunk in bf16, both heads in fp32 on its output (cast up)."""
@@ -98,7 +97,6 @@ def test_the_heads_run_in_fp32_under_autocast(net_cfg):
     assert torch.equal(values, expected)
 
 
-@needs_bf16
 def test_a_recurrent_networks_heads_run_in_fp32_under_autocast():
     net = ActorCritic(6, gym.spaces.Discrete(3), NetworkConfig(recurrent="lstm"))
     obs, state = torch.randn(4, 6), net.initial_state(4)
