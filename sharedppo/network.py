@@ -194,12 +194,12 @@ class ActorCritic(nn.Module):
     def _heads(self, policy_in: Tensor, value_in: Tensor) -> tuple[Tensor, Tensor]:
         """Both heads' linear maps, in fp32 also under a mixed precision (they are a few
         hundred multiply-adds per row, and what they output is what the policy samples from
-        and the value loss fits). At fp32 this is the plain F.linear, bit for bit."""
+        and the value loss fits). Without autocast this is the plain F.linear, bit for bit."""
         (policy_w, policy_b), (value_w, value_b) = self.heads
-        with fp32_region(policy_in.device.type):
+        with fp32_region(policy_in.device.type):  # inputs cast to the weights' own dtype
             return (
-                F.linear(policy_in.float(), policy_w, policy_b),
-                F.linear(value_in.float(), value_w, value_b),
+                F.linear(policy_in.to(policy_w.dtype), policy_w, policy_b),
+                F.linear(value_in.to(value_w.dtype), value_w, value_b),
             )
 
     @property

@@ -2,7 +2,8 @@
 network's forward passes, and the fp16 loss scale.
 
 Parameters, the optimizer's flat buffer, Adam and the loss stay fp32: only the network's
-matrix products and convolutions run in bf16 or fp16 under autocast, and what comes out of
+matrix products and convolutions run in bf16 or fp16 under autocast (the two heads excepted:
+``ActorCritic._heads``), and what comes out of
 the network is cast back to fp32 before sampling, scoring and the loss read it. The
 hand-derived (fused) gradient is fp32 maths, so any other precision uses autograd
 (``gradient.fused_unsupported``).
