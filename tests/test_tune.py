@@ -33,8 +33,10 @@ FLOATS = (
     "  ppo.update_epochs: {type: int, low: 1, high: 4}\n"
 )
 
-# Trials long enough (no pruning, 2048 steps) that both workers get some while either starts.
-PARALLEL = FLOATS.replace("total_steps=1024", "total_steps=2048").replace(
+# Trials long enough (no pruning, 32k steps: about 2 s of training each) that both workers
+# get some while the other starts: at 2,048 steps one worker, started a second or two ahead
+# on a quiet machine, once finished all four before the other asked for its first.
+PARALLEL = FLOATS.replace("total_steps=1024", "total_steps=32768").replace(
     "{type: median, n_startup_trials: 1}", "{type: none}"
 )
 
