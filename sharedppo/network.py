@@ -196,7 +196,10 @@ class ActorCritic(nn.Module):
         hundred multiply-adds per row, and what they output is what the policy samples from
         and the value loss fits). Without autocast this is the plain F.linear, bit for bit."""
         (policy_w, policy_b), (value_w, value_b) = self.heads
-        with fp32_region(policy_in.device.type):  # inputs cast to the weights' own dtype
+        device_type = policy_in.device.type
+        if not torch.is_autocast_enabled(device_type):  # the per-step path at fp32: no casts
+            return F.linear(policy_in, policy_w, policy_b), F.linear(value_in, value_w, value_b)
+        with fp32_region(device_type):  # inputs cast to the weights' own dtype
             return (
                 F.linear(policy_in.to(policy_w.dtype), policy_w, policy_b),
                 F.linear(value_in.to(value_w.dtype), value_w, value_b),
