@@ -13,7 +13,7 @@ from .loss import LossTerms, Scored, ppo_loss
 from .memory import Batch
 from .network import ActorCritic
 from .optim import Adam
-from .policy import mask_logits
+from .policy import GaussianDraws, mask_logits
 from .precision import Precision
 
 # What update() returns that is a loss or a quantity of the policy change; the rest (gradient
@@ -49,10 +49,15 @@ class PPOAgent:
         return isinstance(self.gradient, Fused)
 
     def act(
-        self, obs: Tensor, action_mask: Tensor | None = None
-    ) -> tuple[Tensor, Tensor, Tensor, Tensor | None]:
+        self,
+        obs: Tensor,
+        action_mask: Tensor | None = None,
+        draws: GaussianDraws | None = None,
+    ) -> tuple[Tensor, Tensor | None, Tensor, Tensor | None]:
         """Sample actions (only valid ones, given ``action_mask``); returns (actions,
-        log-probs, values, dropout masks or None).
+        log-probs, values, dropout masks or None). With ``draws``, a Gaussian policy's noise
+        drawn for the rollout, the actions come from it and the log-probs are None
+        (``draws.log_probs()`` has the whole rollout's).
 
         Call it under ``torch.inference_mode()`` (the rollout loop holds one for all steps).
         """
@@ -60,17 +65,26 @@ class PPOAgent:
         masks = net.sample_masks(obs.shape[0], obs.device)
         # net.forward, not net: module-call hooks cost ~5 us.
         out, values = self.precision.run(net.forward, obs, masks)
+        if draws is not None:
+            return draws.sample(out), None, values, masks
         actions, logprobs = net.dist.sample(mask_logits(out, action_mask))
         return actions, logprobs, values, masks
 
     def act_recurrent(
-        self, obs: Tensor, action_mask: Tensor | None, state: Tensor, starts: Tensor
-    ) -> tuple[Tensor, Tensor, Tensor, Tensor | None, Tensor]:
+        self,
+        obs: Tensor,
+        action_mask: Tensor | None,
+        state: Tensor,
+        starts: Tensor,
+        draws: GaussianDraws | None = None,
+    ) -> tuple[Tensor, Tensor | None, Tensor, Tensor | None, Tensor]:
         """:meth:`act` for a recurrent network: ``state`` is zeroed where ``starts`` is 1,
         then carried one step; returns (actions, log-probs, values, masks, new state)."""
         net = self.net
         masks = net.sample_masks(obs.shape[0], obs.device)
         out, values, state = self.precision.run(net.step, obs, masks, state, starts)
+        if draws is not None:
+            return draws.sample(out), None, values, masks, state
         actions, logprobs = net.dist.sample(mask_logits(out, action_mask))
         return actions, logprobs, values, masks, state
 

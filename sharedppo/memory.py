@@ -129,6 +129,11 @@ class Batch:
             raise TypeError("a batch of sequences splits by envs (sequence.select), not rows")
         return Batch(*(_take(getattr(self, f), index) for f in _FIELDS))
 
+def _host_view(tensor: Tensor) -> np.ndarray | None:
+    if tensor.device.type != "cpu" or tensor.dtype == torch.bfloat16:
+        return None
+    return tensor.numpy()
+
 
 class RolloutMemory:
     """One rollout of ``num_steps`` x ``num_envs`` transitions, written in place step by step.
@@ -180,6 +185,10 @@ class RolloutMemory:
         self.action_mask = (
             None if action_mask_size is None else zeros(action_mask_size, dtype=torch.bool)
         )
+        # On CPU the rollout writes observations and reads actions through numpy views of the
+        # same memory: a numpy row assignment costs less per step than torch's copy_ and
+        # from_numpy/numpy calls (None on another device, or for a dtype numpy lacks).
+        self.host_obs, self.host_actions = _host_view(self.obs), _host_view(self.actions)
         self.host_rewards = np.zeros(size, dtype=np.float32)
         self.host_terminated = np.zeros(size, dtype=np.float32)
         self.host_dones = np.zeros(size, dtype=np.float32)

@@ -15,6 +15,7 @@ from .envstate import capture_state, restore_state
 from .episodes import EpisodeTracker
 from .memory import RolloutMemory
 from .normalize import ObsNormalizer, RewardScaler
+from .policy import Gaussian
 from .recurrent import EpisodeStarts
 
 EpisodesHook = Callable[[int, np.ndarray, np.ndarray], None]
@@ -76,36 +77,44 @@ class Rollout:
             memory.host_terminated,
             memory.host_dones,
         )
+        host_obs, host_actions = memory.host_obs, memory.host_actions
         state, starts = self.state, self.starts
         if state is not None:
             memory.state0.copy_(state)
             act_recurrent, device = agent.act_recurrent, memory.obs.device
+        dist = agent.net.dist
+        # A Gaussian policy's noise for the whole rollout, drawn now: acting writes the
+        # actions into memory.actions itself, and the log-probs are filled in at the end.
+        draws = dist.draws(memory.actions) if isinstance(dist, Gaussian) else None
         with torch.inference_mode():
             for t in range(memory.num_steps):
                 step_obs = obs_rows[t]
                 obs = self.obs if obs_norm is None else obs_norm(self.obs, update=True)
-                step_obs.copy_(torch.from_numpy(obs))
+                if host_obs is None:
+                    step_obs.copy_(torch.from_numpy(obs))
+                else:
+                    host_obs[t] = obs
                 valid = None
                 if valid_rows is not None:
                     valid = valid_rows[t]
                     valid.copy_(torch.from_numpy(self.action_mask))
                 if state is None:
-                    actions, logprobs, values, masks = act(step_obs, valid)
+                    actions, logprobs, values, masks = act(step_obs, valid, draws)
                 else:
                     memory.host_starts[t] = starts.now
                     start = torch.from_numpy(starts.now).to(device)
                     actions, logprobs, values, masks, state = act_recurrent(
-                        step_obs, valid, state, start
+                        step_obs, valid, state, start, draws
                     )
-                action_rows[t].copy_(actions)
-                logprob_rows[t].copy_(logprobs)
+                if draws is None:
+                    action_rows[t].copy_(actions)
+                    logprob_rows[t].copy_(logprobs)
                 value_rows[t].copy_(values)
                 if mask_rows is not None:
                     mask_rows[t].copy_(masks)
 
-                self.obs, reward, terminated, truncated, info = envs.step(
-                    to_env(actions.cpu().numpy())
-                )
+                env_actions = actions.cpu().numpy() if host_actions is None else host_actions[t]
+                self.obs, reward, terminated, truncated, info = envs.step(to_env(env_actions))
                 done = terminated | truncated
                 if starts is not None:
                     starts.advance(done)
@@ -121,6 +130,8 @@ class Rollout:
                     tracker.record(step, finished[0])
                     if on_episodes is not None:
                         on_episodes(step, *finished)
+            if draws is not None:
+                memory.logprobs.copy_(draws.log_probs())
             obs = self.obs if obs_norm is None else obs_norm(self.obs, update=False)
             last_obs = torch.from_numpy(obs).to(memory.obs.device, memory.obs.dtype)
             if state is None:

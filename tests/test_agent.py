@@ -20,9 +20,12 @@ def categorical_logp_entropy(logits, actions):
     return head.log_prob(logits, actions), head.entropy(logits)
 
 
+@pytest.mark.parametrize("env", ["cartpole", "pendulum"])  # pendulum: GaussianDraws
 @pytest.mark.parametrize("dropout", [0.0, 0.2])
-def test_ratio_is_one_at_first_minibatch(cfg_factory, tmp_path, dropout):
-    cfg = cfg_factory(f"network.dropout={dropout}", "total_steps=256", "ppo.num_minibatches=4")
+def test_ratio_is_one_at_first_minibatch(cfg_factory, tmp_path, dropout, env):
+    cfg = cfg_factory(
+        f"env={env}", f"network.dropout={dropout}", "total_steps=256", "ppo.num_minibatches=4"
+    )
     agent = train(cfg, tmp_path).agent
     assert agent.first_ratio is not None and len(agent.first_ratio) > 0
     assert (agent.first_ratio - 1).abs().max().item() < 1e-6

@@ -34,6 +34,16 @@ def test_gaussian_log_prob_and_entropy_match_torch():
     assert torch.allclose(logp, ref.log_prob(sampled).sum(-1), atol=1e-5)
 
 
+class _Recorded(gym.Wrapper):
+    def __init__(self, env: gym.Env, seen: list) -> None:
+        super().__init__(env)
+        self.seen = seen
+
+    def step(self, action):
+        self.seen.append(np.array(action))
+        return self.env.step(action)
+
+
 def test_gaussian_clips_for_the_env_but_stores_the_sample(cfg_factory, tmp_path):
     space = gym.spaces.Box(-2.0, 2.0, (1,), np.float32)
     dist = Gaussian(space)
@@ -47,7 +57,11 @@ def test_gaussian_clips_for_the_env_but_stores_the_sample(cfg_factory, tmp_path)
     from sharedppo.memory import RolloutMemory
     from sharedppo.rollout import Rollout
 
-    envs = gym.make_vec("Pendulum-v1", num_envs=4, vectorization_mode="sync")
+    torch.manual_seed(0)
+    seen: list[np.ndarray] = []
+    envs = gym.make_vec(
+        "Pendulum-v1", 4, vectorization_mode="sync", wrappers=[lambda e: _Recorded(e, seen)]
+    )
     obs, _ = envs.reset(seed=0)
     net = ActorCritic(3, envs.single_action_space, NetworkConfig())
     with torch.no_grad():
@@ -55,7 +69,33 @@ def test_gaussian_clips_for_the_env_but_stores_the_sample(cfg_factory, tmp_path)
     memory = RolloutMemory(16, 4, (3,), None, torch.device("cpu"), (1,), torch.float32)
     Rollout(envs, obs).collect(PPOAgent(net, PPOConfig()), memory, EpisodeTracker(4), 0)
     assert memory.actions.abs().max() > 2.0
+    stored = memory.actions.flatten(0, 1)  # step by step, env by env: the order stepped
+    assert np.array_equal(np.concatenate(seen), np.clip(stored.numpy(), -2.0, 2.0).ravel())
+    # The log-probs and values stored are those of the stored (unclipped) actions.
+    with torch.no_grad():
+        means, values = net(memory.obs.flatten(0, 1))
+    assert torch.allclose(memory.logprobs.flatten(), net.dist.log_prob(means, stored), atol=1e-5)
+    assert torch.allclose(memory.values.flatten(), values, atol=1e-6)
     envs.close()
+
+
+def test_gaussian_draws_are_a_normal_sample_written_into_the_rows():
+    torch.manual_seed(0)
+    dist = Gaussian(gym.spaces.Box(-2.0, 2.0, (2,), np.float32))
+    with torch.no_grad():
+        dist.log_std.copy_(torch.tensor([-0.5, 0.7]))
+    rows = torch.zeros(3, 4, 2)  # [T, N, d], as the rollout memory holds them
+    draws = dist.draws(rows)
+    means = torch.randn(3, 4, 2)
+    for t in range(3):
+        actions = draws.sample(means[t])
+        assert actions.data_ptr() == rows[t].data_ptr()
+        assert torch.allclose(actions, means[t] + dist.log_std.exp() * draws.noise[t])
+    ref = Normal(means, dist.log_std.exp()).log_prob(rows).sum(-1)
+    assert draws.log_probs().shape == (3, 4)
+    assert torch.allclose(draws.log_probs(), ref, atol=1e-5)
+    # Scoring the stored actions again, as the update does, gives the same log-probs.
+    assert torch.allclose(dist.log_prob(means, rows), draws.log_probs(), atol=1e-5)
 
 
 def test_multidiscrete_is_independent_categoricals():
