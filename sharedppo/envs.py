@@ -23,6 +23,7 @@ from .atari import atari_wrapper
 from .config import ConfigError, EnvConfig
 from .extras import prepare_video, require
 from .spaces import FlattenDict, Layout, dict_layout
+from .vector import make_lean
 
 
 class ReachStepsReward(VectorWrapper):
@@ -270,9 +271,10 @@ def _make_vec(
 ) -> VectorEnv:
     if wrappers and mode == "vector_entry_point":
         mode = "sync"  # per-env wrappers need per-env instances
-    return gym.make_vec(
+    envs = gym.make_vec(
         env_id, num_envs=num_envs, vectorization_mode=mode, wrappers=wrappers or None, **kwargs
     )
+    return make_lean(envs)
 
 
 def obs_layout(envs: VectorEnv) -> Layout | None:
