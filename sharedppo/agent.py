@@ -136,8 +136,10 @@ class PPOAgent:
                 groups = order.tensor_split(cfg.num_minibatches)
                 minibatches = [batch.sequence.select(envs).batch() for envs in groups]
             else:
+                # Shuffled once, then cut: the same minibatches as indexing each with its part
+                # of the permutation, in one gather per field instead of one per minibatch.
                 order = torch.randperm(len(batch), device=device)
-                minibatches = [batch[i] for i in order.tensor_split(cfg.num_minibatches)]
+                minibatches = batch[order].chunks(cfg.num_minibatches)
             for mb in minibatches:
                 advantages = mb.advantages
                 if cfg.norm_adv and not whole:

@@ -129,6 +129,15 @@ class Batch:
             raise TypeError("a batch of sequences splits by envs (sequence.select), not rows")
         return Batch(*(_take(getattr(self, f), index) for f in _FIELDS))
 
+    def chunks(self, n: int) -> list[Batch]:
+        """``n`` consecutive minibatches, as ``tensor_split`` sizes them: views, no copies."""
+        if self.sequence is not None:
+            raise TypeError("a batch of sequences splits by envs (sequence.select), not rows")
+        fields = (getattr(self, f) for f in _FIELDS)
+        parts = [None if x is None else x.tensor_split(n) for x in fields]
+        return [Batch(*(None if p is None else p[k] for p in parts)) for k in range(n)]
+
+
 def _host_view(tensor: Tensor) -> np.ndarray | None:
     if tensor.device.type != "cpu" or tensor.dtype == torch.bfloat16:
         return None

@@ -60,3 +60,21 @@ def test_memory_bootstraps_from_next_row_and_drops_reset_steps():
     batch = mem.batch()
     assert len(batch) == 2
     assert batch.returns.tolist() == pytest.approx([2.5, 2.0])
+
+
+def test_chunks_of_the_shuffled_batch_are_the_indexed_minibatches():
+    from sharedppo.memory import Batch
+
+    torch.manual_seed(0)
+    n = 11  # not a multiple of the minibatch count: tensor_split's uneven sizes
+    batch = Batch(
+        torch.randn(n, 3), torch.randn(n, 2), *(torch.randn(n) for _ in range(4)), None, None
+    )
+    order = torch.randperm(n)
+    want = [batch[i] for i in order.tensor_split(4)]
+    got = batch[order].chunks(4)
+    assert [len(mb) for mb in got] == [3, 3, 3, 2]
+    for a, b in zip(want, got, strict=True):
+        for field in ("obs", "actions", "logprobs", "values", "advantages", "returns"):
+            assert torch.equal(getattr(a, field), getattr(b, field))
+        assert b.masks is None and b.action_mask is None
