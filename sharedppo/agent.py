@@ -79,7 +79,8 @@ class PPOAgent:
         draws: GaussianDraws | None = None,
     ) -> tuple[Tensor, Tensor | None, Tensor, Tensor | None, Tensor]:
         """:meth:`act` for a recurrent network: ``state`` is zeroed where ``starts`` is 1,
-        then carried one step; returns (actions, log-probs, values, masks, new state)."""
+        then carried one step; returns (actions, log-probs, values, masks, new state), the
+        log-probs None with ``draws`` as in :meth:`act`."""
         net = self.net
         masks = net.sample_masks(obs.shape[0], obs.device)
         out, values, state = self.precision.run(net.step, obs, masks, state, starts)

@@ -165,12 +165,12 @@ def _atari_options(cfg: EnvConfig) -> dict[str, Any]:
 
 
 class EnvPoolEnvs(VectorWrapper):
-    """EnvPool's vector env with the gymnasium path's info keys.
+    """EnvPool's vector env with the gymnasium path's info keys (``vector.INFO_KEYS``).
 
     Classic control and MuJoCo infos are dropped (the gymnasium path's carry nothing the
-    rollout reads). Atari's become ``env_reward`` (EnvPool's unclipped ``reward``),
-    ``game_over`` (its ``terminated``, the real end of the game, or a time-limit truncation)
-    and ``lives``, as ``atari.RecordGameScore`` writes them.
+    rollout reads). Atari's become ``env_reward`` (EnvPool's unclipped ``reward``) and
+    ``game_over`` (its ``terminated``, the real end of the game, or a time-limit truncation),
+    as ``atari.RecordGameScore`` writes them.
     """
 
     def __init__(self, env: VectorEnv, atari: bool) -> None:
@@ -195,5 +195,4 @@ class EnvPoolEnvs(VectorWrapper):
         return {
             "env_reward": info["reward"].astype(np.float64),
             "game_over": game_over,
-            "lives": info["lives"],
         }

@@ -113,7 +113,11 @@ class Rollout:
                 if mask_rows is not None:
                     mask_rows[t].copy_(masks)
 
-                env_actions = actions.cpu().numpy() if host_actions is None else host_actions[t]
+                # A copy: an env or wrapper that kept or changed its action must not reach
+                # into the memory (a Categorical's to_env hands the array on as it is).
+                env_actions = (
+                    actions.cpu().numpy() if host_actions is None else host_actions[t].copy()
+                )
                 self.obs, reward, terminated, truncated, info = envs.step(to_env(env_actions))
                 done = terminated | truncated
                 if starts is not None:

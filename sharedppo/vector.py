@@ -5,7 +5,8 @@ Per env step gymnasium's ``SyncVectorEnv.step`` also batches every key of every 
 (HalfCheetah's four floats: eight small arrays a step), iterates the actions through the
 space's dispatcher and deep-copies the observations. On a one-env MuJoCo rollout that work,
 and the caches it takes from the torch calls between steps, cost about an eighth of the
-time: ``experiment=halfcheetah`` 3,550 -> 4,000 env steps/s (docs/benchmarks.md).
+time: one HalfCheetah step 62 -> 46 us alone (docs/benchmarks.md, "Where a one-env MuJoCo
+step went").
 """
 
 from __future__ import annotations
@@ -15,10 +16,11 @@ from typing import Any
 
 import numpy as np
 from gymnasium.spaces import Box
-from gymnasium.vector import AutoresetMode, SyncVectorEnv
+from gymnasium.vector import AutoresetMode, SyncVectorEnv, VectorEnv
 from gymnasium.vector.utils import concatenate
 
-# The info keys anything in sharedppo reads from a vector env (rollout, evaluation, api).
+# The info keys anything in sharedppo reads from a vector env (the rollout, evaluation, the
+# action masks); EnvPool's envs (envpool_backend.EnvPoolEnvs) give the same.
 INFO_KEYS = ("action_mask", "env_reward", "game_over")
 
 _STATE = (
@@ -53,6 +55,11 @@ class LeanSyncVectorEnv(SyncVectorEnv):
             else:
                 env_obs[i], rewards[i], terminations[i], truncations[i], info = env.step(actions[i])
             if rows is not None:
+                if np.shape(env_obs[i]) != rows.shape[1:]:  # as np.stack would refuse it
+                    raise ValueError(
+                        f"env {i} returned an observation of shape {np.shape(env_obs[i])}; "
+                        f"its space {self.single_observation_space} has {rows.shape[1:]}"
+                    )
                 rows[i] = env_obs[i]
             if info:
                 kept = {k: info[k] for k in INFO_KEYS if k in info}
@@ -69,7 +76,7 @@ class LeanSyncVectorEnv(SyncVectorEnv):
         return obs, rewards.copy(), terminations.copy(), truncations.copy(), infos
 
 
-def make_lean(envs: Any) -> Any:
+def make_lean(envs: VectorEnv) -> VectorEnv:
     """``envs`` as a :class:`LeanSyncVectorEnv` if it is exactly gymnasium's ``SyncVectorEnv``
     with the state this step uses (a gymnasium that lays it out otherwise keeps its own)."""
     if type(envs) is SyncVectorEnv and all(hasattr(envs, name) for name in _STATE):

@@ -100,8 +100,14 @@ def test_checkpoint_cannot_run_code(tmp_path):
     assert not (tmp_path / "pwned").exists()
 
 
-def test_resume_is_exact(cfg_factory, tmp_path):
-    overrides = ("total_steps=4096", "network.dropout=0.1", "checkpoint.every_steps=1024")
+@pytest.mark.parametrize("env", ["cartpole", "pendulum"])  # pendulum: a rollout's noise at once
+def test_resume_is_exact(cfg_factory, tmp_path, env):
+    overrides = (
+        f"env={env}",
+        "total_steps=4096",
+        "network.dropout=0.1",
+        "checkpoint.every_steps=1024",
+    )
     full = train(cfg_factory(*overrides), tmp_path / "full")
 
     job = tmp_path / "job"

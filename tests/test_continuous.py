@@ -79,6 +79,29 @@ def test_gaussian_clips_for_the_env_but_stores_the_sample(cfg_factory, tmp_path)
     envs.close()
 
 
+def test_a_gaussian_rollout_samples_from_its_draws(monkeypatch):
+    from sharedppo.agent import PPOAgent
+    from sharedppo.config import PPOConfig
+    from sharedppo.episodes import EpisodeTracker
+    from sharedppo.memory import RolloutMemory
+    from sharedppo.policy import GaussianDraws
+    from sharedppo.rollout import Rollout
+
+    calls = []
+    sample = GaussianDraws.sample
+    monkeypatch.setattr(
+        GaussianDraws, "sample", lambda self, out: calls.append(1) or sample(self, out)
+    )
+    monkeypatch.setattr(Gaussian, "sample", None)  # the per-step path is not taken
+    envs = gym.make_vec("Pendulum-v1", 2, vectorization_mode="sync")
+    obs, _ = envs.reset(seed=0)
+    net = ActorCritic(3, envs.single_action_space, NetworkConfig())
+    memory = RolloutMemory(8, 2, (3,), None, torch.device("cpu"), (1,), torch.float32)
+    Rollout(envs, obs).collect(PPOAgent(net, PPOConfig()), memory, EpisodeTracker(2), 0)
+    assert len(calls) == 8
+    envs.close()
+
+
 def test_gaussian_draws_are_a_normal_sample_written_into_the_rows():
     torch.manual_seed(0)
     dist = Gaussian(gym.spaces.Box(-2.0, 2.0, (2,), np.float32))

@@ -104,3 +104,21 @@ def test_training_envs_are_lean_in_sync_mode():
     envs, _, _ = make_envs(EnvConfig(id="Pendulum-v1", num_envs=2), seed=0)
     assert type(envs) is LeanSyncVectorEnv
     envs.close()
+
+
+class _Longer(gym.Wrapper):
+    """Declares CartPole's space but steps to [1, 4] observations, as a buggy env might (a
+    row assignment would broadcast them silently)."""
+
+    def step(self, action):
+        obs, *rest = self.env.step(action)
+        return (obs[None], *rest)
+
+
+def test_an_observation_of_the_wrong_shape_is_refused_like_gymnasium():
+    for make in (lambda envs: envs, make_lean):
+        envs = make(gym.make_vec("CartPole-v1", 2, vectorization_mode="sync", wrappers=[_Longer]))
+        envs.reset(seed=0)
+        with pytest.raises(ValueError):
+            envs.step(np.array([0, 1]))
+        envs.close()
