@@ -1,7 +1,7 @@
-"""One Nature-CNN training step at batch 256 on one thread, by precision and memory layout.
+"""One Nature-CNN training step at batch 256, by precision and memory layout.
 
     python scripts/time_cnn_step.py            # 8 timed steps per variant after 2 warm-ups
-    python scripts/time_cnn_step.py --steps 20
+    python scripts/time_cnn_step.py --steps 20 --threads 2
 
 A step is what an update does per minibatch (forward, PPO loss, backward, clipping, Adam) on
 4 x 84 x 84 uint8 frames and Discrete(4) actions, through ``PPOAgent.update``; acting is one
@@ -19,6 +19,7 @@ import time
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--steps", type=int, default=8)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads")
     args = parser.parse_args()
 
     import gymnasium as gym
@@ -30,7 +31,7 @@ def main() -> None:
     from sharedppo.network import ActorCritic
     from sharedppo.precision import Precision
 
-    torch.set_num_threads(1)
+    torch.set_num_threads(args.threads)
     frames = torch.randint(0, 256, (256, 4, 84, 84), dtype=torch.uint8)
 
     def timed(fn) -> float:  # noqa: ANN001
