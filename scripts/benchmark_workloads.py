@@ -3,6 +3,7 @@
     pip install -e ".[bench,atari,mujoco,envpool]"
     python scripts/benchmark_workloads.py --section atari --seeds 3 --steps 8192
     python scripts/benchmark_workloads.py --section mujoco --seeds 5 --steps 20480
+    python scripts/benchmark_workloads.py --section atari --only "sharedppo breakout_fast"
 
 CleanRL's settings on both sides. Atari: Breakout, 8 envs x 128 steps, 4 epochs of 4
 minibatches of 256, Nature CNN, the standard wrappers with frame skip 4 and a stack of 4.
@@ -131,6 +132,9 @@ def main() -> None:
     parser.add_argument("--section", choices=sorted(VARIANTS), required=True)
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--steps", type=int, default=None, help="agent steps per run")
+    parser.add_argument(
+        "--only", nargs="+", metavar="NAME", help="these sharedppo variants (SB3 always runs)"
+    )
     parser.add_argument("--worker", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     section = args.section
@@ -143,7 +147,11 @@ def main() -> None:
         return
 
     steps = args.steps or {"atari": 8192, "mujoco": 20480}[section]
-    names = [*VARIANTS[section], "sb3"]
+    chosen = args.only or list(VARIANTS[section])
+    unknown = sorted(set(chosen) - set(VARIANTS[section]))
+    if unknown:
+        parser.error(f"--only {unknown}: the {section} variants are {list(VARIANTS[section])}")
+    names = [*chosen, "sb3"]
     rates: dict[str, list[float]] = {n: [] for n in names}
     for seed in range(args.seeds):
         for name in names if seed % 2 == 0 else names[::-1]:
