@@ -65,10 +65,7 @@ class PPOAgent:
         masks = net.sample_masks(obs.shape[0], obs.device)
         # net.forward, not net: module-call hooks cost ~5 us.
         out, values = self.precision.run(net.forward, obs, masks)
-        if draws is not None:
-            return draws.sample(out), None, values, masks
-        actions, logprobs = net.dist.sample(mask_logits(out, action_mask))
-        return actions, logprobs, values, masks
+        return *self._sample(out, action_mask, draws), values, masks
 
     def act_recurrent(
         self,
@@ -84,10 +81,14 @@ class PPOAgent:
         net = self.net
         masks = net.sample_masks(obs.shape[0], obs.device)
         out, values, state = self.precision.run(net.step, obs, masks, state, starts)
+        return *self._sample(out, action_mask, draws), values, masks, state
+
+    def _sample(
+        self, out: Tensor, action_mask: Tensor | None, draws: GaussianDraws | None
+    ) -> tuple[Tensor, Tensor | None]:
         if draws is not None:
-            return draws.sample(out), None, values, masks, state
-        actions, logprobs = net.dist.sample(mask_logits(out, action_mask))
-        return actions, logprobs, values, masks, state
+            return draws.sample(out), None
+        return self.net.dist.sample(mask_logits(out, action_mask))
 
     @torch.no_grad()
     def value(

@@ -139,9 +139,7 @@ class Batch:
 
 
 def _host_view(tensor: Tensor) -> np.ndarray | None:
-    if tensor.device.type != "cpu" or tensor.dtype == torch.bfloat16:
-        return None
-    return tensor.numpy()
+    return tensor.numpy() if tensor.device.type == "cpu" else None
 
 
 class RolloutMemory:
@@ -196,7 +194,7 @@ class RolloutMemory:
         )
         # On CPU the rollout writes observations and reads actions through numpy views of the
         # same memory: a numpy row assignment costs less per step than torch's copy_ and
-        # from_numpy/numpy calls (None on another device, or for a dtype numpy lacks).
+        # from_numpy/numpy calls (None on another device).
         self.host_obs, self.host_actions = _host_view(self.obs), _host_view(self.actions)
         self.host_rewards = np.zeros(size, dtype=np.float32)
         self.host_terminated = np.zeros(size, dtype=np.float32)

@@ -104,7 +104,8 @@ class Categorical(nn.Module):
         return out.argmax(-1)
 
     def to_env(self, actions: np.ndarray) -> np.ndarray:
-        return actions if self.shift is None else actions + self.shift
+        # A new array, like every head's to_env: the rollout passes a view of its memory.
+        return actions.copy() if self.shift is None else actions + self.shift
 
 
 class MultiCategorical(Categorical):

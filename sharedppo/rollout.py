@@ -64,7 +64,8 @@ class Rollout:
         envs, num_envs = self.envs, memory.obs.shape[1]
         # Looked up once: this loop runs per env step, and each attribute walk or no-op call
         # costs a measurable share of a small network's step.
-        to_env, act = agent.net.dist.to_env, agent.act
+        dist, act = agent.net.dist, agent.act
+        to_env = dist.to_env
         obs_norm, scale = self.obs_norm, self.reward_scale
         # Per-step views made once: indexing a tensor per step costs more than the copy into it.
         obs_rows, action_rows = memory.obs.unbind(0), memory.actions.unbind(0)
@@ -82,7 +83,6 @@ class Rollout:
         if state is not None:
             memory.state0.copy_(state)
             act_recurrent, device = agent.act_recurrent, memory.obs.device
-        dist = agent.net.dist
         # A Gaussian policy's noise for the whole rollout, drawn now: acting writes the
         # actions into memory.actions itself, and the log-probs are filled in at the end.
         draws = dist.draws(memory.actions) if isinstance(dist, Gaussian) else None
@@ -113,11 +113,8 @@ class Rollout:
                 if mask_rows is not None:
                     mask_rows[t].copy_(masks)
 
-                # A copy: an env or wrapper that kept or changed its action must not reach
-                # into the memory (a Categorical's to_env hands the array on as it is).
-                env_actions = (
-                    actions.cpu().numpy() if host_actions is None else host_actions[t].copy()
-                )
+                # to_env returns a new array: the env never holds the memory's row.
+                env_actions = actions.cpu().numpy() if host_actions is None else host_actions[t]
                 self.obs, reward, terminated, truncated, info = envs.step(to_env(env_actions))
                 done = terminated | truncated
                 if starts is not None:
