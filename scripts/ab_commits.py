@@ -33,7 +33,7 @@ try:
     from sharedppo.compose import register_configs
 except ImportError:  # before the restructuring
     from sharedppo.config import register_configs
-from sharedppo.runner import train
+from sharedppo.run.session import train
 register_configs()
 with initialize_config_module("sharedppo.conf", version_base="1.3"):
     cfg = compose("config", [*sys.argv[3:], f"seed={sys.argv[2]}", "device=cpu"])

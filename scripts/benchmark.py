@@ -62,7 +62,7 @@ def work_sharedppo(overrides: list[str], seed: int) -> dict:
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     from sharedppo.compose import register_configs
-    from sharedppo.runner import train
+    from sharedppo.run.session import train
 
     logging.disable(logging.INFO)
     register_configs()
@@ -158,12 +158,12 @@ def scaling(env_counts: list[int], seconds: float = 1.5) -> list[dict]:
     import gymnasium as gym
     import torch
 
-    from sharedppo.agent import PPOAgent
+    from sharedppo.algo.agent import PPOAgent
     from sharedppo.config import NetworkConfig, PPOConfig
-    from sharedppo.episodes import EpisodeTracker
-    from sharedppo.memory import RolloutMemory
-    from sharedppo.network import ActorCritic
-    from sharedppo.rollout import Rollout
+    from sharedppo.nn.actor_critic import ActorCritic
+    from sharedppo.run.episodes import EpisodeTracker
+    from sharedppo.run.memory import RolloutMemory
+    from sharedppo.run.rollout import Rollout
 
     torch.set_num_threads(1)
     rows = []

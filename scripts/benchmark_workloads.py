@@ -50,7 +50,7 @@ def work_sharedppo(overrides: list[str], seed: int, steps: int) -> float:
     from hydra import compose, initialize_config_module
 
     from sharedppo.compose import register_configs
-    from sharedppo.runner import train
+    from sharedppo.run.session import train
 
     logging.disable(logging.INFO)
     register_configs()

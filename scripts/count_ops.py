@@ -26,10 +26,10 @@ def main() -> None:
     import torch
     from torch.utils._python_dispatch import TorchDispatchMode
 
-    from sharedppo.agent import PPOAgent
+    from sharedppo.algo.agent import PPOAgent
+    from sharedppo.algo.batch import Batch
     from sharedppo.config import NetworkConfig, PPOConfig
-    from sharedppo.memory import Batch
-    from sharedppo.network import ActorCritic
+    from sharedppo.nn.actor_critic import ActorCritic
 
     torch.manual_seed(0)
     net = ActorCritic(4, gym.spaces.Discrete(2), NetworkConfig())

@@ -47,7 +47,7 @@ def rollout_rate(overrides: list[str], n: int, seconds: float) -> float:
     from omegaconf import OmegaConf
 
     from sharedppo.compose import compose_checked
-    from sharedppo.envs import make_envs
+    from sharedppo.envs.build import make_envs
 
     cfg = OmegaConf.to_object(compose_checked([*overrides, f"env.num_envs={n}"])).env
     envs, _, _ = make_envs(cfg, seed=0)
@@ -67,7 +67,7 @@ def rollout_rate(overrides: list[str], n: int, seconds: float) -> float:
 
 def training_rate(overrides: list[str], n: int, steps: int) -> float:
     from sharedppo.compose import compose_checked
-    from sharedppo.runner import train
+    from sharedppo.run.session import train
 
     logging.disable(logging.INFO)
     cfg = compose_checked(

@@ -3,7 +3,7 @@
 The same as the installed ``sharedppo-report`` command; see sharedppo/report.py.
 """
 
-from sharedppo.report import main
+from sharedppo.report.cli import main
 
 if __name__ == "__main__":
     main()

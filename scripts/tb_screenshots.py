@@ -15,8 +15,10 @@ import shutil
 import sys
 from pathlib import Path
 
-from sharedppo.report import job_folders
-from sharedppo.tbserver import tensorboard
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/tbserver.py
+
+from sharedppo.report.cli import job_folders  # noqa: E402
+from tests.tbserver import tensorboard  # noqa: E402
 
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 

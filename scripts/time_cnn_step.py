@@ -25,11 +25,11 @@ def main() -> None:
     import gymnasium as gym
     import torch
 
-    from sharedppo.agent import PPOAgent
+    from sharedppo.algo.agent import PPOAgent
+    from sharedppo.algo.batch import Batch
     from sharedppo.config import NetworkConfig, PPOConfig
-    from sharedppo.memory import Batch
-    from sharedppo.network import ActorCritic
-    from sharedppo.precision import Precision
+    from sharedppo.nn.actor_critic import ActorCritic
+    from sharedppo.nn.precision import Precision
 
     torch.set_num_threads(args.threads)
     frames = torch.randint(0, 256, (256, 4, 84, 84), dtype=torch.uint8)

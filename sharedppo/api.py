@@ -20,12 +20,12 @@ import torch
 from omegaconf import OmegaConf
 
 from .compose import compose_checked
-from .envs import API_NAMESPACE
-from .evaluate import load_policy
-from .policy import mask_logits
-from .runner import TrainResult
-from .runner import train as _train
-from .spaces import MASK_KEY, flatten
+from .envs.build import API_NAMESPACE
+from .envs.spaces import MASK_KEY, flatten
+from .nn.heads import mask_logits
+from .run.evaluate import load_policy
+from .run.session import TrainResult
+from .run.session import train as _train
 
 EnvSource = str | Callable[..., gym.Env]
 

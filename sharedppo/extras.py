@@ -88,7 +88,7 @@ def require(feature: str, what: str, *also: str) -> None:
 def check_env(env_id: str) -> None:
     """The id resolves (its module imported, for ``module:EnvId``) and the extra its gymnasium
     module needs is installed."""
-    from .envs import resolve_env_id  # envs uses this module's checks when it builds
+    from .envs.build import resolve_env_id  # envs uses this module's checks when it builds
 
     what = f"env.id={env_id!r}"
     spec = resolve_env_id(env_id)
@@ -118,7 +118,7 @@ def check_extras(cfg: Any) -> None:
     building anything, so a missing package never surfaces after a training run.
     """
     if cfg.env.backend == "envpool":
-        from .envpool_backend import check
+        from .envs.envpool import check
 
         check(cfg.env)
     if cfg.env.backend == "gymnasium" or cfg.eval.video:

@@ -6,13 +6,13 @@ import pytest
 import torch
 from torch.distributions import Categorical
 
-from sharedppo.agent import PPOAgent
+from sharedppo.algo.agent import PPOAgent
+from sharedppo.algo.batch import Batch
 from sharedppo.config import NetworkConfig, PPOConfig
-from sharedppo.memory import Batch
-from sharedppo.network import ActorCritic
-from sharedppo.policy import Categorical as CategoricalHead
-from sharedppo.policy import sample_categorical
-from sharedppo.runner import train
+from sharedppo.nn.actor_critic import ActorCritic
+from sharedppo.nn.heads import Categorical as CategoricalHead
+from sharedppo.nn.heads import sample_categorical
+from sharedppo.run.session import train
 
 
 def categorical_logp_entropy(logits, actions):

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from sharedppo.config import NetworkConfig
-from sharedppo.network import ActorCritic
-from sharedppo.runner import train
+from sharedppo.nn.actor_critic import ActorCritic
+from sharedppo.run.session import train
 
 
 def test_nature_cnn_shapes_and_both_heads_reach_it():
@@ -36,7 +36,7 @@ def test_atari_wrappers_end_learner_episodes_per_life_and_log_real_games(cfg_fac
     pytest.importorskip("cv2", reason="the atari extra is not installed")
     from omegaconf import OmegaConf
 
-    from sharedppo.envs import make_envs
+    from sharedppo.envs.build import make_envs
 
     env_cfg = OmegaConf.to_object(cfg_factory("env=atari", "env.num_envs=1")).env
     envs, obs, _ = make_envs(env_cfg, seed=0)
@@ -75,7 +75,7 @@ def test_evaluation_and_video_envs_match_the_training_env(cfg_factory, tmp_path)
     pytest.importorskip("cv2", reason="the atari extra is not installed")
     from omegaconf import OmegaConf
 
-    from sharedppo.envs import make_envs
+    from sharedppo.envs.build import make_envs
 
     env_cfg = OmegaConf.to_object(cfg_factory("env=atari", "env.num_envs=2")).env
     train_envs, train_obs, _ = make_envs(env_cfg, seed=0)

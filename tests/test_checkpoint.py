@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 import torch
 
-from sharedppo.checkpoint import CheckpointError, load, save_atomic
-from sharedppo.evaluate import evaluate, load_policy
-from sharedppo.runner import Interrupted, TrainingError, train
+from sharedppo.run.checkpoint import CheckpointError, load, save_atomic
+from sharedppo.run.evaluate import evaluate, load_policy
+from sharedppo.run.session import Interrupted, TrainingError, train
 from tests.conftest import run_cli
 
 NAN_ID = "SharedPPOTest/NaNReward-v0"
@@ -65,7 +65,8 @@ def test_kill_during_write_leaves_previous_checkpoint_loadable(tmp_path):
     path = tmp_path / "last.pt"
     save_atomic({"model": {"w": torch.ones(2)}}, path)
     code = (
-        "import torch, sys; from pathlib import Path; from sharedppo.checkpoint import save_atomic;"
+        "import torch, sys; from pathlib import Path;"
+        "from sharedppo.run.checkpoint import save_atomic;"
         "big = {'model': {'w': torch.zeros(50_000_000)}};"
         "print('writing', flush=True);"
         f"save_atomic(big, Path({str(path)!r}))"
@@ -146,7 +147,7 @@ def test_checkpoints_are_bounded_and_best_is_kept(cfg_factory, tmp_path):
     assert "last.pt" in names and "best.pt" in names
     assert len([n for n in names if n.startswith("step_")]) == 2
     state = load(tmp_path / "checkpoints" / "last.pt")
-    from sharedppo.checkpoint import LAYOUT_VERSION
+    from sharedppo.run.checkpoint import LAYOUT_VERSION
 
     assert state["version"] == LAYOUT_VERSION
     for key in ("model", "optimizer", "progress", "episodes", "memory", "rng", "env", "config"):
@@ -247,7 +248,7 @@ def test_eval_of_trained_cartpole_reaches_475(cfg_factory, tmp_path):
         [
             sys.executable,
             "-c",
-            "from sharedppo.evaluate import main; main()",
+            "from sharedppo.run.evaluate import main; main()",
             str(tmp_path),
             "--episodes",
             "3",

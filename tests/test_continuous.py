@@ -9,14 +9,14 @@ import torch
 from torch.distributions import Categorical as TorchCategorical
 from torch.distributions import Normal
 
-from sharedppo.checkpoint import load
 from sharedppo.compose import compose_checked
 from sharedppo.config import ConfigError, NetworkConfig
-from sharedppo.evaluate import evaluate, load_policy
-from sharedppo.network import ActorCritic
-from sharedppo.normalize import ObsNormalizer, RewardScaler, RunningMeanStd
-from sharedppo.policy import Gaussian, MultiCategorical, make_distribution
-from sharedppo.runner import train
+from sharedppo.nn.actor_critic import ActorCritic
+from sharedppo.nn.heads import Gaussian, MultiCategorical, make_distribution
+from sharedppo.nn.normalize import ObsNormalizer, RewardScaler, RunningMeanStd
+from sharedppo.run.checkpoint import load
+from sharedppo.run.evaluate import evaluate, load_policy
+from sharedppo.run.session import train
 
 
 def test_gaussian_log_prob_and_entropy_match_torch():
@@ -51,11 +51,11 @@ def test_gaussian_clips_for_the_env_but_stores_the_sample(cfg_factory, tmp_path)
     assert dist.to_env(raw).tolist() == [[-2.0], [0.5], [2.0]]
 
     # A wide policy on Pendulum: stored actions leave the bounds the env saw.
-    from sharedppo.agent import PPOAgent
+    from sharedppo.algo.agent import PPOAgent
     from sharedppo.config import PPOConfig
-    from sharedppo.episodes import EpisodeTracker
-    from sharedppo.memory import RolloutMemory
-    from sharedppo.rollout import Rollout
+    from sharedppo.run.episodes import EpisodeTracker
+    from sharedppo.run.memory import RolloutMemory
+    from sharedppo.run.rollout import Rollout
 
     torch.manual_seed(0)
     seen: list[np.ndarray] = []
@@ -80,12 +80,12 @@ def test_gaussian_clips_for_the_env_but_stores_the_sample(cfg_factory, tmp_path)
 
 
 def test_a_gaussian_rollout_samples_from_its_draws(monkeypatch):
-    from sharedppo.agent import PPOAgent
+    from sharedppo.algo.agent import PPOAgent
     from sharedppo.config import PPOConfig
-    from sharedppo.episodes import EpisodeTracker
-    from sharedppo.memory import RolloutMemory
-    from sharedppo.policy import GaussianDraws
-    from sharedppo.rollout import Rollout
+    from sharedppo.nn.heads import GaussianDraws
+    from sharedppo.run.episodes import EpisodeTracker
+    from sharedppo.run.memory import RolloutMemory
+    from sharedppo.run.rollout import Rollout
 
     calls = []
     sample = GaussianDraws.sample

@@ -9,10 +9,10 @@ from __future__ import annotations
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.custom_scalar import layout_pb2
 
-from sharedppo.dashboard import select_hparams
-from sharedppo.runnames import job_name, safe_name
-from sharedppo.tbserver import get_json, tensorboard
+from sharedppo.overrides import job_name, safe_name
+from sharedppo.tb.dashboard import select_hparams
 from tests.conftest import compose_config, run_cli
+from tests.tbserver import get_json, tensorboard
 
 BOOKKEEPING = ("checkpoint.", "eval.", "log_every_updates", "resume", "torch_threads", "device")
 

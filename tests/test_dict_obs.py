@@ -10,8 +10,8 @@ import torch
 
 import sharedppo
 from sharedppo.config import ConfigError
-from sharedppo.normalize import ObsNormalizer
-from sharedppo.spaces import FlattenDict, dict_layout, flatten
+from sharedppo.envs.spaces import FlattenDict, dict_layout, flatten
+from sharedppo.nn.normalize import ObsNormalizer
 
 DICT_ID = "SharedPPOTest/DictBandit-v0"
 BAD_DICT_ID = "SharedPPOTest/BadDict-v0"
@@ -119,7 +119,7 @@ def test_dict_env_learns_with_its_mask_and_predicts_from_raw_dicts(tmp_path):
 
 
 def test_an_unsupported_dict_entry_is_one_line(cfg_factory, tmp_path):
-    from sharedppo.runner import train
+    from sharedppo.run.session import train
 
     with pytest.raises(ConfigError, match="observation key 'text'") as err:
         train(cfg_factory(f"env.id={BAD_DICT_ID}", "env.vectorization_mode=sync"), tmp_path)
@@ -128,7 +128,7 @@ def test_an_unsupported_dict_entry_is_one_line(cfg_factory, tmp_path):
 
 def test_box_of_any_shape_and_multibinary_actions(cfg_factory, tmp_path):
     from sharedppo.config import NetworkConfig
-    from sharedppo.network import ActorCritic
+    from sharedppo.nn.actor_critic import ActorCritic
 
     net = ActorCritic((2, 3), gym.spaces.MultiBinary(5), NetworkConfig())
     out, _ = net(torch.randn(7, 2, 3))

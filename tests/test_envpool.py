@@ -16,9 +16,9 @@ import torch
 from omegaconf import OmegaConf
 
 from sharedppo.config import ConfigError
-from sharedppo.envs import make_envs, target_return
-from sharedppo.episodes import EpisodeTracker
-from sharedppo.memory import RolloutMemory
+from sharedppo.envs.build import make_envs, target_return
+from sharedppo.run.episodes import EpisodeTracker
+from sharedppo.run.memory import RolloutMemory
 from tests.conftest import run_cli
 from tests.test_extras import BARE, assert_one_line, without
 
@@ -347,7 +347,7 @@ def test_cartpole_trains_end_to_end_on_envpool(tmp_path):
 def test_breakout_fast_preset_runs(cfg_factory, tmp_path):
     """The fast Breakout preset: EnvPool's envs with the fp32 recipe of experiment=breakout."""
     need("envpool")
-    from sharedppo.runner import train
+    from sharedppo.run.session import train
 
     small = ["env.num_envs=2", "ppo.num_steps=32", "total_steps=128", "device=cpu"]
     cfg = cfg_factory("experiment=breakout_fast", *small)

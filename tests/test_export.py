@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from sharedppo.evaluate import load_policy
-from sharedppo.export import example_inputs, input_names, main
-from sharedppo.spaces import flatten
+from sharedppo.envs.spaces import flatten
+from sharedppo.run.evaluate import load_policy
+from sharedppo.run.export import example_inputs, input_names, main
 from tests.conftest import Frames
 from tests.test_dict_obs import DICT_ID
 
@@ -35,7 +35,7 @@ CASES = {
 
 @pytest.mark.parametrize("case", list(CASES))
 def test_onnx_matches_torch_on_raw_observations(cfg_factory, tmp_path, case):
-    from sharedppo.runner import train
+    from sharedppo.run.session import train
 
     overrides = [*CASES[case], "env.vectorization_mode=sync", "checkpoint.every_steps=null"]
     train(cfg_factory(*overrides, "ppo.num_steps=32"), tmp_path / "job")

@@ -8,13 +8,13 @@ import gymnasium as gym
 import pytest
 import torch
 
-from sharedppo.agent import PPOAgent
+from sharedppo.algo.agent import PPOAgent
+from sharedppo.algo.batch import Batch
+from sharedppo.algo.gradient import Fused, fused_unsupported
+from sharedppo.algo.loss import Scored, ppo_loss
 from sharedppo.config import NetworkConfig, PPOConfig
-from sharedppo.gradient import Fused, fused_unsupported
-from sharedppo.loss import Scored, ppo_loss
-from sharedppo.memory import Batch
-from sharedppo.network import ActorCritic
-from sharedppo.runner import train
+from sharedppo.nn.actor_critic import ActorCritic
+from sharedppo.run.session import train
 
 SPACES = {
     "discrete": gym.spaces.Discrete(3),

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from sharedppo.memory import RolloutMemory, compute_gae
+from sharedppo.algo.gae import compute_gae
+from sharedppo.run.memory import RolloutMemory
 
 
 def col(*xs: float) -> torch.Tensor:
@@ -63,7 +64,7 @@ def test_memory_bootstraps_from_next_row_and_drops_reset_steps():
 
 
 def test_chunks_of_the_shuffled_batch_are_the_indexed_minibatches():
-    from sharedppo.memory import Batch
+    from sharedppo.algo.batch import Batch
 
     torch.manual_seed(0)
     n = 11  # not a multiple of the minibatch count: tensor_split's uneven sizes

@@ -7,13 +7,13 @@ import numpy as np
 import pytest
 import torch
 
-from sharedppo.agent import PPOAgent
+from sharedppo.algo.agent import PPOAgent
+from sharedppo.algo.batch import Batch
+from sharedppo.algo.gradient import Autograd, Fused
+from sharedppo.algo.loss import ppo_loss
 from sharedppo.config import ConfigError, NetworkConfig, PPOConfig
-from sharedppo.gradient import Autograd, Fused
-from sharedppo.loss import ppo_loss
-from sharedppo.memory import Batch
-from sharedppo.network import ActorCritic
-from sharedppo.runner import train
+from sharedppo.nn.actor_critic import ActorCritic
+from sharedppo.run.session import train
 
 MASKED_ID = "SharedPPOTest/Masked-v0"
 BAD_MASK_ID = "SharedPPOTest/BadMask-v0"

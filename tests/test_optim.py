@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from sharedppo.optim import Adam
+from sharedppo.algo.optim import Adam
 
 
 def _params(seed: int) -> list[torch.nn.Parameter]:

@@ -10,16 +10,17 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from sharedppo import precision as precision_module
-from sharedppo.agent import PPOAgent
+from sharedppo.algo.agent import PPOAgent
+from sharedppo.algo.batch import Batch
+from sharedppo.algo.gradient import Autograd, Fused, fused_unsupported
 from sharedppo.compose import compose_checked
 from sharedppo.config import ConfigError, NetworkConfig, PPOConfig
-from sharedppo.gradient import Autograd, Fused, fused_unsupported
-from sharedppo.memory import Batch, RolloutMemory
-from sharedppo.network import ActorCritic
-from sharedppo.precision import LossScaler, Precision, check_precision
-from sharedppo.runner import train
-from sharedppo.trainer import Trainer
+from sharedppo.nn import precision as precision_module
+from sharedppo.nn.actor_critic import ActorCritic
+from sharedppo.nn.precision import LossScaler, Precision, check_precision
+from sharedppo.run.memory import RolloutMemory
+from sharedppo.run.session import train
+from sharedppo.run.trainer import Trainer
 from tests.conftest import Frames, run_cli
 
 FRAMES_ID = "SharedPPOTest/SmallFrames-v0"

@@ -10,18 +10,18 @@ import torch
 from omegaconf import OmegaConf
 
 import sharedppo
-from sharedppo.agent import PPOAgent
-from sharedppo.checkpoint import load
+from sharedppo.algo.agent import PPOAgent
+from sharedppo.algo.gradient import Autograd, Fused, fused_unsupported
 from sharedppo.compose import compose_checked
 from sharedppo.config import ConfigError, NetworkConfig, PPOConfig, validate
-from sharedppo.envs import make_envs
-from sharedppo.episodes import EpisodeTracker
-from sharedppo.evaluate import evaluate
-from sharedppo.gradient import Autograd, Fused, fused_unsupported
-from sharedppo.memory import RolloutMemory
-from sharedppo.network import ActorCritic
-from sharedppo.rollout import Rollout
-from sharedppo.runner import Interrupted, train
+from sharedppo.envs.build import make_envs
+from sharedppo.nn.actor_critic import ActorCritic
+from sharedppo.run.checkpoint import load
+from sharedppo.run.episodes import EpisodeTracker
+from sharedppo.run.evaluate import evaluate
+from sharedppo.run.memory import RolloutMemory
+from sharedppo.run.rollout import Rollout
+from sharedppo.run.session import Interrupted, train
 from sharedppo.wrappers import KeepObservation
 from tests.conftest import run_cli
 from tests.test_config import GROUPS, options

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from sharedppo.cli import closing_line
-from sharedppo.runner import TrainResult
+from sharedppo.cli.app import closing_line
+from sharedppo.run.session import TrainResult
 from tests.conftest import run_cli
 
 TINY = ["total_steps=1024", "checkpoint.every_steps=null"]

@@ -13,16 +13,16 @@ import numpy as np
 import pytest
 import torch
 
-from sharedppo.agent import PPOAgent
-from sharedppo.checkpoint import LAYOUT_VERSION, CheckpointError, read, save_atomic
+from sharedppo.algo.agent import PPOAgent
+from sharedppo.algo.batch import Batch
+from sharedppo.algo.gradient import Autograd, Fused, fused_unsupported
 from sharedppo.compose import compose_checked
 from sharedppo.config import ConfigError, NetworkConfig, PPOConfig
-from sharedppo.episodes import EpisodeTracker
-from sharedppo.evaluate import evaluate, load_policy
-from sharedppo.gradient import Autograd, Fused, fused_unsupported
-from sharedppo.memory import Batch
-from sharedppo.network import ActorCritic
-from sharedppo.runner import train
+from sharedppo.nn.actor_critic import ActorCritic
+from sharedppo.run.checkpoint import LAYOUT_VERSION, CheckpointError, read, save_atomic
+from sharedppo.run.episodes import EpisodeTracker
+from sharedppo.run.evaluate import evaluate, load_policy
+from sharedppo.run.session import train
 
 V1_CHECKPOINT = Path(__file__).parent / "data" / "v1_cartpole_step2048.pt"
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from sharedppo.runner import train
+from sharedppo.run.session import train
 
 CONSTANT_ID = "SharedPPOTest/Constant-v0"
 

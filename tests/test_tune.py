@@ -53,7 +53,7 @@ def tune(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedPro
 
 def tune_here(*args: str) -> int:
     """The same command in this process: no interpreter to start, for the quick cases."""
-    from sharedppo.tune import run
+    from sharedppo.tune.cli import run
 
     return run(list(args))
 
@@ -65,13 +65,13 @@ def space_file(tmp_path: Path, text: str, name: str = "space") -> str:
 
 
 def journal(out: Path, name: str) -> optuna.Study:
-    from sharedppo.tune_study import journal_storage
+    from sharedppo.tune.study import journal_storage
 
     return optuna.load_study(study_name=name, storage=journal_storage(out / "study.journal"))
 
 
 def counted(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
-    from sharedppo.tune_study import counts
+    from sharedppo.tune.study import counts
 
     return [t for t in study.get_trials() if counts(t)]
 
@@ -109,7 +109,7 @@ def test_tuning_prunes_continues_and_writes_a_preset(tmp_path):
 
 
 def test_best_preset_keeps_groups_and_values_and_leaves_out_run_only_keys(tmp_path):
-    from sharedppo.tune_preset import preset_text
+    from sharedppo.tune.preset import preset_text
 
     overrides = [
         "env=acrobot",
@@ -137,7 +137,7 @@ def test_best_preset_keeps_groups_and_values_and_leaves_out_run_only_keys(tmp_pa
 
 
 def test_continuing_a_study_tries_only_new_parameter_sets(tmp_path, caplog):
-    caplog.set_level("INFO", logger="sharedppo.tune")
+    caplog.set_level("INFO", logger="sharedppo.tune.cli")
     out = tmp_path / "tune"
     cmd = ["--search", space_file(tmp_path, GRID), "--out", str(out)]
     assert tune_here(*cmd, "--trials", "2") == 0
@@ -174,7 +174,7 @@ def test_parallel_trials_share_a_journal(tmp_path):
 
 
 def test_seeds_are_averaged_and_reported(tmp_path):
-    from sharedppo.report import report
+    from sharedppo.report.cli import report
 
     out = tmp_path / "tune"
     space = FLOATS.replace("n_startup_trials: 1", "n_startup_trials: 5")
@@ -255,9 +255,9 @@ def test_workers_are_submitted_to_slurm_as_a_job_array(tmp_path, monkeypatch):
     """No SLURM here: a stand-in sbatch keeps the script it is given, so what SLURM would run
     (resources, array, time-limit signal, each worker's command line) is checked."""
     pytest.importorskip("submitit")
-    from sharedppo.tune import make_plan, parser, worker_argv
-    from sharedppo.tune_launch import launcher_config, submit
-    from sharedppo.tune_space import load_space
+    from sharedppo.tune.cli import make_plan, parser, worker_argv
+    from sharedppo.tune.launch import launcher_config, submit
+    from sharedppo.tune.space import load_space
 
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
@@ -288,7 +288,7 @@ def test_workers_are_submitted_to_slurm_as_a_job_array(tmp_path, monkeypatch):
 
 def test_search_spaces_compose_as_a_config_group():
     from sharedppo.config import ConfigError
-    from sharedppo.tune_space import load_space
+    from sharedppo.tune.space import load_space
 
     space = load_space("cartpole")
     assert space.study_name == "cartpole" and "ppo.lr" in space.params
@@ -299,7 +299,7 @@ def test_search_spaces_compose_as_a_config_group():
 
 
 def test_each_worker_and_each_continuation_samples_differently():
-    from sharedppo.tune_space import load_space, make_sampler
+    from sharedppo.tune.space import load_space, make_sampler
 
     space = load_space("cartpole")
 

@@ -8,8 +8,8 @@ import pytest
 from gymnasium.vector import AsyncVectorEnv, SyncVectorEnv
 
 from sharedppo.config import EnvConfig
-from sharedppo.envs import make_envs
-from sharedppo.vector import INFO_KEYS, LeanSyncVectorEnv, make_lean
+from sharedppo.envs.build import make_envs
+from sharedppo.envs.vector import INFO_KEYS, LeanSyncVectorEnv, make_lean
 
 
 class _Infos(gym.Wrapper):

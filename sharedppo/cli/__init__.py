@@ -1,0 +1,5 @@
+"""TODO"""
+
+from .app import FailedJobs, main
+
+__all__ = ["FailedJobs", "main"]

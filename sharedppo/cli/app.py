@@ -1,0 +1,158 @@
+"""The ``sharedppo`` command: Hydra app, one-line errors, ``resume=JOB``."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.experimental.callback import Callback
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf
+
+from ..compose import open_mapping_overrides, register_configs
+from ..config import ConfigError
+from ..overrides import quoted, register_resolvers
+from ..run.checkpoint import CheckpointError
+from ..run.session import TrainingError, TrainResult, train, write_summary
+from ..run.signals import Interrupted
+from .precheck import check_command
+
+log = logging.getLogger("sharedppo")
+register_configs()
+register_resolvers()
+
+
+@hydra.main(version_base="1.3", config_path="pkg://sharedppo.conf", config_name="config")
+def _app(cfg: DictConfig) -> float:
+    # Imported here, not at the top: torch takes ~1.5 s to load, and a command-line mistake
+    # should get its one line without waiting for it.
+    from ..run.checkpoint import CheckpointError
+
+    hydra_cfg = HydraConfig.get()
+    out_dir = Path(hydra_cfg.runtime.output_dir)
+    try:
+        result = train(cfg, out_dir)
+    except Interrupted as stop:
+        say(
+            f"sharedppo: {stop} at update {stop.step}; checkpoint saved. Resume with: "
+            f"sharedppo resume={out_dir}"
+        )
+        sys.exit(128 + stop.signum)
+    except Exception as err:
+        if hydra_cfg.mode == RunMode.MULTIRUN:
+            # One failed job (a bad value, a NaN, a bug) must not end the sweep: record it
+            # where the sweep report looks, and let the launcher go on with the others.
+            log.exception("job %s failed", hydra_cfg.job.num)
+            print(f"sharedppo: job {hydra_cfg.job.num} failed: {err}", file=sys.stderr)
+            if not (out_dir / "summary.json").is_file():  # train() writes one once it started
+                write_summary(
+                    out_dir, {"status": "failed", "error": f"{type(err).__name__}: {err}"}
+                )
+            return float("nan")
+        if isinstance(err, (ConfigError, CheckpointError, TrainingError)):
+            # Refused before training began: the new folder says so (a resumed job's folder
+            # keeps its own record).
+            if cfg.resume is None and not (out_dir / "summary.json").is_file():
+                write_summary(out_dir, {"status": "refused", "error": str(err)})
+            say(f"sharedppo: error: {err}")
+            sys.exit(1 if isinstance(err, TrainingError) else 2)
+        raise
+    log.info(closing_line(result))
+    return result.mean_return
+
+
+def say(message: str) -> None:
+    """To the terminal (stderr) and into the job's log file, which Hydra's console handler
+    does not reach for stderr lines."""
+    print(message, file=sys.stderr)
+    record = logging.LogRecord("sharedppo", logging.WARNING, __file__, 0, message, None, None)
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler):
+            handler.handle(record)
+
+
+def closing_line(result: TrainResult) -> str:
+    line = f"done: {result.global_step:,} steps in {result.seconds:.1f} s"
+    if result.episodes:
+        line += f", mean return (last 20 episodes) {result.mean_return:.1f}"
+    else:
+        line += ", no episode finished"
+    if result.target_return is not None:
+        line += (
+            f"; target {result.target_return:g} reached at step {result.target_step:,} "
+            f"({result.target_seconds:.2f} s)"
+            if result.target_step is not None
+            else f"; target {result.target_return:g} not reached"
+        )
+    return line
+
+
+class FailedJobs(Callback):
+    """Counts a sweep's failed jobs once all have run, so the command can exit non-zero.
+
+    Runs in the launching process after the launcher returns, whichever launcher ran the jobs
+    (they record failure in their own processes, in each job's summary.json).
+    """
+
+    found: list[Path] = []
+    total = 0
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: object) -> None:
+        jobs = [p.parent for p in sorted(Path(config.hydra.sweep.dir).glob("*/.hydra"))]
+        FailedJobs.total = len(jobs)
+        FailedJobs.found = [
+            job
+            for job in jobs
+            if (job / "summary.json").is_file()
+            and json.loads((job / "summary.json").read_text()).get("status") == "failed"
+        ]
+
+
+def resume_args(args: list[str]) -> list[str]:
+    """``resume=JOB`` continues that job in its own folder with its own overrides.
+
+    Overrides given now are applied after the job's own, so ``total_steps=...`` can extend it.
+    """
+    given = [a for a in args if a.startswith("resume=")]
+    if not given:
+        return args
+    job = Path(given[-1].split("=", 1)[1]).expanduser().resolve()
+    overrides_file = job / ".hydra" / "overrides.yaml"
+    if not overrides_file.is_file():
+        raise ConfigError(f"resume={job} is not a sharedppo job folder (no .hydra/overrides.yaml)")
+    original = [
+        str(o)
+        for o in OmegaConf.load(overrides_file)
+        if not str(o).startswith(("resume=", "resume_allow=", "hydra."))
+    ]
+    rest = [a for a in args if not a.startswith("resume=")]
+    # Quoted: job folders are named from overrides, so their paths hold '=' and ','.
+    return [*original, *rest, f"resume={quoted(str(job))}", f"hydra.run.dir={quoted(str(job))}"]
+
+
+def main() -> None:
+    """Console entry point: ``sharedppo [overrides]``."""
+    args = sys.argv[1:]
+    try:
+        args = resume_args(args)
+        # A single run and every job of a sweep are composed, validated and checked for the
+        # packages they need (and a resume for what may change) before Hydra starts anything,
+        # so a mistake is one line and no job trains or rewrites a job folder. A job that
+        # fails while training still leaves the others to run (see _app).
+        check_command(args)
+    except (ConfigError, CheckpointError) as err:
+        print(f"sharedppo: error: {err}", file=sys.stderr)
+        sys.exit(2)
+    sys.argv = [sys.argv[0], *open_mapping_overrides(args)]
+    _app()
+    if FailedJobs.found:
+        print(
+            f"sharedppo: {len(FailedJobs.found)} of {FailedJobs.total} jobs failed (see "
+            f"summary.json in {', '.join(str(job) for job in FailedJobs.found)})",
+            file=sys.stderr,
+        )
+        sys.exit(1)

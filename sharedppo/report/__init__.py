@@ -1,0 +1,5 @@
+"""TODO"""
+
+from .cli import main, report
+
+__all__ = ["main", "report"]

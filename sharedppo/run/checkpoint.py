@@ -1,0 +1,257 @@
+"""Checkpoints: their layout and compatibility check, atomic writes, safe loads, when to write.
+
+A checkpoint is a dict with the config it was trained under and one entry per stateful part
+of a run, each that part's own ``state_dict()``:
+
+    version       LAYOUT_VERSION
+    config        the resolved config (a plain dict)
+    model         the network's parameters (and a Gaussian head's log-std)
+    optimizer     Adam's moments, step count and learning rate
+    obs_norm      observation statistics      reward_scale  return statistics
+    memory        what carries into the next rollout (whether each env's last step ended)
+    episodes      running returns, the return window, episode count, target step, best, AUC
+    env           the env's current observation and its plain-data state (exact resume)
+    checkpointer  the best window mean so far and the next periodic step
+    rng           Python, numpy and torch generators
+    progress      global step, updates, elapsed seconds, seconds to the target
+
+Resume, evaluation and export read checkpoints through :func:`read`, which upgrades an older
+layout or refuses it in one line.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import random
+import tempfile
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+
+from ..config import NetworkConfig
+
+LAYOUT_VERSION = 2
+
+
+class Stateful(Protocol):
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that is missing, unreadable or does not fit the requested run."""
+
+
+def save_atomic(state: dict[str, Any], path: Path) -> None:
+    """Write to a temporary file beside ``path``, fsync, then rename over it.
+
+    A crash or kill at any moment leaves either the previous file or the new one, never a
+    half-written one.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(state, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load with ``weights_only=True``: tensors and plain containers only, no pickled code."""
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except (RuntimeError, EOFError, pickle.UnpicklingError, ValueError, OSError) as err:
+        # torch's own message suggests weights_only=False, which would run code from the file.
+        safe = "Weights only" in str(err)
+        kind = "holds objects a safe load refuses" if safe else type(err).__name__
+        raise CheckpointError(f"checkpoint {path} is corrupt or unreadable ({kind})") from None
+    if not isinstance(state, dict) or "model" not in state:
+        raise CheckpointError(f"checkpoint {path} holds no sharedppo state")
+    return state
+
+
+def assemble(config: dict[str, Any], parts: dict[str, Stateful]) -> dict[str, Any]:
+    """The checkpoint of a run: its config and each part's state."""
+    return {
+        "version": LAYOUT_VERSION,
+        "config": config,
+        **{name: part.state_dict() for name, part in parts.items()},
+    }
+
+
+def restore(state: dict[str, Any], parts: dict[str, Stateful]) -> None:
+    for name, part in parts.items():
+        part.load_state_dict(state[name])
+
+
+def read(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load a checkpoint in the current layout, upgrading an older one."""
+    state = load(path, map_location)
+    version = state.get("version", 1)
+    if version == 1:
+        return _upgrade_v1(state)
+    if version != LAYOUT_VERSION:
+        raise CheckpointError(
+            f"checkpoint {path} has layout version {version}; this sharedppo reads versions 1 "
+            f"to {LAYOUT_VERSION} (a newer sharedppo wrote it)"
+        )
+    return state
+
+
+def _upgrade_v1(old: dict[str, Any]) -> dict[str, Any]:
+    """Layout 1 (before 2026-11-24) kept the parts' fields side by side at the top level."""
+    config = old["config"]
+    ppo = config["ppo"]
+    # ppo.clip_vloss was a flag reusing clip_ratio as the value range; now it is the range.
+    if isinstance(ppo.get("clip_vloss"), bool):
+        ppo["clip_vloss"] = ppo["clip_ratio"] if ppo["clip_vloss"] else None
+    steps = int(old["global_step"])
+    return {
+        "version": LAYOUT_VERSION,
+        "config": config,
+        "model": old["model"],
+        "optimizer": old["optimizer"],
+        "obs_norm": old["obs_norm"],
+        "reward_scale": old["reward_scale"],
+        "memory": {"last_done": old["last_done"]},
+        "episodes": {
+            **old["tracker"],
+            "recent": old["recent_returns"],
+            "episodes": old["episodes"],
+            "target_step": old["target_step"],
+            "best_mean": old["best_return"],
+            # The return curve before the upgrade is not in the checkpoint: the AUC starts here.
+            "area": 0.0,
+            "first_step": None,
+            "last_point": None,
+        },
+        "env": {"obs": old["obs"], "env": old["env"]},
+        "checkpointer": {"best": old["best_return"], "next_step": None, "saved_step": steps},
+        "rng": old["rng"],
+        "progress": {
+            "global_step": steps,
+            "updates": int(old["updates"]),
+            "elapsed": float(old["elapsed"]),
+            "target_seconds": old["target_seconds"],
+        },
+    }
+
+
+def check_resumable(saved: dict[str, Any], config: dict[str, Any], path: Path) -> None:
+    """Refuse, in one line, to continue a checkpoint under a config it cannot continue.
+
+    The network must match, a key added to the schema after the checkpoint was written
+    counting as its default; of the env, the task and how many copies run may not change, nor
+    the rollout length (the memory's shape).
+    """
+    schema = asdict(NetworkConfig())
+    env_keys = ("id", "num_envs")
+    compared = {
+        "network": ({**schema, **saved["network"]}, {**schema, **config["network"]}),
+        "env": tuple({k: cfg["env"].get(k) for k in env_keys} for cfg in (saved, config)),
+        "ppo": tuple({"num_steps": cfg["ppo"]["num_steps"]} for cfg in (saved, config)),
+    }
+    for group, (old, new) in compared.items():
+        if old != new:
+            diff = ", ".join(
+                f"{group}.{k}={old.get(k)!r} in the checkpoint, {new.get(k)!r} requested"
+                for k in sorted(set(old) | set(new))
+                if old.get(k) != new.get(k)
+            )
+            raise CheckpointError(f"cannot resume {path}: {diff}")
+
+
+class GlobalRNG:
+    """Python, numpy (global) and torch generators, as checkpoint-safe values."""
+
+    def state_dict(self) -> dict[str, Any]:
+        kind, keys, pos, has_gauss, gauss = np.random.get_state()
+        return {
+            "python": random.getstate(),
+            "numpy": (kind, torch.from_numpy(keys.copy()), pos, has_gauss, gauss),
+            "torch": torch.get_rng_state(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        version, internal, gauss = state["python"]
+        random.setstate((version, tuple(internal), gauss))
+        kind, keys, pos, has_gauss, gauss_np = state["numpy"]
+        np.random.set_state((kind, keys.numpy(), pos, has_gauss, gauss_np))
+        torch.set_rng_state(state["torch"])
+
+
+def check_writable(folder: Path) -> None:
+    """Fail before training, with one line, if checkpoints cannot be written to ``folder``."""
+    target = folder / "checkpoints"
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+        probe = target / ".write-test"
+        with open(probe, "wb") as f:
+            f.write(b"\0" * 65536)
+            f.flush()
+            os.fsync(f.fileno())
+        probe.unlink()
+    except OSError as err:
+        raise CheckpointError(f"cannot write checkpoints to {target}: {err.strerror}") from None
+
+
+class Checkpointer:
+    """last.pt every ``every_steps`` env steps, best.pt on a new best, bounded snapshots."""
+
+    def __init__(self, folder: Path, every_steps: int | None, keep: int, next_step: int) -> None:
+        self.folder = folder
+        self.every_steps = every_steps
+        self.keep = keep
+        self.next_step = next_step
+        self.best = -float("inf")
+        self.saved_step: int | None = None  # of the last last.pt written
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"best": self.best, "next_step": self.next_step, "saved_step": self.saved_step}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.best = float(state["best"])
+        self.saved_step = state["saved_step"]
+        if state["next_step"] is not None:
+            self.next_step = int(state["next_step"])
+
+    def due(self, step: int) -> bool:
+        return self.every_steps is not None and step >= self.next_step
+
+    def save(self, make_state: Callable[[], dict[str, Any]], step: int, mean_return: float) -> None:
+        """Write last.pt (and best.pt on a new best, and a snapshot); ``make_state`` is called
+        after the best is updated, so the checkpoint records it."""
+        best = mean_return > self.best
+        if best:
+            self.best = mean_return
+        if self.every_steps is not None:
+            while self.next_step <= step:
+                self.next_step += self.every_steps
+        state = make_state()
+        try:
+            save_atomic(state, self.folder / "last.pt")
+            if best:
+                save_atomic(state, self.folder / "best.pt")
+            if self.keep > 0:
+                save_atomic(state, self.folder / f"step_{step:012d}.pt")
+                for old in sorted(self.folder.glob("step_*.pt"))[: -self.keep]:
+                    old.unlink()
+        except OSError as err:
+            raise CheckpointError(
+                f"could not write a checkpoint to {self.folder} ({err.strerror}); the previous "
+                "last.pt is intact"
+            ) from None
+        self.saved_step = step

@@ -1,0 +1,283 @@
+"""What TensorBoard shows beyond the curves: the HParams experiment and a Custom Scalars layout.
+
+HParams: the keys that define the experiment, the user's overrides first (TensorBoard lists
+hyperparameters marked ``differs`` first and shows the first five), categorical values as
+discrete domains, and five metrics written as scalars once the run ends. Bookkeeping keys
+(checkpointing, evaluation, logging, resume) are not hyperparameters.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from collections.abc import Mapping, Sequence
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from google.protobuf import struct_pb2
+from omegaconf import OmegaConf
+from tensorboard.compat.proto.summary_pb2 import Summary
+from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2
+from torch.utils.tensorboard.summary import custom_scalars
+
+from ..config import Config
+from ..overrides import expand_sweep, key_of, parse
+
+# Never hyperparameters, overridden or not: they change where and how often, not what is learnt.
+BOOKKEEPING = ("checkpoint.", "eval.", "log_every_updates", "resume", "torch_threads")
+# How a run executes rather than what it learns: shown only when the user set them.
+IF_OVERRIDDEN = (
+    "device",
+    "precision",
+    "stop_on_target",
+    "ppo.fused",
+    "env.vectorization_mode",
+    "env.backend",
+    "network.channels_last",
+)
+CORE = ("seed", "total_steps", "ppo.", "network.", "env.")
+_ONE_OF = "choose one of "
+# Final metrics: Logger.final_metrics(key -> value) writes each as the scalar hparams/KEY.
+# key: (column title, description)
+METRICS = {
+    "final_return": ("final return", "mean return of the last 20 episodes"),
+    "best_return": ("best return", "highest mean of 20 consecutive episodes"),
+    "auc_return": ("AUC return", "area under the 20-episode mean, divided by the steps"),
+    "target_step": ("steps to target", "env steps until the 20-episode mean reached the target"),
+    "target_seconds": ("seconds to target", "training seconds until the target was reached"),
+}
+RETURN_MIN, RETURN_MAX = "charts/return_window_min", "charts/return_window_max"
+
+
+def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            out.update(flatten(value, name + "."))
+        else:
+            out[name] = value
+    return out
+
+
+@cache
+def schema_choices(schema: type = Config, prefix: str = "") -> dict[str, tuple[str, ...]]:
+    """The named choices of the schema's string keys (``network.activation``: tanh, relu,
+    ...), read from their checks; placeholders such as ``cuda:N`` fail their own check."""
+    out: dict[str, tuple[str, ...]] = {}
+    for f in dataclasses.fields(schema):
+        name = f"{prefix}{f.name}"
+        check = f.metadata.get("check")
+        if isinstance(f.default_factory, type) and dataclasses.is_dataclass(f.default_factory):
+            out.update(schema_choices(f.default_factory, name + "."))
+        elif check is not None and check.allowed.startswith(_ONE_OF):
+            names = check.allowed[len(_ONE_OF) :].split(", ")
+            out[name] = tuple(n for n in names if check.test(n))
+    return out
+
+
+def job_overrides(job: Path) -> list[str]:
+    """The overrides a job was started with (Hydra's, or a tuning trial's), from .hydra/."""
+    path = Path(job) / ".hydra" / "overrides.yaml"
+    return [str(o) for o in OmegaConf.load(path)] if path.is_file() else []
+
+
+def sweep_values(job: Path) -> dict[str, list[str]]:
+    """Each swept key's values across the sweep the job belongs to; {} outside a sweep."""
+    jobs = expand_sweep(Path(job).parent) or []
+    values: dict[str, list[str]] = {}
+    for overrides in jobs:
+        for override in overrides:
+            seen = values.setdefault(key_of(override), [])
+            value = override.split("=", 1)[1] if "=" in override else ""
+            if value not in seen:
+                seen.append(value)
+    return values
+
+
+def _bookkeeping(key: str) -> bool:
+    return key.startswith(BOOKKEEPING) or key == "hparams_search"
+
+
+def select_hparams(
+    config: Mapping[str, Any], overrides: Sequence[str]
+) -> tuple[dict[str, Any], list[str]]:
+    """(hyperparameters in display order, the keys the user chose) for one run.
+
+    An override of a config group (``env=acrobot``, ``experiment=pendulum``) is logged as the
+    option's name under the group's key.
+    """
+    flat = flatten(config)
+    chosen: dict[str, Any] = {}
+    for override in overrides:
+        if override.startswith(("~", "hydra.", "hydra/")):
+            continue
+        key = key_of(override)
+        if _bookkeeping(key):
+            continue
+        if key in flat:
+            chosen[key] = flat[key]
+            continue
+        below = [k for k in flat if k.startswith(key + ".") and not _bookkeeping(k)]
+        value = parse(override).value()
+        if isinstance(value, Mapping) and below:
+            chosen.update({k: flat[k] for k in below})
+        else:
+            chosen[key] = value if isinstance(value, (bool, int, float)) else str(value)
+    atari = bool(flat.get("env.atari.enabled", False))
+    rest = {
+        k: v
+        for k, v in flat.items()
+        if k.startswith(CORE)
+        and not k.startswith(IF_OVERRIDDEN)
+        and (atari or not k.startswith("env.atari."))
+        and k not in chosen
+    }
+    return {**chosen, **rest}, list(chosen)
+
+
+def _value(v: Any) -> struct_pb2.Value:
+    if isinstance(v, bool):
+        return struct_pb2.Value(bool_value=v)
+    if isinstance(v, (int, float)):
+        return struct_pb2.Value(number_value=float(v))
+    if v is None:
+        return struct_pb2.Value(string_value="null")
+    if isinstance(v, str):
+        return struct_pb2.Value(string_value=v)
+    return struct_pb2.Value(string_value=json.dumps(v, default=str))
+
+
+def _number(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def hparam_info(key: str, value: Any, chosen: bool, swept: Sequence[str]) -> api_pb2.HParamInfo:
+    """Type and domain of one hyperparameter; ``differs`` marks the user's own keys."""
+    # TensorBoard sorts hyperparameters with differs=true first and displays the first five,
+    # so marking the overridden keys puts what the user changed in front.
+    info = api_pb2.HParamInfo(name=key, differs=chosen)
+    own = _value(value)
+    kind = own.WhichOneof("kind")
+    if kind == "bool_value":
+        info.type = api_pb2.DATA_TYPE_BOOL
+        info.domain_discrete.extend([False, True])
+    elif kind == "number_value":
+        info.type = api_pb2.DATA_TYPE_FLOAT64
+        numbers = [_number(s) for s in swept]
+        # A numeric sweep over a few values filters best as check boxes; otherwise the
+        # dashboard offers a min/max interval, which needs no domain.
+        if len(numbers) > 1 and None not in numbers:
+            values = sorted(set(numbers) | {own.number_value})
+            info.domain_discrete.extend(values)
+    else:
+        info.type = api_pb2.DATA_TYPE_STRING
+        names = [*schema_choices().get(key, ()), own.string_value, *swept]
+        unique = list(dict.fromkeys(n for n in names if n))
+        info.domain_discrete.extend(unique)
+    return info
+
+
+def _plugin_summary(tag: str, data: plugin_data_pb2.HParamsPluginData) -> Summary:
+    return Summary(
+        value=[
+            Summary.Value(
+                tag=tag,
+                metadata=metadata.create_summary_metadata(data),
+                tensor=metadata.NULL_TENSOR,
+            )
+        ]
+    )
+
+
+def hparams_summaries(
+    config: Mapping[str, Any],
+    overrides: Sequence[str],
+    swept: Mapping[str, Sequence[str]] | None = None,
+) -> list[Summary]:
+    """The experiment (hyperparameters, domains, metrics) and this run's session start.
+
+    Every run writes the same experiment for its sweep (TensorBoard reads one); the metric
+    values follow as ordinary scalars, so metrics written only at the end still show.
+    """
+    params, chosen = select_hparams(config, overrides)
+    swept = swept or {}
+    experiment = api_pb2.Experiment(
+        time_created_secs=time.time(),
+        hparam_infos=[hparam_info(k, v, k in chosen, swept.get(k, ())) for k, v in params.items()],
+        metric_infos=[
+            api_pb2.MetricInfo(
+                name=api_pb2.MetricName(tag=f"hparams/{k}"), display_name=title, description=text
+            )
+            for k, (title, text) in METRICS.items()
+        ],
+    )
+    start = plugin_data_pb2.SessionStartInfo(start_time_secs=time.time())
+    for k, v in params.items():
+        start.hparams[k].CopyFrom(_value(v))
+    return [
+        _plugin_summary(
+            metadata.EXPERIMENT_TAG, plugin_data_pb2.HParamsPluginData(experiment=experiment)
+        ),
+        _plugin_summary(
+            metadata.SESSION_START_INFO_TAG,
+            plugin_data_pb2.HParamsPluginData(session_start_info=start),
+        ),
+    ]
+
+
+def metric_scalars(metrics: Mapping[str, float | None]) -> list[tuple[str, float]]:
+    """``hparams/KEY`` scalars of the final metrics; absent or non-finite ones are left out."""
+    unknown = set(metrics) - set(METRICS)
+    if unknown:
+        raise KeyError(f"unknown final metrics {sorted(unknown)}; known: {list(METRICS)}")
+    return [
+        (f"hparams/{k}", float(v))
+        for k, v in metrics.items()
+        if v is not None and math.isfinite(float(v))
+    ]
+
+
+def layout_summary() -> Summary:
+    """The Custom Scalars dashboard, laid out for PPO."""
+    return custom_scalars(
+        {
+            "return": {
+                "episodic return: 20-episode mean, band from min to max of those episodes": [
+                    "Margin",
+                    ["hparams/final_return", RETURN_MIN, RETURN_MAX],
+                ],
+            },
+            "losses": {
+                "policy loss and entropy": ["Multiline", [r"^losses/(policy_loss|entropy)$"]],
+                "value loss": ["Multiline", [r"^losses/value_loss$"]],
+            },
+            "approximate KL and clip fraction": {
+                "approximate KL (k3) and clip fraction": [
+                    "Multiline",
+                    [r"^losses/(approx_kl|clipfrac)$"],
+                ],
+            },
+            "SPS and learning rate": {
+                "steps per second": ["Multiline", [r"^charts/SPS$"]],
+                "learning rate": ["Multiline", [r"^charts/learning_rate$"]],
+            },
+        }
+    )
+
+
+def final_metrics(result: Any) -> dict[str, float | None]:
+    """The final metrics of a run from its ``trainer.TrainResult``."""
+    return {
+        "final_return": result.mean_return,
+        "best_return": result.best_return,
+        "auc_return": result.auc_return,
+        "target_step": result.target_step,
+        "target_seconds": result.target_seconds,
+    }

@@ -1,0 +1,5 @@
+"""TODO"""
+
+from .cli import main
+
+__all__ = ["main"]
