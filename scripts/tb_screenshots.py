@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/tbserver.py
 
-from sharedppo.report.cli import job_folders  # noqa: E402
+from sharedppo.report.sweep import job_folders  # noqa: E402
 from tests.tbserver import tensorboard  # noqa: E402
 
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]

@@ -13,7 +13,8 @@ __all__ = ["load", "train"]
 
 
 def __getattr__(name: str) -> Any:
-    # Imported on first use: `python -m sharedppo --help` need not load torch twice over.
+    # Imported on first use, so that importing one sub-package (sharedppo.config, say) does
+    # not load the API's dependencies (torch, gymnasium, Hydra) with it.
     if name in __all__:
         from . import api
 

@@ -1,15 +1,36 @@
-"""Composing the Hydra config outside ``@hydra.main``: the CLI's pre-check, tuning, the API."""
+"""Composing the Hydra config outside ``@hydra.main``: the CLI's pre-check, tuning, the API.
+
+This is the one place Hydra is initialised on sharedppo's ``conf/`` (``hydra_context``); the
+command line's ``@hydra.main`` reads the same two constants.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from hydra import compose, initialize_config_module
 from hydra.core.config_store import ConfigStore
+from hydra.errors import HydraException, MissingConfigException
 from omegaconf import DictConfig
+from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
 from .config import Config, ConfigError, unknown_key_message, validate
+
+CONFIG_MODULE = "sharedppo.conf"
+VERSION_BASE = "1.3"
 
 
 def register_configs() -> None:
     ConfigStore.instance().store(name="config_schema", node=Config)
+
+
+@contextmanager
+def hydra_context() -> Iterator[None]:
+    """Hydra initialised on sharedppo's config tree, the schema registered, for ``compose``."""
+    register_configs()
+    with initialize_config_module(CONFIG_MODULE, version_base=VERSION_BASE):
+        yield
 
 
 # Mappings handed to user code as they are: any key may be set in them without Hydra's `+`.
@@ -28,13 +49,8 @@ def compose_checked(overrides: list[str]) -> DictConfig:
     The CLI calls this before handing over to Hydra, so a user's typo gets one line instead of
     Hydra's multi-line report.
     """
-    from hydra import compose, initialize_config_module
-    from hydra.errors import HydraException, MissingConfigException
-    from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
-
-    register_configs()
     try:
-        with initialize_config_module("sharedppo.conf", version_base="1.3"):
+        with hydra_context():
             cfg = compose("config", overrides=open_mapping_overrides(overrides))
     except MissingConfigException as err:
         group, _, name = (err.missing_cfg_file or "").rpartition("/")

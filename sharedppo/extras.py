@@ -1,4 +1,4 @@
-"""Optional features, the extra that brings each, and the check made before anything trains.
+"""Optional features and the extra that brings each: the table, and the one-line refusal.
 
 A feature whose packages are missing is reported as one line naming
 ``pip install "sharedppo[EXTRA]"``, before training, instead of a traceback part-way through a
@@ -12,7 +12,6 @@ import importlib
 import logging
 import os
 from dataclasses import dataclass
-from typing import Any
 
 import gymnasium as gym
 
@@ -85,46 +84,10 @@ def require(feature: str, what: str, *also: str) -> None:
             ) from None
 
 
-def check_env(env_id: str) -> None:
-    """The id resolves (its module imported, for ``module:EnvId``) and the extra its gymnasium
-    module needs is installed."""
-    from .envs.build import resolve_env_id  # envs uses this module's checks when it builds
-
-    what = f"env.id={env_id!r}"
-    spec = resolve_env_id(env_id)
-    if not isinstance(spec.entry_point, str):
-        return
-    module = spec.entry_point.partition(":")[0]
-    feature = next(
-        (f for prefix, f in ENV_MODULES.items() if f"{module}.".startswith(f"{prefix}.")),
-        None,
-    )
-    if feature is None:
-        return
-    # Importing the env's module also catches what it imports beyond the list (glfw, say).
-    require(feature, what, module)
-
-
 def check_launcher(name: str) -> None:
     """``hydra/launcher=NAME`` names a plugin that is installed (Hydra's own launchers pass)."""
     if name in LAUNCHERS:
         require(LAUNCHERS[name], f"hydra/launcher={name}")
-
-
-def check_extras(cfg: Any) -> None:
-    """Everything a composed config (DictConfig or ``config.Config``) needs is installed.
-
-    Raises ConfigError with one line naming ``pip install "sharedppo[EXTRA]"``; call it before
-    building anything, so a missing package never surfaces after a training run.
-    """
-    if cfg.env.backend == "envpool":
-        from .envs.envpool import check
-
-        check(cfg.env)
-    if cfg.env.backend == "gymnasium" or cfg.eval.video:
-        check_env(cfg.env.id)  # video is recorded on the gymnasium path
-    if cfg.eval.video:
-        require("video", "eval.video=true")
 
 
 def headless_rendering() -> None:

@@ -277,7 +277,7 @@ def test_seeding_is_reproducible_and_per_env(cfg_factory):
 )
 def test_what_envpool_cannot_honour_is_one_line(cfg_factory, override, named):
     need("envpool")
-    from sharedppo.extras import check_extras
+    from sharedppo.envs.requirements import check_extras
 
     with pytest.raises(ConfigError, match="env.backend") as err:
         check_extras(cfg_factory("env.backend=envpool", override))
@@ -286,7 +286,7 @@ def test_what_envpool_cannot_honour_is_one_line(cfg_factory, override, named):
 
 def test_atari_options_envpool_cannot_honour_are_one_line(cfg_factory):
     need("envpool")
-    from sharedppo.extras import check_extras
+    from sharedppo.envs.requirements import check_extras
 
     for override, named in (
         ("env.atari.grayscale=false", "env.atari.grayscale"),

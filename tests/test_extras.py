@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from sharedppo.config import Config, ConfigError, EnvConfig
-from sharedppo.extras import check_extras
+from sharedppo.envs.requirements import check_extras
 from tests.conftest import compose_config, run_cli
 
 # What the extras install (top-level modules), as a bare `pip install sharedppo` lacks them.
@@ -103,7 +103,7 @@ def test_bare_install_report_tune_and_export_name_the_extra(tmp_path):
     proc = without(tmp_path, str(tmp_path / "sweep"), module="sharedppo.report")
     assert_one_line(proc, "sweep", "sharedppo-report needs matplotlib")
     assert not (tmp_path / "sweep" / "report.csv").exists()
-    proc = without(tmp_path, "--trials", "1", module="sharedppo.tune.cli")
+    proc = without(tmp_path, "--trials", "1", module="sharedppo.tune")
     assert_one_line(proc, "sweep", "sharedppo-tune needs Optuna")
     out = tmp_path / "policy.onnx"
     proc = without(tmp_path, str(tmp_path), "--out", str(out), module="sharedppo.run.export")

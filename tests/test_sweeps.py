@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sharedppo.report.cli import report
 from sharedppo.report.stats import bootstrap_ci, curve_stats, rolling_mean
+from sharedppo.report.sweep import report
 from tests.conftest import run_cli
 
 TINY = ["total_steps=512", "checkpoint.every_steps=null"]
@@ -66,7 +66,7 @@ def test_joblib_grid_and_report(tmp_path):
     # The swept key leads, one column per key; seed is what repeats, not a column.
     assert list(table[0])[:3] == ["ppo.clip_ratio", "seeds", "failed"]
     assert [t["ppo.clip_ratio"] for t in table] == ["0.1", "0.2"] and table[0]["seeds"] == "2"
-    from sharedppo.report.cli import read_job
+    from sharedppo.report.sweep import read_job
 
     finals = [
         float(j.returns[-20:].mean())

@@ -137,7 +137,7 @@ def test_best_preset_keeps_groups_and_values_and_leaves_out_run_only_keys(tmp_pa
 
 
 def test_continuing_a_study_tries_only_new_parameter_sets(tmp_path, caplog):
-    caplog.set_level("INFO", logger="sharedppo.tune.cli")
+    caplog.set_level("INFO", logger="sharedppo.tune")
     out = tmp_path / "tune"
     cmd = ["--search", space_file(tmp_path, GRID), "--out", str(out)]
     assert tune_here(*cmd, "--trials", "2") == 0
@@ -174,7 +174,7 @@ def test_parallel_trials_share_a_journal(tmp_path):
 
 
 def test_seeds_are_averaged_and_reported(tmp_path):
-    from sharedppo.report.cli import report
+    from sharedppo.report.sweep import report
 
     out = tmp_path / "tune"
     space = FLOATS.replace("n_startup_trials: 1", "n_startup_trials: 5")
@@ -255,7 +255,7 @@ def test_workers_are_submitted_to_slurm_as_a_job_array(tmp_path, monkeypatch):
     """No SLURM here: a stand-in sbatch keeps the script it is given, so what SLURM would run
     (resources, array, time-limit signal, each worker's command line) is checked."""
     pytest.importorskip("submitit")
-    from sharedppo.tune.cli import make_plan, parser, worker_argv
+    from sharedppo.tune.cli import make_plan, parser, run_worker, worker_argv
     from sharedppo.tune.launch import launcher_config, submit
     from sharedppo.tune.space import load_space
 
@@ -275,7 +275,7 @@ def test_workers_are_submitted_to_slurm_as_a_job_array(tmp_path, monkeypatch):
     plan, extra = make_plan(args, load_space(args.search))
     argvs = [worker_argv(args, plan, extra, i) for i in range(2)]
     launcher = launcher_config([o for o in args.overrides if o.startswith("hydra")])
-    jobs = submit(launcher, argvs, plan.out)
+    jobs = submit(launcher, argvs, plan.out, run_worker)
     assert [j.job_id for j in jobs] == ["4242_0", "4242_1"]
     script = (tmp_path / "script.sh").read_text()
     for line in ("--array=0-1", "--partition=gpu", "--signal=USR2@120", "--time=120"):

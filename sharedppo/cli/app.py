@@ -13,7 +13,7 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from ..compose import open_mapping_overrides, register_configs
+from ..compose import CONFIG_MODULE, VERSION_BASE, open_mapping_overrides, register_configs
 from ..config import ConfigError
 from ..overrides import quoted, register_resolvers
 from ..run.checkpoint import CheckpointError
@@ -26,12 +26,8 @@ register_configs()
 register_resolvers()
 
 
-@hydra.main(version_base="1.3", config_path="pkg://sharedppo.conf", config_name="config")
+@hydra.main(version_base=VERSION_BASE, config_path=f"pkg://{CONFIG_MODULE}", config_name="config")
 def _app(cfg: DictConfig) -> float:
-    # Imported here, not at the top: torch takes ~1.5 s to load, and a command-line mistake
-    # should get its one line without waiting for it.
-    from ..run.checkpoint import CheckpointError
-
     hydra_cfg = HydraConfig.get()
     out_dir = Path(hydra_cfg.runtime.output_dir)
     try:

@@ -10,11 +10,16 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import HydraException, OverrideParseException
 from omegaconf import DictConfig, OmegaConf
 
-from ..compose import compose_checked, open_mapping_overrides, register_configs
+from ..compose import compose_checked, hydra_context, open_mapping_overrides
 from ..config import ConfigError
-from ..extras import check_extras, check_launcher, first_line
+from ..envs.requirements import check_extras
+from ..extras import check_launcher, first_line
 from ..run.checkpoint import read
 from ..run.resume import check_resume
 
@@ -35,15 +40,8 @@ def config_overrides(args: list[str]) -> list[str]:
 def expand_sweep(overrides: list[str]) -> tuple[list[list[str]], set[str]]:
     """Each job's overrides in Hydra's job order, as the basic sweeper expands them, and the
     keys that are swept."""
-    from hydra import initialize_config_module
-    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-    from hydra.core.global_hydra import GlobalHydra
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-    from hydra.errors import HydraException, OverrideParseException
-
-    register_configs()
     try:
-        with initialize_config_module("sharedppo.conf", version_base="1.3"):
+        with hydra_context():
             # glob() sweeps list a group's options, so the parser needs the config loader.
             parser = OverridesParser.create(config_loader=GlobalHydra.instance().config_loader())
             parsed = parser.parse_overrides(open_mapping_overrides(overrides))

@@ -22,6 +22,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv, VectorWrapper
 from ..config import ConfigError, EnvConfig
 from ..extras import prepare_video, require
 from .atari import atari_wrapper
+from .envpool import make_pool, reward_threshold
 from .spaces import FlattenDict, Layout, dict_layout
 from .vector import make_lean
 
@@ -165,8 +166,6 @@ def target_return(cfg: EnvConfig) -> float | None:
         return cfg.target_return
     if cfg.backend == "envpool":
         # EnvPool's registry, so that ALE ids need no ale-py to be resolved.
-        from .envpool import reward_threshold
-
         threshold = reward_threshold(cfg.id)
         return threshold if threshold is not None else TARGETS.get(cfg.id)
     spec = resolve_env_id(cfg.id)
@@ -186,13 +185,11 @@ def make_envs(
 
     Training, evaluation (``num_envs``: fewer copies) and video (``video_dir``: one copy,
     rendered and recorded before any wrapper) get the same env, wrappers included.
-    ``env.backend=envpool`` builds EnvPool's vector env instead (``envpool_backend``), except
+    ``env.backend=envpool`` builds EnvPool's vector env instead (``envs.envpool``), except
     for video: EnvPool does not render, so the recorded episodes come from the gymnasium path,
     whose observation space is the same (tests/test_envpool.py checks it).
     """
     if cfg.backend == "envpool" and video_dir is None:
-        from .envpool import make_pool
-
         return _finish(make_pool(cfg, seed, num_envs or cfg.num_envs), cfg, seed)
     spec = resolve_env_id(cfg.id)
     mode = cfg.vectorization_mode

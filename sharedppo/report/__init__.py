@@ -1,5 +1,11 @@
-"""TODO"""
+"""``sharedppo-report``: the sweep report (one row per configuration across seeds, bootstrap
+intervals, curves) read from job folders. Also ``python -m sharedppo.report``.
 
-from .cli import main, report
+May import ``config``, ``extras``, ``overrides``, ``compose``, ``jobdir``, ``wrappers`` and
+``tb``: it reads what runs wrote, and never trains.
+"""
+
+from .cli import main
+from .sweep import report
 
 __all__ = ["main", "report"]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import warnings
@@ -24,7 +25,8 @@ from omegaconf import DictConfig
 
 from ..compose import compose_checked
 from ..config import ConfigError
-from ..extras import check_extras, require
+from ..envs.requirements import check_extras
+from ..extras import require
 from ..overrides import key_of
 from ..run.signals import Interrupted
 from .launch import is_launcher_override, launcher_config, run_local, run_submitit
@@ -139,7 +141,7 @@ def run(argv: list[str] | None = None) -> int:
             if not argvs:
                 code = 0
             elif launcher is not None:
-                code = run_submitit(launcher, argvs, plan.out)
+                code = run_submitit(launcher, argvs, plan.out, run_worker)
             else:
                 code = run_local(argvs)
     except ConfigError as err:
@@ -156,6 +158,16 @@ def run(argv: list[str] | None = None) -> int:
     if args.child or study is None:
         return code
     return finish(study, plan, args, code)
+
+
+def run_worker(argv: list[str]) -> None:
+    """A submitit job's body: one worker, failing the job if the worker fails."""
+    # SLURM warns with USR2 (signal_delay_s before the time limit): stop as on SIGTERM, so
+    # the trial writes last.pt and is marked interrupted instead of dying at the limit.
+    signal.signal(signal.SIGUSR2, lambda *_: os.kill(os.getpid(), signal.SIGTERM))
+    code = run(argv)
+    if code != 0:
+        raise RuntimeError(f"sharedppo-tune {' '.join(argv)} exited with {code}")
 
 
 def finish(study: Any, plan: Plan, args: argparse.Namespace, code: int) -> int:
@@ -186,7 +198,3 @@ def finish(study: Any, plan: Plan, args: argparse.Namespace, code: int) -> int:
 
 def main(argv: list[str] | None = None) -> None:
     sys.exit(run(argv))
-
-
-if __name__ == "__main__":
-    main()

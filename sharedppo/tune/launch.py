@@ -7,11 +7,14 @@ import logging
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from hydra import compose
 from omegaconf import DictConfig, OmegaConf
 
+from ..compose import hydra_context
 from ..config import ConfigError
 
 log = logging.getLogger("sharedppo.tune")
@@ -38,13 +41,8 @@ def launcher_config(overrides: list[str]) -> DictConfig | None:
     """The submitit launcher's settings the overrides select; None for any other launcher."""
     if not overrides:
         return None
-    from hydra import compose, initialize_config_module
-
-    from ..compose import register_configs
-
-    register_configs()
     try:
-        with initialize_config_module("sharedppo.conf", version_base="1.3"):
+        with hydra_context():
             cfg = compose("config", overrides=overrides, return_hydra_config=True)
     except Exception as err:
         first = str(err).strip().splitlines()[0]
@@ -83,22 +81,11 @@ def run_local(argvs: list[list[str]]) -> int:
     return max(codes, key=abs)
 
 
-def run_worker(argv: list[str]) -> None:
-    """A submitit job's body: one worker, failing the job if the worker fails."""
-    import os
-
-    from .cli import run
-
-    # SLURM warns with USR2 (signal_delay_s before the time limit): stop as on SIGTERM, so
-    # the trial writes last.pt and is marked interrupted instead of dying at the limit.
-    signal.signal(signal.SIGUSR2, lambda *_: os.kill(os.getpid(), signal.SIGTERM))
-    code = run(argv)
-    if code != 0:
-        raise RuntimeError(f"sharedppo-tune {' '.join(argv)} exited with {code}")
-
-
-def submit(launcher: DictConfig, argvs: list[list[str]], out: Path) -> list[Any]:
-    """The workers as one submitit job array, with the launcher's resources."""
+def submit(
+    launcher: DictConfig, argvs: list[list[str]], out: Path, body: Callable[[list[str]], None]
+) -> list[Any]:
+    """The workers as one submitit job array, with the launcher's resources; each job calls
+    ``body(argv)`` (pickled by reference, so a module-level function)."""
     try:
         import submitit
     except ImportError:
@@ -115,12 +102,14 @@ def submit(launcher: DictConfig, argvs: list[list[str]], out: Path) -> list[Any]
         name="sharedppo-tune",
         **{k if k in BASE_PARAMS else f"{cluster}_{k}": v for k, v in params.items()},
     )
-    return executor.map_array(run_worker, argvs)
+    return executor.map_array(body, argvs)
 
 
-def run_submitit(launcher: DictConfig, argvs: list[list[str]], out: Path) -> int:
+def run_submitit(
+    launcher: DictConfig, argvs: list[list[str]], out: Path, body: Callable[[list[str]], None]
+) -> int:
     """Submit the workers and wait for them, as Hydra's submitit launcher does."""
-    jobs = submit(launcher, argvs, out)
+    jobs = submit(launcher, argvs, out, body)
     cluster = "slurm" if str(launcher._target_).endswith("SlurmLauncher") else "local"
     log.info("submitted %d workers (%s): %s", len(jobs), cluster, " ".join(j.job_id for j in jobs))
     failed = 0

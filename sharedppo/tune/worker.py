@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from ..compose import compose_checked
 from ..config import ConfigError
 from ..run.checkpoint import CheckpointError
+from ..run.session import train
 from ..run.signals import Interrupted
 from ..run.trainer import TrainingError
 from .space import space_size, suggest, untried_set
@@ -167,9 +168,7 @@ def train_seeds(trial: Any, plan: Plan, overrides: list[str]) -> float:
     Reports go to the pruner at step ``seed_index * span + env_step`` (span: the last env step
     a seed can reach), so every trial's k-th seed lines up with every other trial's.
     """
-    import optuna
-
-    from ..run.session import train
+    import optuna  # optional (the sweep extra): checked by the command before any worker runs
 
     curves = SeedCurves()
     returns = []
