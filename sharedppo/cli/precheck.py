@@ -15,6 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 from ..compose import compose_checked, open_mapping_overrides, register_configs
 from ..config import ConfigError
 from ..extras import check_extras, check_launcher, first_line
+from ..jobdir import JobDir
 from ..run.checkpoint import read
 from ..run.resume import check_resume
 
@@ -61,7 +62,7 @@ def check_resume_allowed(cfg: DictConfig) -> None:
     if cfg.resume is not None:
         job = Path(cfg.resume)
         config = OmegaConf.to_container(cfg, resolve=True)
-        check_resume(read(job / "checkpoints" / "last.pt"), config, job)
+        check_resume(read(JobDir(job).last), config, job)
 
 
 def check_command(args: list[str]) -> None:
