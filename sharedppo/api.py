@@ -17,11 +17,11 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import torch
-from omegaconf import OmegaConf
 
 from .compose import compose_checked
 from .envs.build import API_NAMESPACE
 from .envs.spaces import MASK_KEY, flatten
+from .jobdir import JobDir
 from .nn.heads import mask_logits
 from .run.evaluate import load_policy
 from .run.session import TrainResult
@@ -60,10 +60,7 @@ def train(
         overrides.append(f"env.id={env if isinstance(env, str) else _register(env)}")
     cfg = compose_checked(overrides)
     folder = Path(out_dir or time.strftime("outputs/%Y-%m-%d/%H-%M-%S"))
-    hydra = folder / ".hydra"
-    hydra.mkdir(parents=True, exist_ok=True)
-    (hydra / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
-    (hydra / "overrides.yaml").write_text(OmegaConf.to_yaml(overrides))
+    JobDir(folder).write_job(cfg, overrides)
     if not logging.getLogger().handlers:  # a script or notebook: show the progress lines
         logging.basicConfig(level=logging.INFO, format="%(message)s")
     return _train(cfg, folder)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 from pathlib import Path
@@ -11,13 +10,14 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from ..compose import CONFIG_MODULE, VERSION_BASE, open_mapping_overrides, register_configs
 from ..config import ConfigError
+from ..jobdir import OVERRIDES, SUMMARY, JobDir
 from ..overrides import quoted, register_resolvers
 from ..run.checkpoint import CheckpointError
-from ..run.session import TrainingError, TrainResult, train, write_summary
+from ..run.session import TrainingError, TrainResult, train
 from ..run.signals import Interrupted
 from .precheck import check_command
 
@@ -30,6 +30,7 @@ register_resolvers()
 def _app(cfg: DictConfig) -> float:
     hydra_cfg = HydraConfig.get()
     out_dir = Path(hydra_cfg.runtime.output_dir)
+    job = JobDir(out_dir)
     try:
         result = train(cfg, out_dir)
     except Interrupted as stop:
@@ -44,16 +45,14 @@ def _app(cfg: DictConfig) -> float:
             # where the sweep report looks, and let the launcher go on with the others.
             log.exception("job %s failed", hydra_cfg.job.num)
             print(f"sharedppo: job {hydra_cfg.job.num} failed: {err}", file=sys.stderr)
-            if not (out_dir / "summary.json").is_file():  # train() writes one once it started
-                write_summary(
-                    out_dir, {"status": "failed", "error": f"{type(err).__name__}: {err}"}
-                )
+            if not job.summary_file.is_file():  # train() writes one once it started
+                job.write_summary({"status": "failed", "error": f"{type(err).__name__}: {err}"})
             return float("nan")
         if isinstance(err, (ConfigError, CheckpointError, TrainingError)):
             # Refused before training began: the new folder says so (a resumed job's folder
             # keeps its own record).
-            if cfg.resume is None and not (out_dir / "summary.json").is_file():
-                write_summary(out_dir, {"status": "refused", "error": str(err)})
+            if cfg.resume is None and not job.summary_file.is_file():
+                job.write_summary({"status": "refused", "error": str(err)})
             say(f"sharedppo: error: {err}")
             sys.exit(1 if isinstance(err, TrainingError) else 2)
         raise
@@ -98,13 +97,10 @@ class FailedJobs(Callback):
     total = 0
 
     def on_multirun_end(self, config: DictConfig, **kwargs: object) -> None:
-        jobs = [p.parent for p in sorted(Path(config.hydra.sweep.dir).glob("*/.hydra"))]
+        jobs = JobDir.in_sweep(config.hydra.sweep.dir)
         FailedJobs.total = len(jobs)
         FailedJobs.found = [
-            job
-            for job in jobs
-            if (job / "summary.json").is_file()
-            and json.loads((job / "summary.json").read_text()).get("status") == "failed"
+            job.path for job in jobs if (job.read_summary() or {}).get("status") == "failed"
         ]
 
 
@@ -117,13 +113,13 @@ def resume_args(args: list[str]) -> list[str]:
     if not given:
         return args
     job = Path(given[-1].split("=", 1)[1]).expanduser().resolve()
-    overrides_file = job / ".hydra" / "overrides.yaml"
-    if not overrides_file.is_file():
-        raise ConfigError(f"resume={job} is not a sharedppo job folder (no .hydra/overrides.yaml)")
+    folder = JobDir(job)
+    if not folder.overrides_file.is_file():
+        raise ConfigError(f"resume={job} is not a sharedppo job folder (no {OVERRIDES})")
     original = [
-        str(o)
-        for o in OmegaConf.load(overrides_file)
-        if not str(o).startswith(("resume=", "resume_allow=", "hydra."))
+        o
+        for o in folder.read_overrides()
+        if not o.startswith(("resume=", "resume_allow=", "hydra."))
     ]
     rest = [a for a in args if not a.startswith("resume=")]
     # Quoted: job folders are named from overrides, so their paths hold '=' and ','.
@@ -148,7 +144,7 @@ def main() -> None:
     if FailedJobs.found:
         print(
             f"sharedppo: {len(FailedJobs.found)} of {FailedJobs.total} jobs failed (see "
-            f"summary.json in {', '.join(str(job) for job in FailedJobs.found)})",
+            f"{SUMMARY} in {', '.join(str(job) for job in FailedJobs.found)})",
             file=sys.stderr,
         )
         sys.exit(1)

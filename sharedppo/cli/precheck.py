@@ -20,6 +20,7 @@ from ..compose import compose_checked, hydra_context, open_mapping_overrides
 from ..config import ConfigError
 from ..envs.requirements import check_extras
 from ..extras import check_launcher, first_line
+from ..jobdir import JobDir
 from ..run.checkpoint import read
 from ..run.resume import check_resume
 
@@ -59,7 +60,7 @@ def check_resume_allowed(cfg: DictConfig) -> None:
     if cfg.resume is not None:
         job = Path(cfg.resume)
         config = OmegaConf.to_container(cfg, resolve=True)
-        check_resume(read(job / "checkpoints" / "last.pt"), config, job)
+        check_resume(read(JobDir(job).last), config, job)
 
 
 def check_command(args: list[str]) -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from ..config import ConfigError
 from ..extras import require
+from ..jobdir import SUMMARY
 from .sweep import report
 
 
@@ -38,4 +39,4 @@ def main(argv: list[str] | None = None) -> None:
     print(f"also written: {args.sweep / 'report.html'}, report.csv, report_curves.png")
     failed = sum(r.failed for r in rows)
     if failed:
-        print(f"{failed} job(s) failed; see their summary.json", file=sys.stderr)
+        print(f"{failed} job(s) failed; see their {SUMMARY}", file=sys.stderr)

@@ -6,7 +6,6 @@ sweep folder. Intervals are percentile-bootstrap 95% CIs of the mean over seeds.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import re
@@ -15,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from omegaconf import OmegaConf
 
+from ..jobdir import HYDRA, JobDir
 from ..overrides import key_of, varied_keys
 from .files import write_outputs
 from .stats import Row, Stat, curve_stats
@@ -31,7 +30,7 @@ def read_returns(job: Path) -> tuple[np.ndarray, np.ndarray]:
 
     steps: list[int] = []
     values: list[float] = []
-    for path in sorted(job.glob("events.out.tfevents.*")):
+    for path in JobDir(job).events():
         for event in EventFileLoader(str(path)).Load():
             for v in event.summary.value:
                 if v.tag == TAG:
@@ -61,16 +60,11 @@ class Job:
 
 
 def read_job(path: Path) -> Job:
-    overrides_file = path / ".hydra" / "overrides.yaml"
-    overrides = [str(o) for o in OmegaConf.load(overrides_file)] if overrides_file.is_file() else []
-    summary_file = path / "summary.json"
-    status = (
-        json.loads(summary_file.read_text()).get("status", "completed")
-        if (summary_file.is_file())
-        else "incomplete"
-    )
+    job = JobDir(path)
+    summary = job.read_summary()
+    status = "incomplete" if summary is None else summary.get("status", "completed")
     steps, returns = read_returns(path)
-    return Job(path, overrides, status, steps, returns)
+    return Job(path, job.read_overrides(), status, steps, returns)
 
 
 def swept_keys(jobs: list[Job]) -> list[str]:
@@ -123,10 +117,10 @@ def job_folders(sweep: Path) -> list[Path]:
     """Job folders (subfolders with .hydra/), whatever they are named, in a natural order;
     also one level down (a tuning trial of several seeds: trial_NNN/seed_S). A job folder
     itself is a sweep of one."""
-    if (sweep / ".hydra").is_dir():
+    if JobDir(sweep).is_job():
         return [sweep]
     return sorted(
-        (p for p in [*sweep.glob("*/"), *sweep.glob("*/*/")] if (p / ".hydra").is_dir()),
+        (p for p in [*sweep.glob("*/"), *sweep.glob("*/*/")] if JobDir(p).is_job()),
         key=lambda p: [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", str(p))],
     )
 
@@ -136,7 +130,7 @@ def report(sweep: Path, threshold: float | None = None, window: int = 20) -> lis
     folders = job_folders(sweep)
     if not folders:
         raise FileNotFoundError(
-            f"{sweep} is not a job folder and holds none (folders with .hydra/)"
+            f"{sweep} is not a job folder and holds none (folders with {HYDRA}/)"
         )
     workers = min(len(folders), os.cpu_count() or 1)
     if workers > 1:

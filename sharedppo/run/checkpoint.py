@@ -34,6 +34,7 @@ import numpy as np
 import torch
 
 from ..config import NetworkConfig
+from ..jobdir import LAST, JobDir
 
 LAYOUT_VERSION = 2
 
@@ -193,9 +194,9 @@ class GlobalRNG:
         torch.set_rng_state(state["torch"])
 
 
-def check_writable(folder: Path) -> None:
-    """Fail before training, with one line, if checkpoints cannot be written to ``folder``."""
-    target = folder / "checkpoints"
+def check_writable(job: JobDir) -> None:
+    """Fail before training, with one line, if the job's checkpoints cannot be written."""
+    target = job.checkpoints
     try:
         target.mkdir(parents=True, exist_ok=True)
         probe = target / ".write-test"
@@ -211,8 +212,8 @@ def check_writable(folder: Path) -> None:
 class Checkpointer:
     """last.pt every ``every_steps`` env steps, best.pt on a new best, bounded snapshots."""
 
-    def __init__(self, folder: Path, every_steps: int | None, keep: int, next_step: int) -> None:
-        self.folder = folder
+    def __init__(self, job: JobDir, every_steps: int | None, keep: int, next_step: int) -> None:
+        self.job = job
         self.every_steps = every_steps
         self.keep = keep
         self.next_step = next_step
@@ -242,16 +243,16 @@ class Checkpointer:
                 self.next_step += self.every_steps
         state = make_state()
         try:
-            save_atomic(state, self.folder / "last.pt")
+            save_atomic(state, self.job.last)
             if best:
-                save_atomic(state, self.folder / "best.pt")
+                save_atomic(state, self.job.best)
             if self.keep > 0:
-                save_atomic(state, self.folder / f"step_{step:012d}.pt")
-                for old in sorted(self.folder.glob("step_*.pt"))[: -self.keep]:
+                save_atomic(state, self.job.snapshot(step))
+                for old in self.job.snapshots()[: -self.keep]:
                     old.unlink()
         except OSError as err:
             raise CheckpointError(
-                f"could not write a checkpoint to {self.folder} ({err.strerror}); the previous "
-                "last.pt is intact"
+                f"could not write a checkpoint to {self.job.checkpoints} ({err.strerror}); the "
+                f"previous {LAST} is intact"
             ) from None
         self.saved_step = step

@@ -14,6 +14,7 @@ from omegaconf import OmegaConf
 from ..compose import register_configs
 from ..config import Config, ConfigError, EnvConfig
 from ..envs.build import action_mask, make_envs
+from ..jobdir import JobDir
 from ..nn.actor_critic import ActorCritic
 from ..nn.heads import mask_logits
 from ..nn.normalize import ObsNormalizer
@@ -81,7 +82,7 @@ def load_policy(
 ) -> tuple[ActorCritic, Config, dict[str, Any], ObsNormalizer]:
     """A job folder (its checkpoints/last.pt) or a checkpoint file -> (network, config, state,
     observation normaliser)."""
-    file = path / "checkpoints" / "last.pt" if path.is_dir() else path
+    file = JobDir.checkpoint_file(path)
     state = read(file, map_location=device)
     register_configs()
     cfg: Config = OmegaConf.to_object(
@@ -118,8 +119,8 @@ def main(argv: list[str] | None = None) -> None:
     try:
         device = torch.device(args.device)
         net, cfg, state, obs_norm = load_policy(args.path, device)
-        job = args.path if args.path.is_dir() else args.path.parent.parent
-        video_dir = job / "videos" if args.video else None
+        job = JobDir.of(args.path)
+        video_dir = job.videos if args.video else None
         returns, lengths = evaluate(
             net, cfg.env, args.episodes, not args.stochastic, args.seed, device, video_dir, obs_norm
         )
@@ -133,7 +134,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     from ..tb.logger import log_eval
 
-    log_eval(job, int(state["progress"]["global_step"]), returns, lengths, video_dir)
+    log_eval(job.path, int(state["progress"]["global_step"]), returns, lengths, video_dir)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import Config, ConfigError
+from ..jobdir import JobDir
 from .checkpoint import check_resumable
 
 # Keys that say how a job runs, not what it learns: they may change on resume.
@@ -83,7 +84,7 @@ def check_resume(saved: dict[str, Any], config: dict[str, Any], job: Path) -> di
 def record_resume(job: Path, step: int, changes: dict[str, list]) -> str:
     """Append this resume to the job's history; returns the line for TensorBoard."""
     entry = {"time": time.strftime("%Y-%m-%dT%H:%M:%S"), "from_step": step, "changes": changes}
-    with open(job / "resume_history.jsonl", "a") as f:
+    with open(JobDir(job).history_file, "a") as f:
         f.write(json.dumps(entry) + "\n")
     listed = ", ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in changes.items()) or "no changes"
     return f"resumed at env step {step:,}; {listed}"

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import math
 from collections.abc import Callable
 from pathlib import Path
 
@@ -11,6 +9,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from ..config import Config, ConfigError, validate
+from ..jobdir import JobDir
 from ..nn.precision import check_precision
 from .checkpoint import check_writable, read
 from .resume import check_resume, record_resume
@@ -23,17 +22,7 @@ __all__ = [
     "TrainingError",
     "resolve_device",
     "train",
-    "write_summary",
 ]
-
-
-def write_summary(out_dir: Path, summary: dict) -> None:
-    """``summary.json`` as strict JSON: a return that never existed (no episode, a NaN) is
-    null, not the bare NaN that JSON parsers other than Python's reject."""
-    clean = {
-        k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in summary.items()
-    }
-    (out_dir / "summary.json").write_text(json.dumps(clean, indent=2) + "\n")
 
 
 def resolve_device(name: str) -> torch.device:
@@ -64,11 +53,12 @@ def train(
     config = OmegaConf.to_container(cfg, resolve=True)
     device = resolve_device(c.device)
     check_precision(c.precision, device)
+    job = JobDir(out_dir)
     saved = None
     if c.resume is not None:
-        saved = read(Path(c.resume) / "checkpoints" / "last.pt", map_location=device)
+        saved = read(JobDir(c.resume).last, map_location=device)
         changes = check_resume(saved, config, Path(c.resume))
-    check_writable(out_dir)
+    check_writable(job)
     if c.torch_threads > 0:
         torch.set_num_threads(c.torch_threads)
 
@@ -94,7 +84,7 @@ def train(
     finally:
         trainer.close()
         result = trainer.result(status)
-        write_summary(out_dir, {**result.summary(), **extra})
+        job.write_summary({**result.summary(), **extra})
     trainer.finish()
     result.agent, result.out_dir = trainer.agent, out_dir
     return result

@@ -16,10 +16,11 @@ import torch
 from ..algo.agent import LOSS_STATS, PPOAgent
 from ..config import Config, ConfigError
 from ..envs.build import make_envs, target_return
+from ..jobdir import LAST, JobDir
 from ..nn.heads import Categorical
 from ..nn.normalize import RewardScaler
 from ..nn.precision import Precision
-from ..tb.dashboard import final_metrics, job_overrides
+from ..tb.dashboard import final_metrics
 from ..tb.logger import Logger, log_eval
 from .checkpoint import Checkpointer, GlobalRNG, Stateful, assemble, restore, save_atomic
 from .episodes import EpisodeTracker
@@ -73,6 +74,7 @@ def seed_everything(seed: int) -> None:
 class Trainer:
     def __init__(self, cfg: Config, config: dict[str, Any], out_dir: Path, device: torch.device):
         self.cfg, self.config, self.out_dir, self.device = cfg, config, out_dir, device
+        self.job = JobDir(out_dir)
         seed_everything(cfg.seed)
         env, ppo = cfg.env, cfg.ppo
         envs, obs, info = make_envs(env, cfg.seed)
@@ -121,9 +123,7 @@ class Trainer:
         )
         self.tracker = EpisodeTracker(env.num_envs, target=target_return(env))
         every = cfg.checkpoint.every_steps
-        self.checkpointer = Checkpointer(
-            out_dir / "checkpoints", every, cfg.checkpoint.keep, every or 0
-        )
+        self.checkpointer = Checkpointer(self.job, every, cfg.checkpoint.keep, every or 0)
         self.progress = Progress()
         # The weights before the update in flight, kept for a truthful NaN stop.
         self.last_good = torch.empty_like(self.agent.optimizer.flat)
@@ -176,7 +176,7 @@ class Trainer:
             self.out_dir,
             self.config,
             resume_step=progress.global_step + 1 if resumed else None,
-            overrides=job_overrides(self.out_dir),
+            overrides=self.job.read_overrides(),
         )
         if self.resume_note:
             self.logger.writer.add_text("resume/history", self.resume_note, progress.global_step)
@@ -246,12 +246,12 @@ class Trainer:
         if not bad:
             return
         flat.copy_(self.last_good)
-        path = self.out_dir / "checkpoints" / "last_good.pt"
+        path = self.job.last_good
         keep = ("version", "config", "model", "obs_norm", "progress")
         save_atomic({k: v for k, v in self.checkpoint().items() if k in keep}, path)
         saved = self.checkpointer.saved_step
         resumable = (
-            f"the last resumable checkpoint is last.pt at env step {saved:,}"
+            f"the last resumable checkpoint is {LAST} at env step {saved:,}"
             if saved is not None
             else "no resumable checkpoint was written before it"
         )
@@ -264,7 +264,7 @@ class Trainer:
     def finish(self) -> None:
         """After a completed run: the video of an evaluation episode, when asked for."""
         if self.cfg.eval.video:
-            self._evaluate(episodes=1, seed=self.cfg.seed, video_dir=self.out_dir / "videos")
+            self._evaluate(episodes=1, seed=self.cfg.seed, video_dir=self.job.videos)
 
     def result(self, status: str) -> TrainResult:
         tracker, progress = self.tracker, self.progress

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 from google.protobuf import struct_pb2
-from omegaconf import OmegaConf
 from tensorboard.compat.proto.summary_pb2 import Summary
 from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2
 from torch.utils.tensorboard.summary import custom_scalars
@@ -77,12 +76,6 @@ def schema_choices(schema: type = Config, prefix: str = "") -> dict[str, tuple[s
             names = check.allowed[len(_ONE_OF) :].split(", ")
             out[name] = tuple(n for n in names if check.test(n))
     return out
-
-
-def job_overrides(job: Path) -> list[str]:
-    """The overrides a job was started with (Hydra's, or a tuning trial's), from .hydra/."""
-    path = Path(job) / ".hydra" / "overrides.yaml"
-    return [str(o) for o in OmegaConf.load(path)] if path.is_file() else []
 
 
 def sweep_values(job: Path) -> dict[str, list[str]]:

@@ -7,7 +7,6 @@ trial already has is not trained again: the trial is marked skipped and a new on
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from dataclasses import dataclass
@@ -15,10 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from ..compose import compose_checked
 from ..config import ConfigError
+from ..jobdir import JobDir
 from ..run.checkpoint import CheckpointError
 from ..run.session import train
 from ..run.signals import Interrupted
@@ -179,9 +179,7 @@ def train_seeds(trial: Any, plan: Plan, overrides: list[str]) -> float:
         offset = index * math.ceil(cfg.total_steps / batch) * batch
         folder = plan.folder(trial.number, seed)
         # The same layout as a Hydra job, so sharedppo-report, resume= and the HParams read it.
-        (folder / ".hydra").mkdir(parents=True, exist_ok=True)
-        (folder / ".hydra" / "overrides.yaml").write_text(OmegaConf.to_yaml(job))
-        (folder / ".hydra" / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
+        JobDir(folder).write_job(cfg, job)
 
         try:
             result = train(cfg, folder, on_update=reporter(trial, curves, offset, seed))
@@ -212,9 +210,9 @@ def reporter(trial: Any, curves: SeedCurves, offset: int, seed: int) -> Any:
 
 def mark_pruned(folder: Path, why: str) -> None:
     """summary.json says pruned, not failed: the trial stopped early by design."""
-    path = folder / "summary.json"
-    if path.is_file():
-        summary = json.loads(path.read_text())
+    job = JobDir(folder)
+    summary = job.read_summary()
+    if summary is not None:
         summary.update(status="pruned", pruned=why)
         summary.pop("error", None)
-        path.write_text(json.dumps(summary, indent=2) + "\n")
+        job.write_summary(summary)
