@@ -268,7 +268,7 @@ def test_the_memory_keeps_frames_uint8_and_the_rest_float(cfg_factory, tmp_path,
     try:
         assert trainer.memory.obs.dtype == dtype
     finally:
-        trainer.rollout.envs.close()
+        trainer.collector.envs.close()
 
 
 def test_channels_last_conv_weights_stay_in_the_optimizer_buffer():

@@ -17,10 +17,10 @@ from sharedppo.config import ConfigError, NetworkConfig, PPOConfig, validate
 from sharedppo.envs.build import make_envs
 from sharedppo.nn.actor_critic import ActorCritic
 from sharedppo.run.checkpoint import load
+from sharedppo.run.collect import Collector
 from sharedppo.run.episodes import EpisodeTracker
 from sharedppo.run.evaluate import evaluate
 from sharedppo.run.memory import RolloutMemory
-from sharedppo.run.rollout import Rollout
 from sharedppo.run.session import Interrupted, train
 from sharedppo.wrappers import KeepObservation
 from tests.conftest import run_cli
@@ -76,7 +76,7 @@ def _ticks_rollout(cell: str, dropout: float = 0.0, num_steps: int = 5):
         torch.device("cpu"),
         state_shape=net.state_shape,
     )
-    rollout = Rollout(envs, obs, info=info, num_actions=2, state=net.initial_state(2))
+    rollout = Collector(envs, obs, info=info, num_actions=2, state=net.initial_state(2))
     return net, PPOAgent(net, PPOConfig()), memory, rollout
 
 

@@ -22,12 +22,12 @@ from ..nn.precision import Precision
 from ..tb.dashboard import final_metrics, job_overrides
 from ..tb.logger import Logger, log_eval
 from .checkpoint import Checkpointer, GlobalRNG, Stateful, assemble, restore, save_atomic
+from .collect import Collector
 from .episodes import EpisodeTracker
 from .evaluate import evaluate
 from .memory import RolloutMemory
 from .model import build_model, stored_obs_dtype
 from .result import TrainingError, TrainResult
-from .rollout import Rollout
 from .signals import Interrupted
 
 log = logging.getLogger("sharedppo")
@@ -87,7 +87,7 @@ class Trainer:
             env.num_envs, ppo.gamma, env.normalize_reward, env.reward_clip
         )
         try:
-            self.rollout = Rollout(
+            self.collector = Collector(
                 envs,
                 obs,
                 self.obs_norm,
@@ -99,7 +99,7 @@ class Trainer:
         except ConfigError:
             envs.close()
             raise
-        if self.rollout.action_mask is not None and not isinstance(net.dist, Categorical):
+        if self.collector.action_mask is not None and not isinstance(net.dist, Categorical):
             envs.close()
             raise ConfigError(
                 f"env.id={env.id!r} supplies action masks, which need Discrete or MultiDiscrete "
@@ -115,7 +115,7 @@ class Trainer:
             net.dist.action_dtype,
             ppo.gamma,
             ppo.lam,
-            None if self.rollout.action_mask is None else net.dist.num_outputs,
+            None if self.collector.action_mask is None else net.dist.num_outputs,
             net.state_shape,
             stored_obs_dtype(envs, net, self.obs_norm),
         )
@@ -140,7 +140,7 @@ class Trainer:
             "reward_scale": self.reward_scale,
             "memory": self.memory,
             "episodes": self.tracker,
-            "env": self.rollout,
+            "env": self.collector,
             "checkpointer": self.checkpointer,
             "progress": self.progress,
             "rng": GlobalRNG(),
@@ -183,7 +183,7 @@ class Trainer:
         next_eval = progress.global_step + (cfg.eval.every_steps or 0)
         for update in range(progress.updates + 1, num_updates + 1):
             agent.set_progress(1.0 - (update - 1) / num_updates)
-            progress.global_step = self.rollout.collect(
+            progress.global_step = self.collector.collect(
                 agent, memory, self.tracker, progress.global_step, self._on_episodes
             )
             self.last_good.copy_(agent.optimizer.flat)
@@ -287,4 +287,4 @@ class Trainer:
         if self.logger is not None:
             self.logger.final_metrics(final_metrics(self.result("closing")))
             self.logger.close()
-        self.rollout.envs.close()
+        self.collector.envs.close()

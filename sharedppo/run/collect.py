@@ -21,7 +21,7 @@ from .memory import RolloutMemory
 EpisodesHook = Callable[[int, np.ndarray, np.ndarray], None]
 
 
-class Rollout:
+class Collector:
     """Owns the vector env and the observation it last returned, and for a recurrent network
     its state and where the coming episodes start (both carried across rollouts).
 
