@@ -179,7 +179,7 @@ def scaling(env_counts: list[int], seconds: float = 1.5) -> list[dict]:
 
         obs, _ = envs.reset(seed=0)
         agent = PPOAgent(ActorCritic(4, 2, NetworkConfig()), PPOConfig())
-        memory = RolloutMemory(16, n, (4,), None, torch.device("cpu"))
+        memory = RolloutMemory(num_steps=16, num_envs=n, obs_shape=(4,), device=torch.device("cpu"))
         rollout, tracker, step = Collector(envs, obs), EpisodeTracker(n), 0
         start = time.perf_counter()
         while time.perf_counter() - start < seconds:

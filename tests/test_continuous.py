@@ -66,7 +66,14 @@ def test_gaussian_clips_for_the_env_but_stores_the_sample(cfg_factory, tmp_path)
     net = ActorCritic(3, envs.single_action_space, NetworkConfig())
     with torch.no_grad():
         net.dist.log_std.fill_(2.0)
-    memory = RolloutMemory(16, 4, (3,), None, torch.device("cpu"), (1,), torch.float32)
+    memory = RolloutMemory(
+        num_steps=16,
+        num_envs=4,
+        obs_shape=(3,),
+        device=torch.device("cpu"),
+        action_shape=(1,),
+        action_dtype=torch.float32,
+    )
     Collector(envs, obs).collect(PPOAgent(net, PPOConfig()), memory, EpisodeTracker(4), 0)
     assert memory.actions.abs().max() > 2.0
     stored = memory.actions.flatten(0, 1)  # step by step, env by env: the order stepped
@@ -96,7 +103,14 @@ def test_a_gaussian_rollout_samples_from_its_draws(monkeypatch):
     envs = gym.make_vec("Pendulum-v1", 2, vectorization_mode="sync")
     obs, _ = envs.reset(seed=0)
     net = ActorCritic(3, envs.single_action_space, NetworkConfig())
-    memory = RolloutMemory(8, 2, (3,), None, torch.device("cpu"), (1,), torch.float32)
+    memory = RolloutMemory(
+        num_steps=8,
+        num_envs=2,
+        obs_shape=(3,),
+        device=torch.device("cpu"),
+        action_shape=(1,),
+        action_dtype=torch.float32,
+    )
     Collector(envs, obs).collect(PPOAgent(net, PPOConfig()), memory, EpisodeTracker(2), 0)
     assert len(calls) == 8
     envs.close()

@@ -69,11 +69,11 @@ def _ticks_rollout(cell: str, dropout: float = 0.0, num_steps: int = 5):
     obs, info = envs.reset(seed=0)
     net = ActorCritic(2, 2, NetworkConfig(recurrent=cell, recurrent_size=8, dropout=dropout))
     memory = RolloutMemory(
-        num_steps,
-        2,
-        (2,),
-        net.mask_shape if dropout > 0 else None,
-        torch.device("cpu"),
+        num_steps=num_steps,
+        num_envs=2,
+        obs_shape=(2,),
+        mask_shape=net.mask_shape if dropout > 0 else None,
+        device=torch.device("cpu"),
         state_shape=net.state_shape,
     )
     rollout = Collector(envs, obs, info=info, num_actions=2, state=net.initial_state(2))

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from ..algo.agent import LOSS_STATS, PPOAgent
+from ..algo.gae import compute_gae
 from ..config import Config, ConfigError
 from ..envs.build import make_envs, target_return
 from ..nn.heads import Categorical
@@ -106,18 +107,16 @@ class Trainer:
                 f"actions; its action space is {envs.single_action_space}"
             )
         self.memory = RolloutMemory(
-            ppo.num_steps,
-            env.num_envs,
-            obs_shape,
-            net.mask_shape if net.dropout > 0 else None,
-            device,
-            net.dist.action_shape,
-            net.dist.action_dtype,
-            ppo.gamma,
-            ppo.lam,
-            None if self.collector.action_mask is None else net.dist.num_outputs,
-            net.state_shape,
-            stored_obs_dtype(envs, net, self.obs_norm),
+            num_steps=ppo.num_steps,
+            num_envs=env.num_envs,
+            obs_shape=obs_shape,
+            device=device,
+            mask_shape=net.mask_shape if net.dropout > 0 else None,
+            action_shape=net.dist.action_shape,
+            action_dtype=net.dist.action_dtype,
+            action_mask_size=None if self.collector.action_mask is None else net.dist.num_outputs,
+            state_shape=net.state_shape,
+            obs_dtype=stored_obs_dtype(envs, net, self.obs_norm),
         )
         self.tracker = EpisodeTracker(env.num_envs, target=target_return(env))
         every = cfg.checkpoint.every_steps
@@ -161,6 +160,7 @@ class Trainer:
         """Train until total_steps (or the target, with stop_on_target); a signal in
         ``requested`` or ``on_update`` returning True stops after the update in flight."""
         cfg, progress, agent, memory = self.cfg, self.progress, self.agent, self.memory
+        gamma, lam = cfg.ppo.gamma, cfg.ppo.lam
         batch = cfg.ppo.num_steps * cfg.env.num_envs
         num_updates = math.ceil(cfg.total_steps / batch)
         resumed = progress.global_step > 0
@@ -186,6 +186,8 @@ class Trainer:
             progress.global_step = self.collector.collect(
                 agent, memory, self.tracker, progress.global_step, self._on_episodes
             )
+            advantages, returns = compute_gae(**memory.gae_inputs(), gamma=gamma, lam=lam)
+            memory.set_advantages(advantages, returns)
             self.last_good.copy_(agent.optimizer.flat)
             stats = agent.update(memory.batch())
             progress.updates = update
