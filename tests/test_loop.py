@@ -6,6 +6,9 @@ from __future__ import annotations
 import pytest
 import torch
 
+from sharedppo.algo.agent import PPOAgent
+from sharedppo.config import NetworkConfig, PPOConfig
+from sharedppo.nn.actor_critic import ActorCritic
 from sharedppo.run.memory import RolloutMemory
 
 
@@ -14,3 +17,18 @@ def test_the_memory_takes_its_shape_by_name_and_no_gae_parameters():
         RolloutMemory(4, 2, (3,), torch.device("cpu"))
     with pytest.raises(TypeError):
         RolloutMemory(num_steps=4, num_envs=2, obs_shape=(3,), device="cpu", gamma=0.9)
+
+
+def test_a_snapshot_restores_the_weights_it_copied():
+    torch.manual_seed(0)
+    agent = PPOAgent(ActorCritic(3, 2, NetworkConfig()), PPOConfig())
+    before = [p.detach().clone() for p in agent.net.parameters()]
+    snapshot = agent.snapshot()
+    assert agent.snapshot(into=snapshot) is snapshot  # reused, not reallocated
+    with torch.no_grad():
+        next(agent.net.parameters()).fill_(float("nan"))
+    assert not agent.weights_finite()
+    agent.restore(snapshot)
+    assert agent.weights_finite()
+    for p, q in zip(agent.net.parameters(), before, strict=True):
+        assert torch.equal(p, q)

@@ -112,6 +112,17 @@ class PPOAgent:
     def learning_rate(self) -> float:
         return self.optimizer.lr
 
+    def snapshot(self, into: Tensor | None = None) -> Tensor:
+        """The network's weights as they are now, for :meth:`restore` (the rollback of an
+        update that made them non-finite); ``into``, an earlier snapshot, is overwritten."""
+        return self.optimizer.snapshot(into)
+
+    def restore(self, snapshot: Tensor) -> None:
+        self.optimizer.restore(snapshot)
+
+    def weights_finite(self) -> bool:
+        return self.optimizer.params_finite()
+
     def update(self, batch: Batch) -> dict[str, float]:
         """Epochs of shuffled minibatches of clipped-surrogate PPO: of rows, or of whole env
         sequences for a recurrent network (``batch.sequence``).

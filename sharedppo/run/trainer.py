@@ -125,7 +125,7 @@ class Trainer:
         )
         self.progress = Progress()
         # The weights before the update in flight, kept for a truthful NaN stop.
-        self.last_good = torch.empty_like(self.agent.optimizer.flat)
+        self.last_good = self.agent.snapshot()
         self.logger: Logger | None = None
         self.resume_note = ""
 
@@ -188,7 +188,7 @@ class Trainer:
             )
             advantages, returns = compute_gae(**memory.gae_inputs(), gamma=gamma, lam=lam)
             memory.set_advantages(advantages, returns)
-            self.last_good.copy_(agent.optimizer.flat)
+            agent.snapshot(into=self.last_good)
             stats = agent.update(memory.batch())
             progress.updates = update
             self._check_finite(stats)
@@ -241,13 +241,12 @@ class Trainer:
             log_eval(self.out_dir, self.progress.global_step, returns, lengths, video_dir)
 
     def _check_finite(self, stats: dict[str, float]) -> None:
-        flat = self.agent.optimizer.flat
         bad = [k for k in ("policy_loss", "value_loss", "grad_norm") if not math.isfinite(stats[k])]
-        if not bad and not bool(torch.isfinite(flat).all()):
+        if not bad and not self.agent.weights_finite():
             bad = ["network parameters"]
         if not bad:
             return
-        flat.copy_(self.last_good)
+        self.agent.restore(self.last_good)
         path = self.out_dir / "checkpoints" / "last_good.pt"
         keep = ("version", "config", "model", "obs_norm", "progress")
         save_atomic({k: v for k, v in self.checkpoint().items() if k in keep}, path)
