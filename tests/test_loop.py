@@ -10,6 +10,7 @@ from sharedppo.algo.agent import PPOAgent
 from sharedppo.config import NetworkConfig, PPOConfig
 from sharedppo.nn.actor_critic import ActorCritic
 from sharedppo.run.memory import RolloutMemory
+from sharedppo.tb.logger import stat_tag
 
 
 def test_the_memory_takes_its_shape_by_name_and_no_gae_parameters():
@@ -32,3 +33,10 @@ def test_a_snapshot_restores_the_weights_it_copied():
     assert agent.weights_finite()
     for p, q in zip(agent.net.parameters(), before, strict=True):
         assert torch.equal(p, q)
+
+
+def test_the_logger_tags_the_update_stats_by_name():
+    assert stat_tag("policy_loss") == "losses/policy_loss"
+    assert stat_tag("explained_variance") == "losses/explained_variance"
+    assert stat_tag("grad_norm") == "charts/grad_norm"
+    assert stat_tag("SPS") == "charts/SPS"

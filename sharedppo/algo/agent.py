@@ -16,18 +16,6 @@ from .gradient import Autograd, Fused, make_gradient
 from .loss import LossTerms, Scored, ppo_loss
 from .optim import Adam
 
-# What update() returns that is a loss or a quantity of the policy change; the rest (gradient
-# norm, steps taken, clip range in force) describes the optimisation, not the loss.
-LOSS_STATS = (
-    "policy_loss",
-    "value_loss",
-    "entropy",
-    "old_approx_kl",
-    "approx_kl",
-    "clipfrac",
-    "explained_variance",
-)
-
 
 class PPOAgent:
     def __init__(
@@ -127,9 +115,10 @@ class PPOAgent:
         """Epochs of shuffled minibatches of clipped-surrogate PPO: of rows, or of whole env
         sequences for a recurrent network (``batch.sequence``).
 
-        The losses and diagnostics returned are means over the last epoch's minibatches (or
-        the minibatch that hit the KL stop): recording them on every step costs a PPO update
-        on a small network about a tenth of its time.
+        Returns stats by name (the logger chooses their tags). The losses and diagnostics
+        are means over the last epoch's minibatches (or the minibatch that hit the KL stop):
+        recording them on every step costs a PPO update on a small network about a tenth of
+        its time.
         """
         cfg, clip = self.cfg, self.clip_ratio
         device = batch.actions.device

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..algo.agent import LOSS_STATS, PPOAgent
+from ..algo.agent import PPOAgent
 from ..algo.gae import compute_gae
 from ..config import Config, ConfigError
 from ..envs.build import make_envs, target_return
@@ -216,10 +216,9 @@ class Trainer:
         progress = self.progress
         session_seconds = time.perf_counter() - progress.started
         sps = (progress.global_step - progress.session_start_step) / session_seconds
-        values = {f"losses/{k}" if k in LOSS_STATS else f"charts/{k}": v for k, v in stats.items()}
-        values |= {"charts/SPS": sps, "charts/learning_rate": self.agent.learning_rate}
+        stats = stats | {"SPS": sps, "learning_rate": self.agent.learning_rate}
         tracker = self.tracker
-        self.logger.scalars(progress.global_step, values, tracker.mean_return, tracker.recent)
+        self.logger.update_stats(progress.global_step, stats, tracker.mean_return, tracker.recent)
         self.logger.progress(
             progress.global_step, total_steps, sps, self.tracker.episodes, self.tracker.mean_return
         )
