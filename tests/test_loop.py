@@ -5,12 +5,40 @@ from __future__ import annotations
 
 import pytest
 import torch
+from omegaconf import OmegaConf
 
 from sharedppo.algo.agent import PPOAgent
-from sharedppo.config import NetworkConfig, PPOConfig
+from sharedppo.config import ConfigError, NetworkConfig, PPOConfig
 from sharedppo.nn.actor_critic import ActorCritic
+from sharedppo.run import trainer as trainer_module
 from sharedppo.run.memory import RolloutMemory
+from sharedppo.run.trainer import Trainer
 from sharedppo.tb.logger import stat_tag
+
+
+@pytest.mark.parametrize("error", [ConfigError, RuntimeError])
+def test_a_failure_while_building_the_trainer_closes_its_envs(
+    cfg_factory, tmp_path, monkeypatch, error
+):
+    closed = []
+
+    def make_envs(*args, **kwargs):
+        envs, obs, info = real_make_envs(*args, **kwargs)
+        close = envs.close
+        # CartPole's own vector env keeps no ``closed`` flag: count the calls instead.
+        monkeypatch.setattr(envs, "close", lambda: closed.append(close()))
+        return envs, obs, info
+
+    def build_model(*args, **kwargs):
+        raise error("refused")
+
+    real_make_envs = trainer_module.make_envs
+    monkeypatch.setattr(trainer_module, "make_envs", make_envs)
+    monkeypatch.setattr(trainer_module, "build_model", build_model)
+    cfg = OmegaConf.to_object(cfg_factory("env.num_envs=2"))
+    with pytest.raises(error, match="refused"):
+        Trainer(cfg, {}, tmp_path, torch.device("cpu"))
+    assert len(closed) == 1
 
 
 def test_the_memory_takes_its_shape_by_name_and_no_gae_parameters():
