@@ -161,9 +161,9 @@ def scaling(env_counts: list[int], seconds: float = 1.5) -> list[dict]:
     from sharedppo.algo.agent import PPOAgent
     from sharedppo.config import NetworkConfig, PPOConfig
     from sharedppo.nn.actor_critic import ActorCritic
+    from sharedppo.run.collect import Collector
     from sharedppo.run.episodes import EpisodeTracker
     from sharedppo.run.memory import RolloutMemory
-    from sharedppo.run.rollout import Rollout
 
     torch.set_num_threads(1)
     rows = []
@@ -179,8 +179,8 @@ def scaling(env_counts: list[int], seconds: float = 1.5) -> list[dict]:
 
         obs, _ = envs.reset(seed=0)
         agent = PPOAgent(ActorCritic(4, 2, NetworkConfig()), PPOConfig())
-        memory = RolloutMemory(16, n, (4,), None, torch.device("cpu"))
-        rollout, tracker, step = Rollout(envs, obs), EpisodeTracker(n), 0
+        memory = RolloutMemory(num_steps=16, num_envs=n, obs_shape=(4,), device=torch.device("cpu"))
+        rollout, tracker, step = Collector(envs, obs), EpisodeTracker(n), 0
         start = time.perf_counter()
         while time.perf_counter() - start < seconds:
             step = rollout.collect(agent, memory, tracker, step)

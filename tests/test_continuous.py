@@ -53,9 +53,9 @@ def test_gaussian_clips_for_the_env_but_stores_the_sample(cfg_factory, tmp_path)
     # A wide policy on Pendulum: stored actions leave the bounds the env saw.
     from sharedppo.algo.agent import PPOAgent
     from sharedppo.config import PPOConfig
+    from sharedppo.run.collect import Collector
     from sharedppo.run.episodes import EpisodeTracker
     from sharedppo.run.memory import RolloutMemory
-    from sharedppo.run.rollout import Rollout
 
     torch.manual_seed(0)
     seen: list[np.ndarray] = []
@@ -66,8 +66,15 @@ def test_gaussian_clips_for_the_env_but_stores_the_sample(cfg_factory, tmp_path)
     net = ActorCritic(3, envs.single_action_space, NetworkConfig())
     with torch.no_grad():
         net.dist.log_std.fill_(2.0)
-    memory = RolloutMemory(16, 4, (3,), None, torch.device("cpu"), (1,), torch.float32)
-    Rollout(envs, obs).collect(PPOAgent(net, PPOConfig()), memory, EpisodeTracker(4), 0)
+    memory = RolloutMemory(
+        num_steps=16,
+        num_envs=4,
+        obs_shape=(3,),
+        device=torch.device("cpu"),
+        action_shape=(1,),
+        action_dtype=torch.float32,
+    )
+    Collector(envs, obs).collect(PPOAgent(net, PPOConfig()), memory, EpisodeTracker(4), 0)
     assert memory.actions.abs().max() > 2.0
     stored = memory.actions.flatten(0, 1)  # step by step, env by env: the order stepped
     assert np.array_equal(np.concatenate(seen), np.clip(stored.numpy(), -2.0, 2.0).ravel())
@@ -83,9 +90,9 @@ def test_a_gaussian_rollout_samples_from_its_draws(monkeypatch):
     from sharedppo.algo.agent import PPOAgent
     from sharedppo.config import PPOConfig
     from sharedppo.nn.heads import GaussianDraws
+    from sharedppo.run.collect import Collector
     from sharedppo.run.episodes import EpisodeTracker
     from sharedppo.run.memory import RolloutMemory
-    from sharedppo.run.rollout import Rollout
 
     calls = []
     sample = GaussianDraws.sample
@@ -96,8 +103,15 @@ def test_a_gaussian_rollout_samples_from_its_draws(monkeypatch):
     envs = gym.make_vec("Pendulum-v1", 2, vectorization_mode="sync")
     obs, _ = envs.reset(seed=0)
     net = ActorCritic(3, envs.single_action_space, NetworkConfig())
-    memory = RolloutMemory(8, 2, (3,), None, torch.device("cpu"), (1,), torch.float32)
-    Rollout(envs, obs).collect(PPOAgent(net, PPOConfig()), memory, EpisodeTracker(2), 0)
+    memory = RolloutMemory(
+        num_steps=8,
+        num_envs=2,
+        obs_shape=(3,),
+        device=torch.device("cpu"),
+        action_shape=(1,),
+        action_dtype=torch.float32,
+    )
+    Collector(envs, obs).collect(PPOAgent(net, PPOConfig()), memory, EpisodeTracker(2), 0)
     assert len(calls) == 8
     envs.close()
 

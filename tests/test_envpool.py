@@ -54,7 +54,7 @@ def trace(cfg, steps: int, policy) -> Trace:
     actions), filling a real RolloutMemory and EpisodeTracker."""
     envs, obs, _ = make_envs(cfg, seed=0)
     n = envs.num_envs
-    memory = RolloutMemory(steps, n, (1,), None, torch.device("cpu"))
+    memory = RolloutMemory(num_steps=steps, num_envs=n, obs_shape=(1,), device=torch.device("cpu"))
     tracker = EpisodeTracker(n)
     rows = {k: [] for k in ("reward", "terminated", "truncated", "env_reward", "game_over")}
     returns: list[list[float]] = [[] for _ in range(n)]
@@ -76,7 +76,7 @@ def trace(cfg, steps: int, policy) -> Trace:
                 returns[i].append(float(ret))
                 lengths[i].append(int(length))
     envs.close()
-    memory.finish_rollout(torch.zeros(n))
+    memory.close(torch.zeros(n))
     arrays = {k: np.stack(v) for k, v in rows.items()}
     return Trace(
         first, valid=memory.valid.numpy().astype(bool), returns=returns, lengths=lengths, **arrays

@@ -49,12 +49,13 @@ def test_gae_columns_are_independent_envs():
 
 
 def test_memory_bootstraps_from_next_row_and_drops_reset_steps():
-    mem = RolloutMemory(3, 1, (1,), None, torch.device("cpu"), gamma=0.5, lam=1.0)
+    mem = RolloutMemory(num_steps=3, num_envs=1, obs_shape=(1,), device=torch.device("cpu"))
     mem.values[:, 0] = torch.tensor([1.0, 3.0, 0.5])
     mem.rewards[:, 0] = torch.tensor([1.0, 0.0, 1.0])
     # Step 0 is truncated; step 1 is gymnasium's reset step, whose value is V(final obs).
     mem.dones[:, 0] = torch.tensor([1.0, 0.0, 0.0])
-    mem.finish_rollout(torch.tensor([2.0]))
+    mem.close(torch.tensor([2.0]))
+    mem.set_advantages(*compute_gae(**mem.gae_inputs(), gamma=0.5, lam=1.0))
     assert mem.valid[:, 0].tolist() == [1.0, 0.0, 1.0]
     assert mem.returns[0, 0].item() == pytest.approx(1 + 0.5 * 3.0)
     assert mem.returns[2, 0].item() == pytest.approx(1 + 0.5 * 2.0)

@@ -246,9 +246,15 @@ def test_uint8_frames_give_the_logits_of_floats(channels_last):
     out32, values32 = net(frames.float())
     assert torch.equal(out8, out32) and torch.equal(values8, values32)
 
-    memory = RolloutMemory(4, 4, (4, 36, 36), None, torch.device("cpu"), obs_dtype=torch.uint8)
+    memory = RolloutMemory(
+        num_steps=4,
+        num_envs=4,
+        obs_shape=(4, 36, 36),
+        device=torch.device("cpu"),
+        obs_dtype=torch.uint8,
+    )
     memory.obs.copy_(frames.view(4, 4, 4, 36, 36))
-    memory.finish_rollout(torch.zeros(4))
+    memory.close(torch.zeros(4))
     batch = memory.batch()
     assert batch.obs.dtype == torch.uint8 and torch.equal(net(batch.obs)[0], out32)
 
@@ -268,7 +274,7 @@ def test_the_memory_keeps_frames_uint8_and_the_rest_float(cfg_factory, tmp_path,
     try:
         assert trainer.memory.obs.dtype == dtype
     finally:
-        trainer.rollout.envs.close()
+        trainer.collector.envs.close()
 
 
 def test_channels_last_conv_weights_stay_in_the_optimizer_buffer():

@@ -17,10 +17,10 @@ from sharedppo.config import ConfigError, NetworkConfig, PPOConfig, validate
 from sharedppo.envs.build import make_envs
 from sharedppo.nn.actor_critic import ActorCritic
 from sharedppo.run.checkpoint import load
+from sharedppo.run.collect import Collector
 from sharedppo.run.episodes import EpisodeTracker
 from sharedppo.run.evaluate import evaluate
 from sharedppo.run.memory import RolloutMemory
-from sharedppo.run.rollout import Rollout
 from sharedppo.run.session import Interrupted, train
 from sharedppo.wrappers import KeepObservation
 from tests.conftest import run_cli
@@ -69,14 +69,14 @@ def _ticks_rollout(cell: str, dropout: float = 0.0, num_steps: int = 5):
     obs, info = envs.reset(seed=0)
     net = ActorCritic(2, 2, NetworkConfig(recurrent=cell, recurrent_size=8, dropout=dropout))
     memory = RolloutMemory(
-        num_steps,
-        2,
-        (2,),
-        net.mask_shape if dropout > 0 else None,
-        torch.device("cpu"),
+        num_steps=num_steps,
+        num_envs=2,
+        obs_shape=(2,),
+        mask_shape=net.mask_shape if dropout > 0 else None,
+        device=torch.device("cpu"),
         state_shape=net.state_shape,
     )
-    rollout = Rollout(envs, obs, info=info, num_actions=2, state=net.initial_state(2))
+    rollout = Collector(envs, obs, info=info, num_actions=2, state=net.initial_state(2))
     return net, PPOAgent(net, PPOConfig()), memory, rollout
 
 

@@ -16,18 +16,6 @@ from .gradient import Autograd, Fused, make_gradient
 from .loss import LossTerms, Scored, ppo_loss
 from .optim import Adam
 
-# What update() returns that is a loss or a quantity of the policy change; the rest (gradient
-# norm, steps taken, clip range in force) describes the optimisation, not the loss.
-LOSS_STATS = (
-    "policy_loss",
-    "value_loss",
-    "entropy",
-    "old_approx_kl",
-    "approx_kl",
-    "clipfrac",
-    "explained_variance",
-)
-
 
 class PPOAgent:
     def __init__(
@@ -112,13 +100,25 @@ class PPOAgent:
     def learning_rate(self) -> float:
         return self.optimizer.lr
 
+    def snapshot(self, into: Tensor | None = None) -> Tensor:
+        """The network's weights as they are now, for :meth:`restore` (the rollback of an
+        update that made them non-finite); ``into``, an earlier snapshot, is overwritten."""
+        return self.optimizer.snapshot(into)
+
+    def restore(self, snapshot: Tensor) -> None:
+        self.optimizer.restore(snapshot)
+
+    def weights_finite(self) -> bool:
+        return self.optimizer.params_finite()
+
     def update(self, batch: Batch) -> dict[str, float]:
         """Epochs of shuffled minibatches of clipped-surrogate PPO: of rows, or of whole env
         sequences for a recurrent network (``batch.sequence``).
 
-        The losses and diagnostics returned are means over the last epoch's minibatches (or
-        the minibatch that hit the KL stop): recording them on every step costs a PPO update
-        on a small network about a tenth of its time.
+        Returns stats by name (the logger chooses their tags). The losses and diagnostics
+        are means over the last epoch's minibatches (or the minibatch that hit the KL stop):
+        recording them on every step costs a PPO update on a small network about a tenth of
+        its time.
         """
         cfg, clip = self.cfg, self.clip_ratio
         device = batch.actions.device

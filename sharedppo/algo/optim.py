@@ -72,6 +72,19 @@ class Adam:
                 )
             offset += p.numel()
 
+    def snapshot(self, into: Tensor | None = None) -> Tensor:
+        """A copy of every parameter, for :meth:`restore`; written into ``into`` (an earlier
+        snapshot) when given, so taking one before every update allocates nothing."""
+        return self.flat.clone() if into is None else into.copy_(self.flat)
+
+    def restore(self, snapshot: Tensor) -> None:
+        """Put every parameter back as :meth:`snapshot` copied it (the moments stay)."""
+        self.flat.copy_(snapshot)
+
+    def params_finite(self) -> bool:
+        """Whether every parameter is finite (one host sync)."""
+        return bool(torch.isfinite(self.flat).all())
+
     def zero_grad(self) -> None:
         self.flat_grad.zero_()
 

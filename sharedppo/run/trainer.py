@@ -12,8 +12,10 @@ from typing import Any
 
 import numpy as np
 import torch
+from gymnasium.vector import VectorEnv
 
-from ..algo.agent import LOSS_STATS, PPOAgent
+from ..algo.agent import PPOAgent
+from ..algo.gae import compute_gae
 from ..config import Config, ConfigError
 from ..envs.build import make_envs, target_return
 from ..jobdir import LAST, JobDir
@@ -23,12 +25,12 @@ from ..nn.precision import Precision
 from ..tb.dashboard import final_metrics
 from ..tb.logger import Logger, log_eval
 from .checkpoint import Checkpointer, GlobalRNG, Stateful, assemble, restore, save_atomic
+from .collect import Collector
 from .episodes import EpisodeTracker
 from .evaluate import evaluate
 from .memory import RolloutMemory
 from .model import build_model, stored_obs_dtype
 from .result import TrainingError, TrainResult
-from .rollout import Rollout
 from .signals import Interrupted
 
 log = logging.getLogger("sharedppo")
@@ -76,59 +78,54 @@ class Trainer:
         self.cfg, self.config, self.out_dir, self.device = cfg, config, out_dir, device
         self.job = JobDir(out_dir)
         seed_everything(cfg.seed)
-        env, ppo = cfg.env, cfg.ppo
-        envs, obs, info = make_envs(env, cfg.seed)
-        obs_shape = envs.single_observation_space.shape
+        envs, obs, info = make_envs(cfg.env, cfg.seed)
         try:
-            net, self.obs_norm = build_model(envs, env, cfg.network)
-        except ConfigError:
+            self._build(envs, obs, info)
+        except BaseException:
+            # One path for every failure while building (a network or an action space the
+            # config refuses): the envs and their worker processes are closed, not leaked.
             envs.close()
             raise
+        self.tracker = EpisodeTracker(cfg.env.num_envs, target=target_return(cfg.env))
+        every = cfg.checkpoint.every_steps
+        self.checkpointer = Checkpointer(self.job, every, cfg.checkpoint.keep, every or 0)
+        self.progress = Progress()
+        # The weights before the update in flight, kept for a truthful NaN stop.
+        self.last_good = self.agent.snapshot()
+        self.logger: Logger | None = None
+        self.resume_note = ""
+
+    def _build(self, envs: VectorEnv, obs: np.ndarray, info: dict[str, Any]) -> None:
+        """The parts that depend on the envs: network, agent, normalisers, collector, memory."""
+        cfg, device = self.cfg, self.device
+        env, ppo = cfg.env, cfg.ppo
+        net, self.obs_norm = build_model(envs, env, cfg.network)
         self.agent = PPOAgent(net.to(device), ppo, Precision(cfg.precision, device.type))
         self.reward_scale = RewardScaler(
             env.num_envs, ppo.gamma, env.normalize_reward, env.reward_clip
         )
-        try:
-            self.rollout = Rollout(
-                envs,
-                obs,
-                self.obs_norm,
-                self.reward_scale,
-                info,
-                net.dist.num_outputs,
-                net.initial_state(env.num_envs, device),
-            )
-        except ConfigError:
-            envs.close()
-            raise
-        if self.rollout.action_mask is not None and not isinstance(net.dist, Categorical):
-            envs.close()
+        state = net.initial_state(env.num_envs, device)
+        self.collector = Collector(
+            envs, obs, self.obs_norm, self.reward_scale, info, net.dist.num_outputs, state
+        )
+        masked = self.collector.action_mask is not None
+        if masked and not isinstance(net.dist, Categorical):
             raise ConfigError(
                 f"env.id={env.id!r} supplies action masks, which need Discrete or MultiDiscrete "
                 f"actions; its action space is {envs.single_action_space}"
             )
         self.memory = RolloutMemory(
-            ppo.num_steps,
-            env.num_envs,
-            obs_shape,
-            net.mask_shape if net.dropout > 0 else None,
-            device,
-            net.dist.action_shape,
-            net.dist.action_dtype,
-            ppo.gamma,
-            ppo.lam,
-            None if self.rollout.action_mask is None else net.dist.num_outputs,
-            net.state_shape,
-            stored_obs_dtype(envs, net, self.obs_norm),
+            num_steps=ppo.num_steps,
+            num_envs=env.num_envs,
+            obs_shape=envs.single_observation_space.shape,
+            device=device,
+            mask_shape=net.mask_shape if net.dropout > 0 else None,
+            action_shape=net.dist.action_shape,
+            action_dtype=net.dist.action_dtype,
+            action_mask_size=net.dist.num_outputs if masked else None,
+            state_shape=net.state_shape,
+            obs_dtype=stored_obs_dtype(envs, net, self.obs_norm),
         )
-        self.tracker = EpisodeTracker(env.num_envs, target=target_return(env))
-        every = cfg.checkpoint.every_steps
-        self.checkpointer = Checkpointer(self.job, every, cfg.checkpoint.keep, every or 0)
-        self.progress = Progress()
-        # The weights before the update in flight, kept for a truthful NaN stop.
-        self.last_good = torch.empty_like(self.agent.optimizer.flat)
-        self.logger: Logger | None = None
-        self.resume_note = ""
 
     def parts(self) -> dict[str, Stateful]:
         """What a checkpoint holds (checkpoint.py's layout); the RNGs last, as they are
@@ -140,7 +137,7 @@ class Trainer:
             "reward_scale": self.reward_scale,
             "memory": self.memory,
             "episodes": self.tracker,
-            "env": self.rollout,
+            "env": self.collector,
             "checkpointer": self.checkpointer,
             "progress": self.progress,
             "rng": GlobalRNG(),
@@ -161,6 +158,35 @@ class Trainer:
         """Train until total_steps (or the target, with stop_on_target); a signal in
         ``requested`` or ``on_update`` returning True stops after the update in flight."""
         cfg, progress, agent, memory = self.cfg, self.progress, self.agent, self.memory
+        gamma, lam, tracker = cfg.ppo.gamma, cfg.ppo.lam, self.tracker
+        num_updates = self._open_logger()
+        next_eval = progress.global_step + (cfg.eval.every_steps or 0)
+        for update in range(progress.updates + 1, num_updates + 1):
+            agent.set_progress(1.0 - (update - 1) / num_updates)
+            progress.global_step = self.collector.collect(
+                agent, memory, tracker, progress.global_step, self._on_episodes
+            )
+            advantages, returns = compute_gae(**memory.gae_inputs(), gamma=gamma, lam=lam)
+            memory.set_advantages(advantages, returns)
+            stats = self._update(update)
+            if update % cfg.log_every_updates == 0 or update == num_updates:
+                self._log_update(stats, num_updates)
+            if cfg.eval.every_steps is not None and progress.global_step >= next_eval:
+                next_eval += cfg.eval.every_steps
+                self._evaluate(episodes=cfg.eval.episodes, seed=cfg.seed + 10_000 + update)
+            mean = tracker.mean_return
+            stop = bool(requested) or bool(on_update and on_update(progress.global_step, mean))
+            if self.checkpointer.due(progress.global_step) or stop:
+                self.checkpointer.save(self.checkpoint, progress.global_step, mean)
+            if stop:
+                raise Interrupted(requested[0] if requested else signal.SIGINT, update)
+            if cfg.stop_on_target and tracker.target_step is not None:
+                break
+        self.checkpointer.save(self.checkpoint, progress.global_step, tracker.mean_return)
+
+    def _open_logger(self) -> int:
+        """Open the TensorBoard run (continued on resume); returns the number of updates."""
+        cfg, progress = self.cfg, self.progress
         batch = cfg.ppo.num_steps * cfg.env.num_envs
         num_updates = math.ceil(cfg.total_steps / batch)
         resumed = progress.global_step > 0
@@ -180,46 +206,31 @@ class Trainer:
         )
         if self.resume_note:
             self.logger.writer.add_text("resume/history", self.resume_note, progress.global_step)
-        next_eval = progress.global_step + (cfg.eval.every_steps or 0)
-        for update in range(progress.updates + 1, num_updates + 1):
-            agent.set_progress(1.0 - (update - 1) / num_updates)
-            progress.global_step = self.rollout.collect(
-                agent, memory, self.tracker, progress.global_step, self._on_episodes
-            )
-            self.last_good.copy_(agent.optimizer.flat)
-            stats = agent.update(memory.batch())
-            progress.updates = update
-            self._check_finite(stats)
-            if update % cfg.log_every_updates == 0 or update == num_updates:
-                self._log_update(stats, num_updates * batch)
-            if cfg.eval.every_steps is not None and progress.global_step >= next_eval:
-                next_eval += cfg.eval.every_steps
-                self._evaluate(episodes=cfg.eval.episodes, seed=cfg.seed + 10_000 + update)
-            mean = self.tracker.mean_return
-            stop = bool(requested) or bool(on_update and on_update(progress.global_step, mean))
-            if self.checkpointer.due(progress.global_step) or stop:
-                self.checkpointer.save(self.checkpoint, progress.global_step, mean)
-            if stop:
-                raise Interrupted(requested[0] if requested else signal.SIGINT, update)
-            if cfg.stop_on_target and self.tracker.target_step is not None:
-                break
-        self.checkpointer.save(self.checkpoint, progress.global_step, self.tracker.mean_return)
+        return num_updates
+
+    def _update(self, update: int) -> dict[str, float]:
+        """PPO update number ``update`` on the memory's batch; one that leaves a loss or a
+        weight non-finite stops the job with the weights from before it."""
+        self.agent.snapshot(into=self.last_good)
+        stats = self.agent.update(self.memory.batch())
+        self.progress.updates = update
+        self._check_finite(stats)
+        return stats
 
     def _on_episodes(self, step: int, returns: np.ndarray, lengths: np.ndarray) -> None:
         self.logger.episodes_finished(step, returns, lengths)
         if self.progress.target_seconds is None and self.tracker.target_step is not None:
             self.progress.target_seconds = self.progress.elapsed
 
-    def _log_update(self, stats: dict[str, float], total_steps: int) -> None:
-        progress = self.progress
+    def _log_update(self, stats: dict[str, float], num_updates: int) -> None:
+        progress, tracker = self.progress, self.tracker
         session_seconds = time.perf_counter() - progress.started
         sps = (progress.global_step - progress.session_start_step) / session_seconds
-        values = {f"losses/{k}" if k in LOSS_STATS else f"charts/{k}": v for k, v in stats.items()}
-        values |= {"charts/SPS": sps, "charts/learning_rate": self.agent.learning_rate}
-        tracker = self.tracker
-        self.logger.scalars(progress.global_step, values, tracker.mean_return, tracker.recent)
+        stats = stats | {"SPS": sps, "learning_rate": self.agent.learning_rate}
+        self.logger.update_stats(progress.global_step, stats, tracker.mean_return, tracker.recent)
+        total_steps = num_updates * self.cfg.ppo.num_steps * self.cfg.env.num_envs
         self.logger.progress(
-            progress.global_step, total_steps, sps, self.tracker.episodes, self.tracker.mean_return
+            progress.global_step, total_steps, sps, tracker.episodes, tracker.mean_return
         )
 
     def _evaluate(self, episodes: int, seed: int, video_dir: Path | None = None) -> None:
@@ -239,13 +250,12 @@ class Trainer:
             log_eval(self.out_dir, self.progress.global_step, returns, lengths, video_dir)
 
     def _check_finite(self, stats: dict[str, float]) -> None:
-        flat = self.agent.optimizer.flat
         bad = [k for k in ("policy_loss", "value_loss", "grad_norm") if not math.isfinite(stats[k])]
-        if not bad and not bool(torch.isfinite(flat).all()):
+        if not bad and not self.agent.weights_finite():
             bad = ["network parameters"]
         if not bad:
             return
-        flat.copy_(self.last_good)
+        self.agent.restore(self.last_good)
         path = self.job.last_good
         keep = ("version", "config", "model", "obs_norm", "progress")
         save_atomic({k: v for k, v in self.checkpoint().items() if k in keep}, path)
@@ -287,4 +297,4 @@ class Trainer:
         if self.logger is not None:
             self.logger.final_metrics(final_metrics(self.result("closing")))
             self.logger.close()
-        self.rollout.envs.close()
+        self.collector.envs.close()

@@ -23,6 +23,26 @@ log = logging.getLogger("sharedppo")
 
 METRIC = "hparams/final_return"
 
+# The update's stats that are a loss or a quantity of the policy change go under losses/; the
+# rest (gradient norm, steps taken, clip range in force, SPS, learning rate) describes the
+# optimisation and goes under charts/.
+LOSS_STATS = frozenset(
+    {
+        "policy_loss",
+        "value_loss",
+        "entropy",
+        "old_approx_kl",
+        "approx_kl",
+        "clipfrac",
+        "explained_variance",
+    }
+)
+
+
+def stat_tag(name: str) -> str:
+    """The TensorBoard tag of an update's stat, by its name."""
+    return f"losses/{name}" if name in LOSS_STATS else f"charts/{name}"
+
 
 class Logger:
     """Writes event files straight into ``log_dir``, and the progress line."""
@@ -65,18 +85,20 @@ class Logger:
             tagged += [("charts/episodic_return", ret), ("charts/episodic_length", length)]
         self._write(step, tagged)
 
-    def scalars(
+    def update_stats(
         self,
         step: int,
-        values: dict[str, float],
+        stats: dict[str, float],
         mean_return: float,
         window: Sequence[float] = (),
     ) -> None:
-        """One update's values, the window's mean return as the HParams metric, and the
-        lowest and highest return in the window (the Custom Scalars band)."""
+        """One update's stats by name (tagged by :func:`stat_tag`), the window's mean return
+        as the HParams metric, and the lowest and highest return in the window (the Custom
+        Scalars band)."""
         low, high = (min(window), max(window)) if window else (math.nan, math.nan)
         spread = [(dashboard.RETURN_MIN, low), (dashboard.RETURN_MAX, high)]
-        self._write(step, [*values.items(), (METRIC, mean_return), *spread])
+        tagged = [(stat_tag(name), value) for name, value in stats.items()]
+        self._write(step, [*tagged, (METRIC, mean_return), *spread])
 
     def final_metrics(self, metrics: dict[str, float | None], step: int | None = None) -> None:
         """The HParams metrics of the run (``dashboard.METRICS``: final_return, best_return,

@@ -1,4 +1,4 @@
-"""Collecting a rollout: the agent acts, the vector env steps, the memory fills."""
+"""Collecting a rollout: the agent acts, the vector env steps, the memory stores."""
 
 from __future__ import annotations
 
@@ -21,12 +21,13 @@ from .memory import RolloutMemory
 EpisodesHook = Callable[[int, np.ndarray, np.ndarray], None]
 
 
-class Rollout:
+class Collector:
     """Owns the vector env and the observation it last returned, and for a recurrent network
     its state and where the coming episodes start (both carried across rollouts).
 
-    ``collect`` fills the memory with one rollout and closes it with the bootstrap value; the
-    normalisers are applied on the way (their statistics belong to the model, not the env).
+    ``collect`` fills a :class:`RolloutMemory` with one rollout and closes it with the
+    bootstrap value; the normalisers are applied on the way (their statistics belong to the
+    model, not the env). Advantages are not its business: ``Trainer.fit`` computes them.
     """
 
     def __init__(
@@ -61,69 +62,38 @@ class Rollout:
         on_episodes: EpisodesHook | None = None,
     ) -> int:
         """One rollout starting at global env step ``step``; returns the step it ends at."""
-        envs, num_envs = self.envs, memory.obs.shape[1]
+        envs, num_envs, num_actions = self.envs, memory.num_envs, self.num_actions
         # Looked up once: this loop runs per env step, and each attribute walk or no-op call
         # costs a measurable share of a small network's step.
-        dist, act = agent.net.dist, agent.act
-        to_env = dist.to_env
-        obs_norm, scale = self.obs_norm, self.reward_scale
-        # Per-step views made once: indexing a tensor per step costs more than the copy into it.
-        obs_rows, action_rows = memory.obs.unbind(0), memory.actions.unbind(0)
-        logprob_rows, value_rows = memory.logprobs.unbind(0), memory.values.unbind(0)
-        mask_rows = None if memory.masks is None else memory.masks.unbind(0)
-        valid_rows = None if memory.action_mask is None else memory.action_mask.unbind(0)
-        num_actions = self.num_actions
-        rewards, terminated_rows, done_rows = (
-            memory.host_rewards,
-            memory.host_terminated,
-            memory.host_dones,
-        )
-        host_obs, host_actions = memory.host_obs, memory.host_actions
-        state, starts = self.state, self.starts
-        if state is not None:
-            memory.state0.copy_(state)
-            act_recurrent, device = agent.act_recurrent, memory.obs.device
+        dist, act, act_recurrent = agent.net.dist, agent.act, agent.act_recurrent
+        to_env, obs_norm, scale = dist.to_env, self.obs_norm, self.reward_scale
+        store_obs, store_act, store_env = memory.store_obs, memory.store_act, memory.store_env
+        state, starts, device = self.state, self.starts, memory.device
+        memory.begin(state)
         # A Gaussian policy's noise for the whole rollout, drawn now: acting writes the
-        # actions into memory.actions itself, and the log-probs are filled in at the end.
-        draws = dist.draws(memory.actions) if isinstance(dist, Gaussian) else None
+        # actions into the memory itself, and the log-probs are computed at the end.
+        draws = memory.action_draws(dist) if isinstance(dist, Gaussian) else None
         with torch.inference_mode():
             for t in range(memory.num_steps):
-                step_obs = obs_rows[t]
                 obs = self.obs if obs_norm is None else obs_norm(self.obs, update=True)
-                if host_obs is None:
-                    step_obs.copy_(torch.from_numpy(obs))
-                else:
-                    host_obs[t] = obs
-                valid = None
-                if valid_rows is not None:
-                    valid = valid_rows[t]
-                    valid.copy_(torch.from_numpy(self.action_mask))
                 if state is None:
+                    step_obs, valid = store_obs(t, obs, self.action_mask)
                     actions, logprobs, values, masks = act(step_obs, valid, draws)
                 else:
-                    memory.host_starts[t] = starts.now
+                    step_obs, valid = store_obs(t, obs, self.action_mask, starts.now)
                     start = torch.from_numpy(starts.now).to(device)
                     actions, logprobs, values, masks, state = act_recurrent(
                         step_obs, valid, state, start, draws
                     )
-                if draws is None:
-                    action_rows[t].copy_(actions)
-                    logprob_rows[t].copy_(logprobs)
-                value_rows[t].copy_(values)
-                if mask_rows is not None:
-                    mask_rows[t].copy_(masks)
-
                 # to_env returns a new array: the env never holds the memory's row.
-                env_actions = actions.cpu().numpy() if host_actions is None else host_actions[t]
+                env_actions = store_act(t, actions, logprobs, values, masks)
                 self.obs, reward, terminated, truncated, info = envs.step(to_env(env_actions))
                 done = terminated | truncated
                 if starts is not None:
                     starts.advance(done)
-                if valid_rows is not None:
+                if valid is not None:
                     self.action_mask = action_mask(info, num_envs, num_actions)
-                rewards[t] = reward if scale is None else scale(reward, done)
-                terminated_rows[t] = terminated
-                done_rows[t] = done
+                store_env(t, reward if scale is None else scale(reward, done), terminated, done)
                 step += num_envs
                 # Scores are the game's own: unshaped, unclipped, per game rather than per life.
                 finished = tracker.step(info.get("env_reward", reward), info.get("game_over", done))
@@ -131,18 +101,21 @@ class Rollout:
                     tracker.record(step, finished[0])
                     if on_episodes is not None:
                         on_episodes(step, *finished)
-            if draws is not None:
-                memory.logprobs.copy_(draws.log_probs())
-            obs = self.obs if obs_norm is None else obs_norm(self.obs, update=False)
-            last_obs = torch.from_numpy(obs).to(memory.obs.device, memory.obs.dtype)
-            if state is None:
-                last_values = agent.value(last_obs)
-            else:  # the next rollout's first step, as it will compute it
-                start = torch.from_numpy(starts.now).to(last_obs.device)
-                last_values = agent.value(last_obs, state, start)
-                self.state = state
-        memory.finish_rollout(last_values)
+            logprobs = None if draws is None else draws.log_probs()
+            self.state = state
+            last_values = self._bootstrap(agent, memory)
+        memory.close(last_values, logprobs)
         return step
+
+    def _bootstrap(self, agent: PPOAgent, memory: RolloutMemory) -> torch.Tensor:
+        """V of the observation after the rollout's last step; for a recurrent network the
+        next rollout's first step, as it will compute it."""
+        obs = self.obs if self.obs_norm is None else self.obs_norm(self.obs, update=False)
+        last_obs = memory.stored_obs(obs)
+        if self.state is None:
+            return agent.value(last_obs)
+        start = torch.from_numpy(self.starts.now).to(last_obs.device)
+        return agent.value(last_obs, self.state, start)
 
     def state_dict(self) -> dict[str, Any]:
         state = {
