@@ -7,11 +7,15 @@ from __future__ import annotations
 import dataclasses
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
+
+import pytest
 
 from sharedppo.config import (
     ANY,
     Config,
+    ConfigError,
     Role,
     fused_allowed,
     keys_with,
@@ -19,6 +23,8 @@ from sharedppo.config import (
     schema_keys,
 )
 from sharedppo.keys import KINDS, RECORDS
+from sharedppo.run.checkpoint import CheckpointError, check_resumable
+from sharedppo.run.resume import check_resume
 
 KEYS = schema_keys(Config)
 
@@ -159,3 +165,43 @@ def test_the_schema_and_what_reads_it_load_no_omegaconf():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def _config(**changes: Any) -> dict[str, Any]:
+    cfg = dataclasses.asdict(Config())
+    cfg["env"]["id"] = "CartPole-v1"
+    for dotted_key, value in changes.items():
+        *groups, name = dotted_key.split(".")
+        node = cfg
+        for group in groups:
+            node = node[group]
+        node[name] = value
+    return cfg
+
+
+def _resume(old: dict[str, Any], new: dict[str, Any]) -> dict[str, list]:
+    saved = {"config": old, "progress": {"updates": 1, "global_step": 256}}
+    return check_resume(saved, new, Path("JOB"))
+
+
+def test_resume_follows_the_roles():
+    old = _config()
+    # Run control: free. Execution that changes the numbers: named. Structural: refused.
+    assert _resume(old, _config(device="cpu", torch_threads=2, **{"eval.episodes": 3})) == {}
+    with pytest.raises(ConfigError, match=r"resume_allow=\[precision\]"):
+        _resume(old, _config(precision="bf16"))
+    allowed = _config(precision="bf16", resume_allow=["precision"])
+    assert _resume(old, allowed) == {"precision": ["fp32", "bf16"]}
+    for key, value in [("network.channels_last", False), ("env.num_envs", 4)]:
+        new = _config(resume_allow=[key], **{key: value})
+        with pytest.raises(CheckpointError, match=rf"{key}=\S+ in the checkpoint"):
+            _resume(old, new)
+
+
+def test_structural_check_counts_a_new_key_as_its_default_and_a_removed_one_as_a_change():
+    old, new = _config(), _config()
+    del old["network"]["log_std_init"]  # written before the key existed
+    check_resumable(old, new, Path("JOB"))
+    old["network"]["layer_norm"] = True  # a key this sharedppo no longer has
+    with pytest.raises(CheckpointError, match="network.layer_norm=True in the checkpoint"):
+        check_resumable(old, new, Path("JOB"))
