@@ -25,6 +25,7 @@ from sharedppo.config import (
 from sharedppo.keys import KINDS, RECORDS
 from sharedppo.run.checkpoint import CheckpointError, check_resumable
 from sharedppo.run.resume import check_resume
+from sharedppo.tb.dashboard import select_hparams
 
 KEYS = schema_keys(Config)
 
@@ -205,3 +206,12 @@ def test_structural_check_counts_a_new_key_as_its_default_and_a_removed_one_as_a
     old["network"]["layer_norm"] = True  # a key this sharedppo no longer has
     with pytest.raises(CheckpointError, match="network.layer_norm=True in the checkpoint"):
         check_resumable(old, new, Path("JOB"))
+
+
+def test_dashboard_lists_by_kind():
+    config = _config(torch_threads=2, precision="bf16")
+    params, chosen = select_hparams(config, ["torch_threads=2", "eval.episodes=3"])
+    assert chosen == ["torch_threads"]  # execution, set by the user; bookkeeping never
+    assert {"seed", "total_steps", "ppo.lr", "env.target_return"} <= set(params)
+    assert not {"precision", "device", "ppo.fused", "network.channels_last"} & set(params)
+    assert not [k for k in params if k.startswith(("checkpoint.", "eval.", "resume"))]
