@@ -26,6 +26,7 @@ from sharedppo.keys import KINDS, RECORDS
 from sharedppo.run.checkpoint import CheckpointError, check_resumable
 from sharedppo.run.resume import check_resume
 from sharedppo.tb.dashboard import select_hparams
+from sharedppo.tune.preset import run_only
 
 KEYS = schema_keys(Config)
 
@@ -105,7 +106,11 @@ def test_tuned_preset_run_only_keys_are_as_before():
         "hparams_search",
     )  # and "hydra", which is Hydra's, outside the schema
     assert set(keys_with(Role.RUN_ONLY)) == {k for k in KEYS if k.split(".")[0] in old}
-    assert Role.RUN_ONLY in roles_of("checkpoint")  # a whole group named on the command line
+    # The overrides a trial may carry, as preset.run_only judged them by their top-level key.
+    others = ["checkpoint", "env", "experiment", "hydra/launcher", "hydra.run.dir", "~seed"]
+    for key in [*KEYS, *others, "+checkpoint.keep", "+env.kwargs.render_mode"]:
+        top = key.lstrip("+~").replace("/", ".").split(".")[0]
+        assert run_only(key) == (top in (*old, "hydra")), key
 
 
 def test_fused_allow_list_is_as_strict_as_before():
