@@ -1,66 +1,45 @@
-"""The config schema: each key's type, default, allowed values and meaning, in one place.
+"""The config schema: each key's type, default, allowed values, roles and meaning, in one place.
 
 The YAML files under ``conf/`` are merged onto these dataclasses (registered in Hydra's
 ConfigStore), so a misspelt key or a string where a number belongs is rejected by OmegaConf
 before any training starts. Ranges and choices a type cannot express sit beside the default, as
 the field's check; :func:`validate` runs them all, then the few checks that span several keys.
+
+Each key also carries its roles (:class:`Role`), which say how a resume, the HParams dashboard
+and a tuned preset treat it, and, for a network key, the values the fused gradient supports.
+The lists those parts use are derived from them (:func:`has_role`, :func:`keys_with`,
+:func:`fused_allowed`), so a new key is placed by its own line in the schema.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field, fields, is_dataclass
+from dataclasses import dataclass, fields, is_dataclass
+from functools import cache
 from typing import Any
 
-from omegaconf import MISSING
+# Imported from here by the rest of sharedppo (ConfigError, the checks, Role).
+from .keys import (
+    ANY,
+    RECORDS,
+    RUN_SETTING,
+    Check,
+    ConfigError,
+    Fused,
+    Role,
+    above,
+    at_least,
+    group,
+    key,
+    one_of,
+    or_null,
+    roles_in,
+    schema_keys,
+    within,
+)
 
-
-class ConfigError(ValueError):
-    """A user's config mistake; the message is one line naming the key and what is allowed."""
-
-
-@dataclass(frozen=True)
-class Check:
-    test: Callable[[Any], bool]
-    allowed: str
-
-    def __call__(self, key: str, value: Any) -> None:
-        if not self.test(value):
-            raise ConfigError(f"{key}={value!r} is not allowed: {self.allowed}")
-
-
-def at_least(low: float) -> Check:
-    return Check(lambda v: v >= low, f"must be >= {low}")
-
-
-def above(low: float) -> Check:
-    return Check(lambda v: v > low, f"must be > {low}")
-
-
-def within(low: float, high: float, *, low_open: bool = False, high_open: bool = False) -> Check:
-    left, right = "(" if low_open else "[", ")" if high_open else "]"
-
-    def test(v: float) -> bool:
-        return (v > low if low_open else v >= low) and (v < high if high_open else v <= high)
-
-    return Check(test, f"must be in {left}{low:g}, {high:g}{right}")
-
-
-def one_of(*choices: str) -> Check:
-    return Check(lambda v: v in choices, "choose one of " + ", ".join(choices))
-
-
-def or_null(check: Check) -> Check:
-    return Check(lambda v: v is None or check.test(v), f"must be null or {check.allowed[8:]}")
-
-
-def key(default: Any, check: Check | None = None) -> Any:
-    """A schema field: its default and the check its value must pass."""
-    return field(default=default, metadata={"check": check})
-
-
-def group(cls: type) -> Any:
-    return field(default_factory=cls)
+# OmegaConf's MISSING (a value the user must give), spelt out: this module imports no
+# third-party package, so nn/ and algo/, which read the schema, do not load omegaconf.
+MISSING = "???"
 
 
 @dataclass
@@ -80,22 +59,26 @@ class AtariConfig:
 
 @dataclass
 class EnvConfig:
-    id: str = MISSING
+    id: str = key(MISSING, roles=Role.HYPERPARAMETER | Role.STRUCTURAL)
     # gymnasium: gymnasium's vector envs; envpool: EnvPool's C++ vector env (the `envpool`
-    # extra) for the ids it provides, its Atari preprocessing set to env.atari's values.
-    backend: str = key("gymnasium", one_of("gymnasium", "envpool"))
+    # extra) for the ids it provides, its Atari preprocessing set to env.atari's values. How
+    # the env runs, but another implementation's numbers may differ: a resume must name it.
+    backend: str = key("gymnasium", one_of("gymnasium", "envpool"), roles=Role.EXECUTION)
     # The env's own training budget: total_steps follows it unless given (conf/config.yaml).
-    default_steps: int = key(100_000, at_least(1))
-    num_envs: int = key(8, at_least(1))
+    default_steps: int = key(100_000, at_least(1), roles=Role.HYPERPARAMETER | Role.RUN_CONTROL)
+    num_envs: int = key(8, at_least(1), roles=Role.HYPERPARAMETER | Role.STRUCTURAL)
     # auto: the id's numpy-vectorised implementation when gymnasium has one, else sync.
-    vectorization_mode: str = key("auto", one_of("auto", "sync", "async", "vector_entry_point"))
+    vectorization_mode: str = key(
+        "auto", one_of("auto", "sync", "async", "vector_entry_point"), roles=Role.EXECUTION
+    )
     max_episode_steps: int | None = key(None, or_null(at_least(1)))  # null: the id's own limit
     # The original blog's CartPole shaping: reward 1 once an episode reaches this many steps,
     # 0 otherwise; null (everywhere but experiment=seed_cartpole) keeps the env's own reward.
     reach_reward_steps: int | None = key(None, or_null(at_least(1)))
     # The return that counts as solved (mean of the last 20 episodes); null takes the id's
-    # reward_threshold from gymnasium's registry.
-    target_return: float | None = None
+    # reward_threshold from gymnasium's registry. It does not change what is learnt, only
+    # when stop_on_target stops and the steps-to-target metrics, so a resume may change it.
+    target_return: float | None = key(None, roles=Role.HYPERPARAMETER | Role.RUN_CONTROL)
     # Running-statistics normalisation, kept in checkpoints and frozen at evaluation.
     normalize_obs: bool = False
     obs_clip: float = key(10.0, above(0))
@@ -103,43 +86,50 @@ class EnvConfig:
     reward_clip: float = key(10.0, above(0))
     atari: AtariConfig = group(AtariConfig)
     # Handed to the env's constructor (gymnasium.make's keyword arguments).
-    kwargs: dict[str, Any] = field(default_factory=dict)
+    kwargs: dict[str, Any] = key({})
     # The user's own wrappers, each {_target_: module.Wrapper, arg: value, ...}, applied in
     # order to every sub-environment (after the Atari preprocessing).
-    wrappers: list[Any] = field(default_factory=list)
+    wrappers: list[Any] = key([])
 
 
 @dataclass
 class NetworkConfig:
     # mlp: `depth` layers of `width`; nature_cnn: the Nature-DQN convolutions (84x84 frame
     # stacks, scaled by 1/255 inside) and one 512-unit ReLU layer: width/depth/activation unused.
-    type: str = key("mlp", one_of("mlp", "nature_cnn"))
-    width: int = key(64, at_least(1))
-    depth: int = key(2, at_least(1))
-    activation: str = key("tanh", one_of("tanh", "relu", "elu", "gelu", "silu"))
-    dropout: float = key(0.0, within(0, 1, high_open=True))  # masks reused when learning
+    # fused=: what the hand-derived backward handles; ANY for keys that change sizes, masks,
+    # starting values or memory layout, not the maths. A key without it: autograd.
+    type: str = key("mlp", one_of("mlp", "nature_cnn"), fused=("mlp",))
+    width: int = key(64, at_least(1), fused=ANY)
+    depth: int = key(2, at_least(1), fused=ANY)
+    activation: str = key(
+        "tanh", one_of("tanh", "relu", "elu", "gelu", "silu"), fused=("tanh", "relu")
+    )
+    dropout: float = key(0.0, within(0, 1, high_open=True), fused=ANY)  # masks reused
     # orthogonal: gain sqrt(2) in the trunk, 0.01 policy head, 1 value head; xavier: uniform;
     # torch: PyTorch's own nn.Linear initialisation.
-    init: str = key("orthogonal", one_of("orthogonal", "xavier", "torch"))
+    init: str = key("orthogonal", one_of("orthogonal", "xavier", "torch"), fused=ANY)
     # false: separate policy and value trunks of the same shape, for comparison.
-    shared: bool = True
+    shared: bool = key(True, fused=ANY)
     # Box actions: the Gaussian's starting log-std (0: std 1; rl-zoo3's MuJoCo recipes use -2).
-    log_std_init: float = 0.0
+    log_std_init: float = key(0.0, fused=ANY)
     # A recurrent core between the trunk's layers and both heads (each trunk its own when
     # shared=false); its state is reset at episode starts and carried otherwise. Updates then
     # replay whole env sequences: ppo.num_minibatches must divide env.num_envs.
-    recurrent: str | None = key(None, or_null(one_of("lstm", "gru")))
-    recurrent_size: int = key(64, at_least(1))  # the core's hidden size, which the heads read
+    recurrent: str | None = key(None, or_null(one_of("lstm", "gru")), fused=(None,))
+    recurrent_size: int = key(64, at_least(1), fused=ANY)  # the core's size, read by the heads
     # Conv trunks in channels_last (NHWC) memory, where oneDNN's convolutions are faster;
     # false: the NCHW layout, reproducing earlier results bit for bit (docs/benchmarks.md).
-    channels_last: bool = True
+    # Structural too: Adam's moments sit in the parameters' memory order, so a checkpoint
+    # written in one layout would continue in the other with its conv moments scrambled.
+    channels_last: bool = key(True, roles=Role.EXECUTION | Role.STRUCTURAL, fused=ANY)
 
 
 @dataclass
 class PPOConfig:
     lr: float = key(1e-3, above(0))
     anneal_lr: bool = True
-    num_steps: int = key(32, at_least(1))  # rollout length per env
+    # Rollout length per env; the memory a checkpoint carries into the next rollout is this long.
+    num_steps: int = key(32, at_least(1), roles=Role.HYPERPARAMETER | Role.STRUCTURAL)
     gamma: float = key(0.98, within(0, 1, low_open=True))
     lam: float = key(0.8, within(0, 1))
     update_epochs: int = key(20, at_least(1))
@@ -158,9 +148,9 @@ class PPOConfig:
     # minibatch exceeds 1.5 x target_kl (the factor Spinning Up and SB3 use); null disables.
     target_kl: float | None = key(None, or_null(above(0)))
     adam_eps: float = key(1e-5, above(0))
-    # Hand-derived gradients where the network is on their allow-list (sharedppo/gradient.py);
-    # false, or any other network, uses autograd.
-    fused: bool = True
+    # Hand-derived gradients where the network is on their allow-list (algo/gradient.py);
+    # false, or any other network, uses autograd. The same gradient up to rounding.
+    fused: bool = key(True, roles=Role.EXECUTION)
 
 
 @dataclass
@@ -186,29 +176,46 @@ def _is_device(name: str) -> bool:
 
 @dataclass
 class Config:
-    env: EnvConfig = group(EnvConfig)
-    network: NetworkConfig = group(NetworkConfig)
-    ppo: PPOConfig = group(PPOConfig)
-    checkpoint: CheckpointConfig = group(CheckpointConfig)
-    eval: EvalConfig = group(EvalConfig)
+    # Groups give their roles to the keys below them that name none.
+    env: EnvConfig = group(EnvConfig, Role.HYPERPARAMETER)
+    # A checkpoint continues only the network it holds: every network key is structural,
+    # a new one too until it is shown to be safe to change.
+    network: NetworkConfig = group(NetworkConfig, Role.HYPERPARAMETER | Role.STRUCTURAL)
+    ppo: PPOConfig = group(PPOConfig, Role.HYPERPARAMETER)
+    checkpoint: CheckpointConfig = group(CheckpointConfig, RECORDS)
+    eval: EvalConfig = group(EvalConfig, RECORDS)
     # A job folder to continue: same folder, same curves, total_steps is the job's total.
-    resume: str | None = None
+    resume: str | None = key(None, roles=RECORDS)
     # Hyperparameters a resume may change (e.g. [ppo.lr]); any other change is refused.
-    resume_allow: list[str] = field(default_factory=list)
+    resume_allow: list[str] = key([], roles=RECORDS)
     # A search space for sharedppo-tune (conf/hparams_search/); training ignores it.
-    hparams_search: Any = None
-    seed: int = key(0, Check(lambda v: v >= 0, "must be an integer >= 0"))
-    total_steps: int = key(100_000, Check(lambda v: v >= 1, "must be an integer >= 1"))
-    device: str = key("auto", Check(_is_device, "choose one of auto, cpu, cuda, cuda:N"))
+    hparams_search: Any = key(None, roles=RECORDS)
+    # Which replicate of the experiment: listed, but a tuned preset takes no trial's seed.
+    seed: int = key(
+        0,
+        Check(lambda v: v >= 0, "must be an integer >= 0"),
+        roles=Role.HYPERPARAMETER | Role.RUN_ONLY,
+    )
+    # The budget: a resume may extend it; a preset leaves out a trial's short one.
+    total_steps: int = key(
+        100_000,
+        Check(lambda v: v >= 1, "must be an integer >= 1"),
+        roles=Role.HYPERPARAMETER | Role.RUN_CONTROL | Role.RUN_ONLY,
+    )
+    # The machine: a resume may move to another (whose rounding differs), a preset has none.
+    device: str = key(
+        "auto", Check(_is_device, "choose one of auto, cpu, cuda, cuda:N"), roles=RUN_SETTING
+    )
     # The network's forward passes under autocast (bf16: CPUs with bf16 support or CUDA;
-    # fp16: CUDA, with loss scaling); parameters, optimizer and loss stay fp32.
-    precision: str = key("fp32", one_of("fp32", "bf16", "fp16"))
+    # fp16: CUDA, with loss scaling); parameters, optimizer and loss stay fp32. It changes
+    # the numbers, so a resume must name it, and a preset keeps it as part of the recipe.
+    precision: str = key("fp32", one_of("fp32", "bf16", "fp16"), roles=Role.EXECUTION)
     # Small networks run fastest on one thread; 0 leaves torch's own choice.
-    torch_threads: int = key(1, at_least(0))
+    torch_threads: int = key(1, at_least(0), roles=RUN_SETTING)
     # Stop as soon as the mean return of the last 20 finished episodes reaches
     # env.target_return instead of training for total_steps.
-    stop_on_target: bool = False
-    log_every_updates: int = key(1, at_least(1))
+    stop_on_target: bool = key(False, roles=RUN_SETTING)
+    log_every_updates: int = key(1, at_least(1), roles=RECORDS)
 
 
 def _check_fields(node: Any, schema: type, prefix: str = "") -> None:
@@ -261,3 +268,27 @@ def unknown_key_message(full_key: str) -> str:
     known = ", ".join(f.name for f in fields(schema)) if is_dataclass(schema) else "none"
     where = f"in {parent}" if parent else "at the top level"
     return f"{full_key} is not a known key; allowed {where}: {known}"
+
+
+# Roles: the lists that resume, the dashboard, tuned presets and the fused gradient use.
+
+
+@cache
+def roles_of(key: str) -> Role:
+    """A dotted key's roles (keys.roles_in): its own, else its nearest group's."""
+    return roles_in(Config, key)
+
+
+def has_role(key: str, role: Role) -> bool:
+    return role in roles_of(key)
+
+
+def keys_with(role: Role) -> tuple[str, ...]:
+    """The schema's keys that have ``role``, in schema order."""
+    return tuple(k for k in schema_keys(Config) if has_role(k, role))
+
+
+def fused_allowed() -> dict[str, Fused]:
+    """The network keys on the fused gradient's allow-list, each with the values its
+    backward handles (ANY: every value); any other key makes it fall back to autograd."""
+    return {f.name: f.metadata["fused"] for f in fields(NetworkConfig) if f.metadata.get("fused")}

@@ -8,8 +8,9 @@ update step is mostly per-op overhead: with autograd a step (forward, backward, 
 Adam) dispatches about 120 ops and builds and walks a graph; fused it takes about 65 ops and
 no graph, and a step at batch 256 is 2-2.4x quicker (docs/benchmarks.md).
 
-Fused is used only for networks on its allow-list: a network option it does not know (a
-layer norm, say) falls back to autograd instead of getting a silently wrong gradient.
+Fused is used only for networks on its allow-list (each network key's ``fused=`` in the
+schema): a network option it does not know (a layer norm, say) falls back to autograd instead
+of getting a silently wrong gradient.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from dataclasses import asdict, is_dataclass
 
 import torch
 
-from ..config import PPOConfig
+from ..config import ANY, PPOConfig, fused_allowed
 from ..nn.actor_critic import ActorCritic, Recorded
 from ..nn.heads import Categorical, Gaussian, mask_logits
 from ..nn.precision import Precision
@@ -26,19 +27,9 @@ from .batch import Batch
 from .loss import LossTerms, Scored, ppo_loss, ppo_loss_grads
 from .optim import Adam
 
-# Network keys whose values the hand-derived backward handles, and keys it is indifferent to
-# (they change sizes, masks or starting values, not the maths). Any other key: autograd.
-FUSED_VALUES = {"type": ("mlp",), "activation": ("tanh", "relu"), "recurrent": (None,)}
-FUSED_INDIFFERENT = {
-    "width",
-    "depth",
-    "dropout",
-    "init",
-    "shared",
-    "log_std_init",
-    "recurrent_size",
-    "channels_last",
-}
+# Network key -> the values the hand-derived backward handles, or ANY for a key it is
+# indifferent to (sizes, masks, starting values, layout). Any other key: autograd.
+FUSED_ALLOWED = fused_allowed()
 FUSED_HEADS = (Categorical, Gaussian)
 
 
@@ -52,11 +43,11 @@ def fused_unsupported(net: ActorCritic, precision: str = "fp32") -> str | None:
     cfg = net.cfg
     options = asdict(cfg) if is_dataclass(cfg) else dict(vars(cfg))
     for key, value in options.items():
-        if key in FUSED_VALUES:
-            if value not in FUSED_VALUES[key]:
-                return f"network.{key}={value}"
-        elif key not in FUSED_INDIFFERENT:
+        allowed = FUSED_ALLOWED.get(key)
+        if allowed is None:
             return f"network.{key} is not on the fused gradient's allow-list"
+        if allowed is not ANY and value not in allowed:
+            return f"network.{key}={value}"
     if type(net.dist) not in FUSED_HEADS:
         return f"{type(net.dist).__name__} action head"
     return None

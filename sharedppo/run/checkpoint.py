@@ -33,8 +33,9 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-from ..config import NetworkConfig
+from ..config import Config, Role, has_role
 from ..jobdir import LAST, JobDir
+from ..keys import dotted
 
 LAYOUT_VERSION = 2
 
@@ -154,25 +155,19 @@ def _upgrade_v1(old: dict[str, Any]) -> dict[str, Any]:
 def check_resumable(saved: dict[str, Any], config: dict[str, Any], path: Path) -> None:
     """Refuse, in one line, to continue a checkpoint under a config it cannot continue.
 
-    The network must match, a key added to the schema after the checkpoint was written
-    counting as its default; of the env, the task and how many copies run may not change, nor
-    the rollout length (the memory's shape).
+    No structural key (``Role.STRUCTURAL`` in the schema: the network, the env's id and
+    number of copies, the rollout length) may change, a key added to the schema after the
+    checkpoint was written counting as its default.
     """
-    schema = asdict(NetworkConfig())
-    env_keys = ("id", "num_envs")
-    compared = {
-        "network": ({**schema, **saved["network"]}, {**schema, **config["network"]}),
-        "env": tuple({k: cfg["env"].get(k) for k in env_keys} for cfg in (saved, config)),
-        "ppo": tuple({"num_steps": cfg["ppo"]["num_steps"]} for cfg in (saved, config)),
-    }
-    for group, (old, new) in compared.items():
-        if old != new:
-            diff = ", ".join(
-                f"{group}.{k}={old.get(k)!r} in the checkpoint, {new.get(k)!r} requested"
-                for k in sorted(set(old) | set(new))
-                if old.get(k) != new.get(k)
-            )
-            raise CheckpointError(f"cannot resume {path}: {diff}")
+    defaults = dotted(asdict(Config()))
+    old, new = defaults | dotted(saved), defaults | dotted(config)
+    diff = ", ".join(
+        f"{k}={old.get(k)!r} in the checkpoint, {new.get(k)!r} requested"
+        for k in sorted(set(old) | set(new))
+        if has_role(k, Role.STRUCTURAL) and old.get(k) != new.get(k)
+    )
+    if diff:
+        raise CheckpointError(f"cannot resume {path}: {diff}")
 
 
 class GlobalRNG:

@@ -3,9 +3,9 @@
 ``resume=JOB`` continues a job in its own folder. Its structure must match (checked by
 ``checkpoint.check_resumable``); its hyperparameters stay as they were unless the user names
 the keys to change in ``resume_allow``; run-control keys (how long, how often to checkpoint
-or evaluate, where to run) may change freely. Every allowed change is appended to the job's
-``resume_history.jsonl`` and written to TensorBoard as text, so the curves can be read with
-it in mind.
+or evaluate, where to run: ``Role.RUN_CONTROL`` in the schema) may change freely. Every
+allowed change is appended to the job's ``resume_history.jsonl`` and written to TensorBoard
+as text, so the curves can be read with it in mind.
 """
 
 from __future__ import annotations
@@ -17,35 +17,10 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from ..config import Config, ConfigError
+from ..config import Config, ConfigError, Role, has_role
 from ..jobdir import JobDir
+from ..keys import dotted
 from .checkpoint import check_resumable
-
-# Keys that say how a job runs, not what it learns: they may change on resume.
-RUN_CONTROL = (
-    "total_steps",
-    "checkpoint.",
-    "eval.",
-    "log_every_updates",
-    "device",
-    "torch_threads",
-    "resume",
-    "resume_allow",
-    "hparams_search",
-    "stop_on_target",
-    "env.target_return",  # what counts as solved, not how it learns
-    "env.default_steps",  # the budget total_steps follows
-)
-
-
-def _flat(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in tree.items():
-        if isinstance(value, dict) and value:
-            out.update(_flat(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
 
 
 def check_resume(saved: dict[str, Any], config: dict[str, Any], job: Path) -> dict[str, list]:
@@ -61,12 +36,12 @@ def check_resume(saved: dict[str, Any], config: dict[str, Any], job: Path) -> di
             f"larger total, e.g. total_steps={2 * done['global_step']}"
         )
     # A key added to the schema after the job was written counts as its default.
-    defaults = _flat(asdict(Config()))
-    old, new = defaults | _flat(saved["config"]), defaults | _flat(config)
+    defaults = dotted(asdict(Config()))
+    old, new = defaults | dotted(saved["config"]), defaults | dotted(config)
     changed = {
         key: [old.get(key), new.get(key)]
         for key in sorted(set(old) | set(new))
-        if old.get(key) != new.get(key) and not key.startswith(RUN_CONTROL)
+        if old.get(key) != new.get(key) and not has_role(key, Role.RUN_CONTROL)
     }
     allowed = set(config.get("resume_allow") or [])
     refused = [key for key in changed if key not in allowed]

@@ -2,8 +2,10 @@
 
 HParams: the keys that define the experiment, the user's overrides first (TensorBoard lists
 hyperparameters marked ``differs`` first and shows the first five), categorical values as
-discrete domains, and five metrics written as scalars once the run ends. Bookkeeping keys
-(checkpointing, evaluation, logging, resume) are not hyperparameters.
+discrete domains, and five metrics written as scalars once the run ends. Which keys are
+listed is each key's kind in the schema (``config.Role``): a HYPERPARAMETER always, an
+EXECUTION key (how the run computes) only when the user set it, BOOKKEEPING (checkpointing,
+evaluation, logging, resume) never.
 """
 
 from __future__ import annotations
@@ -22,22 +24,9 @@ from tensorboard.compat.proto.summary_pb2 import Summary
 from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2
 from torch.utils.tensorboard.summary import custom_scalars
 
-from ..config import Config
+from ..config import Config, Role, has_role
 from ..overrides import expand_sweep, key_of, parse
 
-# Never hyperparameters, overridden or not: they change where and how often, not what is learnt.
-BOOKKEEPING = ("checkpoint.", "eval.", "log_every_updates", "resume", "torch_threads")
-# How a run executes rather than what it learns: shown only when the user set them.
-IF_OVERRIDDEN = (
-    "device",
-    "precision",
-    "stop_on_target",
-    "ppo.fused",
-    "env.vectorization_mode",
-    "env.backend",
-    "network.channels_last",
-)
-CORE = ("seed", "total_steps", "ppo.", "network.", "env.")
 _ONE_OF = "choose one of "
 # Final metrics: Logger.final_metrics(key -> value) writes each as the scalar hparams/KEY.
 # key: (column title, description)
@@ -92,7 +81,7 @@ def sweep_values(job: Path) -> dict[str, list[str]]:
 
 
 def _bookkeeping(key: str) -> bool:
-    return key.startswith(BOOKKEEPING) or key == "hparams_search"
+    return has_role(key, Role.BOOKKEEPING)
 
 
 def select_hparams(
@@ -124,8 +113,7 @@ def select_hparams(
     rest = {
         k: v
         for k, v in flat.items()
-        if k.startswith(CORE)
-        and not k.startswith(IF_OVERRIDDEN)
+        if has_role(k, Role.HYPERPARAMETER)
         and (atari or not k.startswith("env.atari."))
         and k not in chosen
     }

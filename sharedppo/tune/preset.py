@@ -1,7 +1,8 @@
 """The best trial as an experiment preset: the keys that define the experiment, nothing else.
 
 A preset is a starting point for a real run, so the keys that only describe how a trial was
-run (its seed, its short budget, where and how it logged) are left out.
+run (its seed, its short budget, where and how it logged: ``Role.RUN_ONLY`` in the schema)
+are left out, as is Hydra's own ``hydra.*``.
 """
 
 from __future__ import annotations
@@ -13,25 +14,14 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-RUN_ONLY = (
-    "seed",
-    "total_steps",
-    "stop_on_target",
-    "device",
-    "torch_threads",
-    "log_every_updates",
-    "checkpoint",
-    "eval",
-    "resume",
-    "resume_allow",
-    "hparams_search",
-    "hydra",
-)
+from ..config import Role, has_role
 
 
 def run_only(key: str) -> bool:
-    top = key.lstrip("+~").replace("/", ".").split(".")[0]
-    return top in RUN_ONLY
+    """Whether an override's key (``seed``, ``+checkpoint.keep``, ``hydra/launcher``) only
+    describes the trial's run."""
+    name = key.lstrip("+~").replace("/", ".")
+    return name.split(".")[0] == "hydra" or has_role(name, Role.RUN_ONLY)
 
 
 def is_group(key: str) -> bool:
