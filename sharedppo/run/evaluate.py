@@ -14,6 +14,7 @@ from omegaconf import OmegaConf
 from ..compose import register_configs
 from ..config import Config, ConfigError, EnvConfig
 from ..envs.build import action_mask, make_envs
+from ..envs.stored import check_stored_wrappers
 from ..nn.actor_critic import ActorCritic
 from ..nn.heads import mask_logits
 from ..nn.normalize import ObsNormalizer
@@ -87,6 +88,8 @@ def load_policy(
     cfg: Config = OmegaConf.to_object(
         OmegaConf.merge(OmegaConf.structured(Config), state["config"])
     )
+    # The checkpoint's config is data: refused before any of its wrappers is built.
+    check_stored_wrappers(cfg.env.wrappers, f"checkpoint {file}")
     # The env as training built it (wrappers included) tells the spaces.
     envs, _, _ = make_envs(cfg.env, seed=0, num_envs=1)
     try:
