@@ -79,7 +79,7 @@ def payloads(tmp: Path) -> dict[str, list]:
     }
 
 
-def craft(job: Path, tmp: Path, wrappers: list) -> Path:
+def craft(job: Path, tmp: Path, wrappers: list | dict) -> Path:
     """A copy of the job's last.pt whose config carries ``wrappers``; it loads safely."""
     state = torch.load(job / "checkpoints" / "last.pt", weights_only=True)
     state["config"]["env"]["wrappers"] = wrappers
@@ -109,6 +109,15 @@ def test_a_crafted_checkpoint_runs_no_code(job, tmp_path, capsys, attack):
     with pytest.raises(ConfigError, match=r"env\.wrappers\[0\].* is not allowed"):
         sharedppo.load(crafted)
     assert untouched(tmp_path)
+
+
+def test_a_stored_config_of_another_shape_is_one_line(job, tmp_path, capsys):
+    crafted = craft(job, tmp_path, {"x": {"_target_": "builtins.open"}})  # a mapping, not a list
+    with pytest.raises(SystemExit) as stop:
+        eval_main([str(crafted)])
+    err = capsys.readouterr().err.strip()
+    assert stop.value.code == 2 and "\n" not in err, err
+    assert "holds a config this sharedppo cannot read" in err
 
 
 def test_a_legitimate_stored_wrapper_still_works(job, tmp_path, capsys):
