@@ -255,14 +255,16 @@ def test_workers_are_submitted_to_slurm_as_a_job_array(tmp_path, monkeypatch):
     """No SLURM here: a stand-in sbatch keeps the script it is given, so what SLURM would run
     (resources, array, time-limit signal, each worker's command line) is checked."""
     pytest.importorskip("submitit")
-    from sharedppo.tune.cli import make_plan, parser, run_worker, worker_argv
+    from sharedppo.tune.cli import for_workers, make_plan, parser, run_worker, worker_argv
     from sharedppo.tune.launch import launcher_config, submit
     from sharedppo.tune.space import load_space
 
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    (bin_dir / "sbatch").write_text(
-        f'#!/bin/sh\ncp "$1" {tmp_path}/script.sh\necho "Submitted batch job 4242"\n'
+    (bin_dir / "sbatch").write_text(  # it also keeps the storage the job would get
+        f'#!/bin/sh\ncp "$1" {tmp_path}/script.sh\n'
+        f'printf %s "$SHAREDPPO_TUNE_STORAGE" > {tmp_path}/storage.txt\n'
+        'echo "Submitted batch job 4242"\n'
     )
     (bin_dir / "srun").write_text("#!/bin/sh\nexit 1\n")
     for tool in bin_dir.iterdir():
@@ -275,15 +277,20 @@ def test_workers_are_submitted_to_slurm_as_a_job_array(tmp_path, monkeypatch):
     plan, extra = make_plan(args, load_space(args.search))
     argvs = [worker_argv(args, plan, extra, i) for i in range(2)]
     launcher = launcher_config([o for o in args.overrides if o.startswith("hydra")])
-    jobs = submit(launcher, argvs, plan.out, run_worker)
+    with for_workers(storage):
+        jobs = submit(launcher, argvs, plan.out, run_worker)
     assert [j.job_id for j in jobs] == ["4242_0", "4242_1"]
     script = (tmp_path / "script.sh").read_text()
     for line in ("--array=0-1", "--partition=gpu", "--signal=USR2@120", "--time=120"):
         assert f"#SBATCH {line}" in script, script
     for i, argv in enumerate(argvs):
         worker = parser().parse_args(argv)
-        assert (worker.child, worker.worker, worker.storage) == (True, i, storage)
+        assert (worker.child, worker.worker, worker.storage) == (True, i, None)
         assert worker.overrides == ["ppo.lr=0.01", "torch_threads=1"]  # no launcher keys
+    # The storage reaches the workers through sbatch's environment, not through any file.
+    assert (tmp_path / "storage.txt").read_text() == storage
+    written = [p for p in (tmp_path / "out").rglob("*") if p.is_file()]
+    assert written and not [p for p in written if storage.encode() in p.read_bytes()]
 
 
 def test_search_spaces_compose_as_a_config_group():
@@ -398,3 +405,27 @@ def test_two_workers_share_a_study_on_postgresql(tmp_path, postgres):
     assert all(t.state != optuna.trial.TrialState.RUNNING for t in trials)
     assert len({t.user_attrs["worker"]["pid"] for t in trials}) == 2
     assert (out / "experiment" / "tiny_best.yaml").is_file()
+
+
+def test_no_storage_secret_reaches_a_file(tmp_path, postgres, capsys):
+    """A password on the command line stays out of every file the study writes (submitit's
+    pickles and logs, trial folders, the preset) and out of what the command prints."""
+    pytest.importorskip("submitit")
+    from sharedppo.tune.cli import STORAGE_ENV
+
+    secret = "pw-MARKER-7d41"
+    storage = postgres.replace("tune@", f"tune:{secret}@")  # trust auth: any password passes
+    out = tmp_path / "tune"
+    search = space_file(tmp_path, GRID)
+    launch = ["--jobs", "1", "hydra/launcher=submitit_local"]
+    code = tune_here(
+        "--search", search, "--out", str(out), "--trials", "2", "--storage", storage, *launch
+    )
+    printed = capsys.readouterr()
+    assert code == 0, printed.err
+    assert "preset written" in printed.out and list((out / "submitit").iterdir())
+    assert not (out / "study.journal").exists()  # the workers did use the database
+    leaks = [p for p in tmp_path.rglob("*") if p.is_file() and secret.encode() in p.read_bytes()]
+    assert not leaks, leaks
+    assert secret not in printed.out + printed.err
+    assert STORAGE_ENV not in os.environ  # set for the workers only while they run

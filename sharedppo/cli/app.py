@@ -15,11 +15,11 @@ from omegaconf import DictConfig
 from ..compose import CONFIG_MODULE, VERSION_BASE, open_mapping_overrides, register_configs
 from ..config import ConfigError
 from ..jobdir import OVERRIDES, SUMMARY, JobDir
-from ..overrides import quoted, register_resolvers
+from ..overrides import key_of, quoted, register_resolvers
 from ..run.checkpoint import CheckpointError
 from ..run.session import TrainingError, TrainResult, train
 from ..run.signals import Interrupted
-from .precheck import check_command
+from .precheck import check_command, check_stored_overrides
 
 log = logging.getLogger("sharedppo")
 register_configs()
@@ -108,6 +108,9 @@ def resume_args(args: list[str]) -> list[str]:
     """``resume=JOB`` continues that job in its own folder with its own overrides.
 
     Overrides given now are applied after the job's own, so ``total_steps=...`` can extend it.
+    The job's own are data read from a folder: any that would set Hydra's config (which
+    instantiates its callbacks and launcher) is dropped, and the wrappers they compose to are
+    checked as a stored config's (``precheck.check_stored_overrides``).
     """
     given = [a for a in args if a.startswith("resume=")]
     if not given:
@@ -119,11 +122,17 @@ def resume_args(args: list[str]) -> list[str]:
     original = [
         o
         for o in folder.read_overrides()
-        if not o.startswith(("resume=", "resume_allow=", "hydra."))
+        if key_of(o) not in ("resume", "resume_allow") and not _sets_hydra(key_of(o))
     ]
     rest = [a for a in args if not a.startswith("resume=")]
+    check_stored_overrides(original, rest, f"resume={job} ({OVERRIDES})")
     # Quoted: job folders are named from overrides, so their paths hold '=' and ','.
     return [*original, *rest, f"resume={quoted(str(job))}", f"hydra.run.dir={quoted(str(job))}"]
+
+
+def _sets_hydra(key: str) -> bool:
+    """``hydra.x``, ``++hydra={...}``, ``hydra/launcher``, ``group@hydra.x``: Hydra's own."""
+    return any(part.startswith("hydra") for part in key.split("@"))
 
 
 def main() -> None:

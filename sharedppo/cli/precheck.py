@@ -19,8 +19,10 @@ from omegaconf import DictConfig, OmegaConf
 from ..compose import compose_checked, hydra_context, open_mapping_overrides
 from ..config import ConfigError
 from ..envs.requirements import check_extras
+from ..envs.stored import check_stored_wrappers
 from ..extras import check_launcher, first_line
 from ..jobdir import JobDir
+from ..overrides import key_of
 from ..run.checkpoint import read
 from ..run.resume import check_resume
 
@@ -61,6 +63,23 @@ def check_resume_allowed(cfg: DictConfig) -> None:
         job = Path(cfg.resume)
         config = OmegaConf.to_container(cfg, resolve=True)
         check_resume(read(JobDir(job).last), config, job)
+
+
+def check_stored_overrides(stored: list[str], given: list[str], source: str) -> None:
+    """A resumed job's own overrides are data read from its folder: the wrappers they compose
+    to are checked as any stored config's (``envs.stored``), unless this command line gives
+    ``env.wrappers`` itself, which replaces them. ``given``'s search path is used, so that a
+    preset the job was trained with is found."""
+    if any(key_of(o) == "env.wrappers" for o in given):
+        return
+    searchpath = [o for o in given if key_of(o).startswith("hydra.searchpath")]
+    cfg = compose_checked(config_overrides([*searchpath, *stored]))
+    try:
+        check_stored_wrappers(cfg.env.wrappers, source)
+    except ConfigError as err:
+        raise ConfigError(
+            f"{err}; to resume with other wrappers, give env.wrappers=[...]"
+        ) from None
 
 
 def check_command(args: list[str]) -> None:

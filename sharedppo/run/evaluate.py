@@ -10,10 +10,13 @@ from typing import Any
 import numpy as np
 import torch
 from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from ..compose import register_configs
 from ..config import Config, ConfigError, EnvConfig
 from ..envs.build import action_mask, make_envs
+from ..envs.stored import check_stored_wrappers
+from ..extras import first_line
 from ..jobdir import JobDir
 from ..nn.actor_critic import ActorCritic
 from ..nn.heads import mask_logits
@@ -85,9 +88,16 @@ def load_policy(
     file = JobDir.checkpoint_file(path)
     state = read(file, map_location=device)
     register_configs()
-    cfg: Config = OmegaConf.to_object(
-        OmegaConf.merge(OmegaConf.structured(Config), state["config"])
-    )
+    try:
+        cfg: Config = OmegaConf.to_object(
+            OmegaConf.merge(OmegaConf.structured(Config), state["config"])
+        )
+    except (OmegaConfBaseException, ValueError) as err:  # a config not of the schema's shape
+        raise CheckpointError(
+            f"checkpoint {file} holds a config this sharedppo cannot read ({first_line(err)})"
+        ) from None
+    # The checkpoint's config is data: refused before any of its wrappers is built.
+    check_stored_wrappers(cfg.env.wrappers, f"checkpoint {file}")
     # The env as training built it (wrappers included) tells the spaces.
     envs, _, _ = make_envs(cfg.env, seed=0, num_envs=1)
     try:

@@ -18,6 +18,8 @@ import os
 import signal
 import sys
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +38,11 @@ from .study import JOURNAL, counts, fail_stale, local_storage, open_study, url_s
 from .worker import Plan, work
 
 log = logging.getLogger("sharedppo.tune")
+
+# How workers get the study's storage: a URL may hold a password, and a worker's command line
+# is written into files (submitit's job pickles, logs) and shown by ps; the environment is
+# passed on by subprocess, submitit's local executor and sbatch alike, and written nowhere.
+STORAGE_ENV = "SHAREDPPO_TUNE_STORAGE"
 
 
 def parser() -> argparse.ArgumentParser:
@@ -56,7 +63,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--storage",
         default=None,
-        help="a database URL (postgresql://USER@HOST/DB) or a journal file every worker reaches",
+        help="a database URL (postgresql://USER@HOST/DB) or a journal file every worker reaches "
+        f"(default: ${STORAGE_ENV}, else OUT/{JOURNAL})",
     )
     p.add_argument(
         "--worker", type=int, default=0, help="this command's index among several on one study"
@@ -86,6 +94,7 @@ def make_plan(args: argparse.Namespace, space: DictConfig) -> tuple[Plan, list[s
 
 
 def worker_argv(args: argparse.Namespace, plan: Plan, extra: list[str], index: int) -> list[str]:
+    """A worker's command line; its storage goes through the environment (``for_workers``)."""
     search = Path(args.search)
     return [
         "--child",
@@ -94,10 +103,23 @@ def worker_argv(args: argparse.Namespace, plan: Plan, extra: list[str], index: i
         f"--out={plan.out}",
         f"--trials={plan.trials}",
         f"--seeds={plan.seeds}",
-        f"--storage={args.storage or plan.out / JOURNAL}",
         "--",
         *extra,
     ]
+
+
+@contextmanager
+def for_workers(storage: str) -> Iterator[None]:
+    """``STORAGE_ENV`` set while workers are started and waited for, then as it was."""
+    before = os.environ.get(STORAGE_ENV)
+    os.environ[STORAGE_ENV] = storage
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(STORAGE_ENV, None)
+        else:
+            os.environ[STORAGE_ENV] = before
 
 
 def check_folders(study: Any, out: Path) -> None:
@@ -123,7 +145,13 @@ def run(argv: list[str] | None = None) -> int:
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # each trial gets one line of ours
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     study = None
+    args.storage = args.storage or os.environ.get(STORAGE_ENV)
     try:
+        if args.child and not args.storage:
+            raise ConfigError(
+                f"this worker got no study storage: ${STORAGE_ENV} is not set (a cluster must "
+                "pass the environment on, as sbatch's default --export=ALL does)"
+            )
         space = load_space(args.search)
         plan, extra = make_plan(args, space)
         launcher = launcher_config([o for o in args.overrides if is_launcher_override(o)])
@@ -140,10 +168,12 @@ def run(argv: list[str] | None = None) -> int:
             argvs = [worker_argv(args, plan, extra, first + i) for i in range(args.jobs)]
             if not argvs:
                 code = 0
-            elif launcher is not None:
-                code = run_submitit(launcher, argvs, plan.out, run_worker)
             else:
-                code = run_local(argvs)
+                with for_workers(args.storage or str(plan.out / JOURNAL)):
+                    if launcher is not None:
+                        code = run_submitit(launcher, argvs, plan.out, run_worker)
+                    else:
+                        code = run_local(argvs)
     except ConfigError as err:
         print(f"sharedppo-tune: error: {err}", file=sys.stderr)
         return 2

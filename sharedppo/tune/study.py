@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime
 import logging
 import os
+import re
 import socket
 import threading
 import time
@@ -56,13 +57,19 @@ def local_storage(out: Path) -> Any:
 
 
 def shown(url: str) -> str:
-    """The URL without its password, for messages."""
+    """The URL without its password, for messages: the user part's, and any query value that
+    may be one (libpq also takes ``?password=...``)."""
     from sqlalchemy.engine import make_url
 
     try:
-        return make_url(url).render_as_string(hide_password=True)
+        rendered = make_url(url).render_as_string(hide_password=True)
     except Exception:
-        return url.split("@")[-1]
+        rendered = url.split("@")[-1]
+    return _SECRET_QUERY.sub(r"\1***", rendered)
+
+
+# A query parameter whose name says it holds a secret (password, sslpassword, token, ...).
+_SECRET_QUERY = re.compile(r"([?&][^=&]*(?:pass|secret|token|key)[^=&]*=)[^&]*", re.IGNORECASE)
 
 
 def rdb_storage(engine_url: str) -> Any:
