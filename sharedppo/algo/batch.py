@@ -3,20 +3,15 @@ whole env sequences for a recurrent network (:class:`Sequences`)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from torch import Tensor
 
 
 @dataclass
-class Sequences:
-    """Whole env sequences of a rollout, [T, n] per field, for a recurrent network to replay.
-
-    The update takes minibatches of envs (:meth:`select`); the loss reads the valid rows,
-    flattened (:meth:`batch`), and the forward pass replays the whole sequence from
-    ``state0`` with the state zeroed where ``starts`` is 1, then takes ``rows``.
-    """
+class Transitions:
+    """What a batch and a recurrent network's sequences both hold per transition."""
 
     obs: Tensor
     actions: Tensor
@@ -24,6 +19,17 @@ class Sequences:
     values: Tensor
     advantages: Tensor
     returns: Tensor
+
+
+@dataclass
+class Sequences(Transitions):
+    """Whole env sequences of a rollout, [T, n] per field, for a recurrent network to replay.
+
+    The update takes minibatches of envs (:meth:`select`); the loss reads the valid rows,
+    flattened (:meth:`batch`), and the forward pass replays the whole sequence from
+    ``state0`` with the state zeroed where ``starts`` is 1, then takes ``rows``.
+    """
+
     masks: Tensor | None
     action_mask: Tensor | None
     valid: Tensor
@@ -61,29 +67,14 @@ def _take(x: Tensor | None, index: Any) -> Tensor | None:
 
 
 # The per-transition fields Sequences and Batch share, in their constructors' order.
-_FIELDS = (
-    "obs",
-    "actions",
-    "logprobs",
-    "values",
-    "advantages",
-    "returns",
-    "masks",
-    "action_mask",
-)
+_FIELDS = (*(f.name for f in fields(Transitions)), "masks", "action_mask")
 
 
 @dataclass
-class Batch:
+class Batch(Transitions):
     """The transitions of one rollout, flattened, reset steps removed; a recurrent network's
     batch also holds the whole env sequences (``sequence``) its forward pass replays."""
 
-    obs: Tensor
-    actions: Tensor
-    logprobs: Tensor
-    values: Tensor
-    advantages: Tensor
-    returns: Tensor
     masks: Tensor | None  # dropout masks drawn when acting
     action_mask: Tensor | None = None  # the valid actions when acting (bool)
     sequence: Sequences | None = None
