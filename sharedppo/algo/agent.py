@@ -8,8 +8,9 @@ import torch
 from torch import Tensor
 
 from ..config import PPOConfig
+from ..nn.act import act
 from ..nn.actor_critic import ActorCritic
-from ..nn.heads import GaussianDraws, mask_logits
+from ..nn.heads import GaussianDraws
 from ..nn.precision import Precision
 from .batch import Batch
 from .gradient import Autograd, Fused, make_gradient
@@ -63,9 +64,10 @@ class PPOAgent:
         """
         net = self.net
         masks = net.sample_masks(obs.shape[0], obs.device)
-        # net.forward, not net: module-call hooks cost ~5 us.
-        out, values = self.precision.run(net.forward, obs, masks)
-        return *self._sample(out, action_mask, draws), values, masks
+        actions, logprobs, values, _ = act(
+            net, obs, masks, action_mask, draws=draws, run=self.precision.run
+        )
+        return actions, logprobs, values, masks
 
     def act_recurrent(
         self,
@@ -80,15 +82,10 @@ class PPOAgent:
         log-probs None with ``draws`` as in :meth:`act`."""
         net = self.net
         masks = net.sample_masks(obs.shape[0], obs.device)
-        out, values, state = self.precision.run(net.step, obs, masks, state, starts)
-        return *self._sample(out, action_mask, draws), values, masks, state
-
-    def _sample(
-        self, out: Tensor, action_mask: Tensor | None, draws: GaussianDraws | None
-    ) -> tuple[Tensor, Tensor | None]:
-        if draws is not None:
-            return draws.sample(out), None
-        return self.net.dist.sample(mask_logits(out, action_mask))
+        actions, logprobs, values, state = act(
+            net, obs, masks, action_mask, state, starts, draws=draws, run=self.precision.run
+        )
+        return actions, logprobs, values, masks, state
 
     @torch.no_grad()
     def value(

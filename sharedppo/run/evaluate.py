@@ -14,8 +14,8 @@ from omegaconf import OmegaConf
 from ..compose import register_configs
 from ..config import Config, ConfigError, EnvConfig
 from ..envs.build import action_mask, make_envs
+from ..nn.act import act_on_host
 from ..nn.actor_critic import ActorCritic
-from ..nn.heads import mask_logits
 from ..nn.normalize import ObsNormalizer
 from ..nn.recurrent import EpisodeStarts
 from .checkpoint import CheckpointError, read
@@ -48,30 +48,21 @@ def evaluate(
     lengths: list[int] = []
     state = net.initial_state(n, device)
     starts = EpisodeStarts(n)
-    with torch.inference_mode():
-        while (done_count < quota).any():
-            if obs_norm is not None:
-                obs = obs_norm(obs, update=False)
-            x = torch.as_tensor(obs, dtype=torch.float32, device=device)
-            valid = action_mask(info, n, num_actions)
-            if state is None:
-                out = net(x)[0]
-            else:
-                out, _, state = net.step(x, None, state, torch.from_numpy(starts.now).to(device))
-            out = mask_logits(out, None if valid is None else torch.from_numpy(valid).to(device))
-            actions = net.dist.mode(out) if deterministic else net.dist.sample(out)[0]
-            step = envs.step(net.dist.to_env(actions.cpu().numpy()))
-            obs, reward, terminated, truncated, info = step
-            starts.advance(terminated | truncated)
-            done = info.get("game_over", terminated | truncated)
-            finished = tracker.step(info.get("env_reward", reward), done)
-            if finished is None:
-                continue
-            for i, ret, length in zip(np.flatnonzero(done), *finished, strict=True):
-                if done_count[i] < quota[i]:
-                    returns.append(float(ret))
-                    lengths.append(int(length))
-                done_count[i] += 1
+    while (done_count < quota).any():
+        valid = action_mask(info, n, num_actions)
+        start = None if state is None else starts.now
+        actions, state = act_on_host(net, obs, device, obs_norm, valid, state, start, deterministic)
+        obs, reward, terminated, truncated, info = envs.step(actions)
+        starts.advance(terminated | truncated)
+        done = info.get("game_over", terminated | truncated)
+        finished = tracker.step(info.get("env_reward", reward), done)
+        if finished is None:
+            continue
+        for i, ret, length in zip(np.flatnonzero(done), *finished, strict=True):
+            if done_count[i] < quota[i]:
+                returns.append(float(ret))
+                lengths.append(int(length))
+            done_count[i] += 1
     envs.close()
     return np.array(returns), np.array(lengths)
 

@@ -22,6 +22,7 @@ from torch import Tensor, nn
 from ..config import ConfigError
 from ..envs.spaces import Layout
 from ..extras import require
+from ..nn.act import run_network
 from ..nn.actor_critic import ActorCritic
 from ..nn.heads import Gaussian
 from ..nn.normalize import EPS, ObsNormalizer
@@ -64,9 +65,10 @@ class Deployed(nn.Module):
         if self.normalise:
             z = ((x - self.obs_mean) / self.obs_std).clamp(-self.clip, self.clip)
             x = torch.where(self.obs_raw, x, z)
-        if recurrent:
-            return self.net.step(x, None, inputs[-1])
-        return self.net(x)
+        # The network's outputs as acting computes them; masking and choosing are the
+        # runtime's, on the logits (or means) this returns.
+        out, values, state = run_network(self.net, x, None, inputs[-1] if recurrent else None)
+        return (out, values) if state is None else (out, values, state)
 
 
 def input_names(net: ActorCritic) -> list[str]:
