@@ -1,9 +1,9 @@
-"""Evaluation: run a trained policy for N episodes, and the ``sharedppo-eval`` command."""
+"""Evaluation: run a trained policy for N episodes; load one from a job folder or checkpoint.
+
+The ``sharedppo-eval`` command is ``cli/eval.py``."""
 
 from __future__ import annotations
 
-import argparse
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +12,7 @@ import torch
 from omegaconf import OmegaConf
 
 from ..compose import register_configs
-from ..config import Config, ConfigError, EnvConfig
+from ..config import Config, EnvConfig
 from ..envs.build import action_mask, make_envs
 from ..nn.act import act_on_host
 from ..nn.actor_critic import ActorCritic
@@ -90,42 +90,3 @@ def load_policy(
         raise CheckpointError(f"checkpoint {file} does not match its own network config") from None
     obs_norm.load_state_dict(state["obs_norm"])
     return net.to(device), cfg, state, obs_norm
-
-
-def main(argv: list[str] | None = None) -> None:
-    """``sharedppo-eval JOB_FOLDER_OR_CHECKPOINT [--episodes N] [--stochastic] [--video]``."""
-    parser = argparse.ArgumentParser(
-        prog="sharedppo-eval", description="Evaluate a trained sharedppo policy."
-    )
-    parser.add_argument("path", type=Path, help="a job folder or a .pt checkpoint")
-    parser.add_argument("--episodes", type=int, default=10)
-    parser.add_argument("--stochastic", action="store_true", help="sample instead of argmax")
-    parser.add_argument("--video", action="store_true", help="record MP4s into the job folder")
-    parser.add_argument("--seed", type=int, default=12345)
-    parser.add_argument("--device", default="cpu")
-    args = parser.parse_args(argv)
-    if args.episodes < 1:
-        parser.error("--episodes must be >= 1")
-    try:
-        device = torch.device(args.device)
-        net, cfg, state, obs_norm = load_policy(args.path, device)
-        job = args.path if args.path.is_dir() else args.path.parent.parent
-        video_dir = job / "videos" if args.video else None
-        returns, lengths = evaluate(
-            net, cfg.env, args.episodes, not args.stochastic, args.seed, device, video_dir, obs_norm
-        )
-    except (CheckpointError, ConfigError) as err:
-        print(f"sharedppo-eval: error: {err}", file=sys.stderr)
-        sys.exit(2)
-    mode = "stochastic" if args.stochastic else "deterministic"
-    print(
-        f"{cfg.env.id} {mode}, {len(returns)} episodes: return {returns.mean():.2f} ± "
-        f"{returns.std():.2f}, length {lengths.mean():.1f} ± {lengths.std():.1f}"
-    )
-    from ..tb.logger import log_eval
-
-    log_eval(job, int(state["progress"]["global_step"]), returns, lengths, video_dir)
-
-
-if __name__ == "__main__":
-    main()
