@@ -13,7 +13,7 @@ from ..nn.actor_critic import ActorCritic
 from ..nn.heads import GaussianDraws
 from ..nn.precision import Precision
 from .batch import Batch
-from .gradient import Autograd, Fused, make_gradient
+from .gradient import Autograd, make_gradient
 from .loss import LossTerms, Scored, ppo_loss
 from .optim import Adam
 
@@ -43,11 +43,6 @@ class PPOAgent:
         net.after_move(self.optimizer.rebind)
         self.gradient: Autograd = make_gradient(net, self.optimizer, cfg, self.precision)
         self.clip_ratio = cfg.clip_ratio
-        self.first_ratio: Tensor | None = None
-
-    @property
-    def fused(self) -> bool:
-        return isinstance(self.gradient, Fused)
 
     def act(
         self,
@@ -144,9 +139,6 @@ class PPOAgent:
                 if cfg.norm_adv and not whole:
                     advantages = standardise(advantages)
                 fwd = self.gradient.forward(mb)
-                if steps == 0:
-                    # Kept for inspection: before any step the ratio must be exactly 1.
-                    self.first_ratio = fwd.ratio.detach()
                 if cfg.target_kl is not None:
                     # k3 estimator of KL(old || new): unbiased and never negative.
                     with torch.no_grad():
