@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 from ..config import PPOConfig
-from ..nn.act import act
+from ..nn.act import act, run_network
 from ..nn.actor_critic import ActorCritic
 from ..nn.heads import GaussianDraws
 from ..nn.precision import Precision
@@ -88,10 +88,7 @@ class PPOAgent:
     ) -> Tensor:
         """V(obs) from the mean network (no dropout masks: no action is taken from it); a
         recurrent network's from ``state`` carried one step, as :meth:`act_recurrent` does."""
-        run, net = self.precision.run, self.net
-        if state is None:
-            return run(net.forward, obs)[1]
-        return run(net.step, obs, None, state, starts)[1]
+        return run_network(self.net, obs, None, state, starts, self.precision.run)[1]
 
     def set_progress(self, fraction_left: float) -> None:
         """Linear annealing: fraction_left goes from 1 at the first update towards 0."""
