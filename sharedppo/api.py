@@ -22,7 +22,7 @@ from .compose import compose_checked
 from .envs.build import API_NAMESPACE
 from .envs.spaces import MASK_KEY, flatten
 from .jobdir import JobDir
-from .nn.heads import mask_logits
+from .nn.act import act_on_host
 from .run.evaluate import load_policy
 from .run.session import TrainResult
 from .run.session import train as _train
@@ -105,21 +105,16 @@ class Policy:
                 f"observation has shape {x.shape}; this policy takes {self.net_input_shape} "
                 f"or a batch of them"
             )
-        batch = self.obs_norm(batch, update=False)
         recurrent = self.net.state_shape is not None
         if state is not None and not recurrent:
             raise ValueError("this policy is not recurrent: predict takes no state")
-        with torch.inference_mode():
-            x = torch.as_tensor(batch, dtype=torch.float32, device=self.device)
-            if recurrent:
-                out, _, new_state = self.net.step(x, None, self._state(state, len(batch), single))
-            else:
-                out, _ = self.net(x)
-            if action_mask is not None:
-                out = mask_logits(out, self._mask(action_mask, out.shape))
-            dist = self.net.dist
-            actions = dist.mode(out) if deterministic else dist.sample(out)[0]
-        actions = dist.to_env(actions.cpu().numpy())
+        if action_mask is not None:  # one per policy-head output of each row
+            shape = torch.Size((len(batch), self.net.dist.num_outputs))
+            action_mask = self._mask(action_mask, shape)
+        state_in = self._state(state, len(batch), single) if recurrent else None
+        actions, new_state = act_on_host(
+            self.net, batch, self.device, self.obs_norm, action_mask, state_in, None, deterministic
+        )
         if recurrent:
             new_state = new_state.cpu().numpy()
             return (actions[0], new_state[0]) if single else (actions, new_state)

@@ -8,9 +8,13 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 import pytest
+import torch
 from hydra import compose, initialize_config_module
 from omegaconf import DictConfig
 
+from sharedppo.algo.agent import PPOAgent
+from sharedppo.algo.batch import Batch
+from sharedppo.algo.loss import Scored
 from sharedppo.compose import register_configs
 
 
@@ -63,3 +67,33 @@ class Frames(gym.Env):
 
     def step(self, action):
         return self.observation_space.sample(), float(action == 1), False, False, {}
+
+
+@pytest.fixture
+def first_ratios(monkeypatch):
+    """The PPO ratio of every update's first minibatch, read before any optimizer step of that
+    update: acting and learning see the same network there, so each must be 1.
+
+    Read from the agent's gradient as the update runs; the agent keeps no copy for tests.
+    """
+    ratios: list[torch.Tensor] = []
+    update = PPOAgent.update
+
+    def recording_update(agent: PPOAgent, batch: Batch) -> dict[str, float]:
+        gradient = agent.gradient
+        forward = gradient.forward
+
+        def first_forward(mb: Batch) -> Scored:
+            del gradient.forward  # the later minibatches run the gradient's own forward
+            fwd = forward(mb)
+            ratios.append(fwd.ratio.detach().clone())
+            return fwd
+
+        gradient.forward = first_forward
+        try:
+            return update(agent, batch)
+        finally:
+            gradient.__dict__.pop("forward", None)
+
+    monkeypatch.setattr(PPOAgent, "update", recording_update)
+    return ratios

@@ -248,7 +248,7 @@ def test_eval_of_trained_cartpole_reaches_475(cfg_factory, tmp_path):
         [
             sys.executable,
             "-c",
-            "from sharedppo.run.evaluate import main; main()",
+            "from sharedppo.cli.eval import main; main()",
             str(tmp_path),
             "--episodes",
             "3",

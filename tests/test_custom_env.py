@@ -40,7 +40,7 @@ def test_own_env_from_the_command_line_with_eval_resume_and_report(project):
     assert summary["status"] == "completed" and summary["episodes"] > 0
     assert summary["target_return"] == 0.5  # the spec's reward_threshold, not CartPole's 475
 
-    evaluated = run_cli_tool("sharedppo.run.evaluate", str(job), "--episodes", "2", cwd=project)
+    evaluated = run_cli_tool("sharedppo.cli.eval", str(job), "--episodes", "2", cwd=project)
     assert evaluated.returncode == 0, evaluated.stderr
     assert "custom_env_module:Reach-v0 deterministic, 2 episodes" in evaluated.stdout
 
@@ -105,7 +105,7 @@ def test_python_api_takes_an_env_class_made_in_process(tmp_path):
         sharedppo.load(tmp_path / "job")
     policy = sharedppo.load(tmp_path / "job", env=Reach)
     assert policy.predict(np.zeros(1, np.float32)) in (0, 1, 2)
-    evaluated = run_cli_tool("sharedppo.run.evaluate", str(tmp_path / "job"), cwd=tmp_path)
+    evaluated = run_cli_tool("sharedppo.cli.eval", str(tmp_path / "job"), cwd=tmp_path)
     assert evaluated.returncode == 2 and "sharedppo.load(JOB, env=...)" in evaluated.stderr
 
 

@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 import torch
 
+from sharedppo.cli.export import main
 from sharedppo.envs.spaces import flatten
 from sharedppo.run.evaluate import load_policy
-from sharedppo.run.export import example_inputs, input_names, main
+from sharedppo.run.export import example_inputs, input_names
 from tests.conftest import Frames
 from tests.test_dict_obs import DICT_ID
 

@@ -106,7 +106,7 @@ def test_bare_install_report_tune_and_export_name_the_extra(tmp_path):
     proc = without(tmp_path, "--trials", "1", module="sharedppo.tune")
     assert_one_line(proc, "sweep", "sharedppo-tune needs Optuna")
     out = tmp_path / "policy.onnx"
-    proc = without(tmp_path, str(tmp_path), "--out", str(out), module="sharedppo.run.export")
+    proc = without(tmp_path, str(tmp_path), "--out", str(out), module="sharedppo.cli.export")
     assert_one_line(proc, "export", "sharedppo-export --format onnx needs ONNX")
     assert not out.exists()
 

@@ -15,10 +15,10 @@ from omegaconf import OmegaConf
 import sharedppo
 from sharedppo.cli.app import main as cli_main
 from sharedppo.cli.app import resume_args
+from sharedppo.cli.eval import main as eval_main
+from sharedppo.cli.export import main as export_main
 from sharedppo.config import ConfigError
 from sharedppo.envs.stored import check_stored_wrappers
-from sharedppo.run.evaluate import main as eval_main
-from sharedppo.run.export import main as export_main
 
 KEEP = "sharedppo.wrappers.KeepObservation"
 TINY = [

@@ -8,11 +8,12 @@ import torch
 from torch import Tensor
 
 from ..config import PPOConfig
+from ..nn.act import act, run_network
 from ..nn.actor_critic import ActorCritic
-from ..nn.heads import GaussianDraws, mask_logits
+from ..nn.heads import GaussianDraws
 from ..nn.precision import Precision
 from .batch import Batch
-from .gradient import Autograd, Fused, make_gradient
+from .gradient import Autograd, make_gradient
 from .loss import LossTerms, Scored, ppo_loss
 from .optim import Adam
 
@@ -30,11 +31,6 @@ class PPOAgent:
         net.after_move(self.optimizer.rebind)
         self.gradient: Autograd = make_gradient(net, self.optimizer, cfg, self.precision)
         self.clip_ratio = cfg.clip_ratio
-        self.first_ratio: Tensor | None = None
-
-    @property
-    def fused(self) -> bool:
-        return isinstance(self.gradient, Fused)
 
     def act(
         self,
@@ -51,9 +47,10 @@ class PPOAgent:
         """
         net = self.net
         masks = net.sample_masks(obs.shape[0], obs.device)
-        # net.forward, not net: module-call hooks cost ~5 us.
-        out, values = self.precision.run(net.forward, obs, masks)
-        return *self._sample(out, action_mask, draws), values, masks
+        actions, logprobs, values, _ = act(
+            net, obs, masks, action_mask, draws=draws, run=self.precision.run
+        )
+        return actions, logprobs, values, masks
 
     def act_recurrent(
         self,
@@ -68,15 +65,10 @@ class PPOAgent:
         log-probs None with ``draws`` as in :meth:`act`."""
         net = self.net
         masks = net.sample_masks(obs.shape[0], obs.device)
-        out, values, state = self.precision.run(net.step, obs, masks, state, starts)
-        return *self._sample(out, action_mask, draws), values, masks, state
-
-    def _sample(
-        self, out: Tensor, action_mask: Tensor | None, draws: GaussianDraws | None
-    ) -> tuple[Tensor, Tensor | None]:
-        if draws is not None:
-            return draws.sample(out), None
-        return self.net.dist.sample(mask_logits(out, action_mask))
+        actions, logprobs, values, state = act(
+            net, obs, masks, action_mask, state, starts, draws=draws, run=self.precision.run
+        )
+        return actions, logprobs, values, masks, state
 
     @torch.no_grad()
     def value(
@@ -84,10 +76,7 @@ class PPOAgent:
     ) -> Tensor:
         """V(obs) from the mean network (no dropout masks: no action is taken from it); a
         recurrent network's from ``state`` carried one step, as :meth:`act_recurrent` does."""
-        run, net = self.precision.run, self.net
-        if state is None:
-            return run(net.forward, obs)[1]
-        return run(net.step, obs, None, state, starts)[1]
+        return run_network(self.net, obs, None, state, starts, self.precision.run)[1]
 
     def set_progress(self, fraction_left: float) -> None:
         """Linear annealing: fraction_left goes from 1 at the first update towards 0."""
@@ -147,9 +136,6 @@ class PPOAgent:
                 if cfg.norm_adv and not whole:
                     advantages = standardise(advantages)
                 fwd = self.gradient.forward(mb)
-                if steps == 0:
-                    # Kept for inspection: before any step the ratio must be exactly 1.
-                    self.first_ratio = fwd.ratio.detach()
                 if cfg.target_kl is not None:
                     # k3 estimator of KL(old || new): unbiased and never negative.
                     with torch.no_grad():

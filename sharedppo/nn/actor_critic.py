@@ -1,4 +1,5 @@
-"""The actor-critic: one trunk shared by a policy head and a value head.
+"""The actor-critic: one trunk shared by a policy head and a value head (the trunks' inputs
+and recurrent cores are built in ``trunk.py``).
 
 Dropout is applied with explicit masks instead of ``nn.Dropout``: the masks drawn when the
 agent acts are stored with the transition and reused when it learns, so the PPO ratio
@@ -15,20 +16,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import gymnasium as gym
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..config import ConfigError, NetworkConfig
+from ..config import NetworkConfig
 from ..envs.spaces import Layout
-from .encoders import DictEncoder, nature_convs
 from .heads import make_distribution
 from .init import initialise
 from .precision import fp32_region
-from .recurrent import CELLS, STATE_ROWS, GRUSequence, LSTMSequence, gru_cell, lstm_cell
+from .recurrent import STATE_ROWS, GRUSequence, LSTMSequence, gru_cell, lstm_cell
+from .trunk import recurrent_cores, trunk_input
 
-_ACTIVATIONS = {"tanh": torch.tanh, "relu": F.relu, "elu": F.elu, "gelu": F.gelu, "silu": F.silu}
 _tanh_backward = torch.ops.aten.tanh_backward
 _threshold_backward = torch.ops.aten.threshold_backward
 
@@ -66,50 +65,20 @@ class ActorCritic(nn.Module):
         self.shared = cfg.shared
         self.dropout = float(cfg.dropout)
         num_trunks = 1 if cfg.shared else 2
-        self.convs: nn.ModuleList | None = None
-        self.channels_last = False
-        self.encoders: nn.ModuleList | None = None
-        if layout is not None:
-            self.depth, self.width = cfg.depth, cfg.width
-            self.activation = _ACTIVATIONS[cfg.activation]
-            self.encoders = nn.ModuleList(
-                DictEncoder(layout, self.width, self.activation) for _ in range(num_trunks)
-            )
-            in_dim = self.encoders[0].out_dim
-        elif cfg.type == "nature_cnn":
-            if len(obs_shape) != 3:
-                raise ConfigError(
-                    f"network.type=nature_cnn needs image observations (C, H, W); the env "
-                    f"gives shape {obs_shape}"
-                )
-            # Convolutions, then one 512-unit ReLU layer: the MLP path below with depth 1.
-            self.convs = nn.ModuleList(nature_convs(obs_shape[0]) for _ in range(num_trunks))
-            with torch.no_grad():
-                in_dim = self.convs[0](torch.zeros(1, *obs_shape)).shape[1]
-            self.depth, self.width, self.activation = 1, 512, F.relu
-            self.channels_last = getattr(cfg, "channels_last", True)
-        else:
-            in_dim = int(np.prod(obs_shape))
-            self.depth, self.width = cfg.depth, cfg.width
-            self.activation = _ACTIVATIONS[cfg.activation]
+        # Assigned in this order (encoders or convolutions, trunks, cores, heads): the order of
+        # the parameters, so of the optimizer's flat buffer and of the initialisation's draws.
+        trunk_in = trunk_input(obs_shape, cfg, layout, num_trunks)
+        self.encoders, self.convs = trunk_in.encoders, trunk_in.convs
+        self.depth, self.width = trunk_in.depth, trunk_in.width
+        self.activation, self.channels_last = trunk_in.activation, trunk_in.channels_last
         self.trunks = nn.ModuleList(
             nn.ModuleList(
-                nn.Linear(in_dim if i == 0 else self.width, self.width) for i in range(self.depth)
+                nn.Linear(trunk_in.in_dim if i == 0 else self.width, self.width)
+                for i in range(self.depth)
             )
             for _ in range(num_trunks)
         )
-        self.recurrent: str | None = getattr(cfg, "recurrent", None)
-        self.cores: nn.ModuleList | None = None
-        head_in = self.width
-        if self.recurrent is not None:
-            if self.recurrent not in CELLS:
-                raise ConfigError(
-                    f"network.recurrent={self.recurrent!r} is not allowed: choose one of "
-                    + ", ".join(CELLS)
-                )
-            head_in = cfg.recurrent_size
-            cell = CELLS[self.recurrent]
-            self.cores = nn.ModuleList(cell(self.width, head_in) for _ in range(num_trunks))
+        self.recurrent, self.cores, head_in = recurrent_cores(cfg, self.width, num_trunks)
         self.policy_head = nn.Linear(head_in, self.dist.num_outputs)
         self.value_head = nn.Linear(head_in, 1)
         initialise(self, cfg.init)

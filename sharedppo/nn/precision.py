@@ -92,15 +92,6 @@ class Precision:
         self.device_type = device_type
         self.scaler = LossScaler() if name == "fp16" else None
 
-    @property
-    def mixed(self) -> bool:
-        return self.dtype is not None
-
-    def autocast(self) -> AbstractContextManager:
-        if self.dtype is None:
-            return nullcontext()
-        return torch.autocast(self.device_type, dtype=self.dtype)
-
     def run(self, forward: Callable[..., tuple[Tensor, ...]], *args: object) -> tuple:
         """``forward(*args)``: at fp32 as it is; else under autocast, its outputs in fp32."""
         if self.dtype is None:

@@ -1,9 +1,9 @@
-"""Evaluation: run a trained policy for N episodes, and the ``sharedppo-eval`` command."""
+"""Evaluation: run a trained policy for N episodes; load one from a job folder or checkpoint.
+
+The ``sharedppo-eval`` command is ``cli/eval.py``."""
 
 from __future__ import annotations
 
-import argparse
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -12,14 +12,13 @@ import torch
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from ..compose import register_configs
-from ..config import Config, ConfigError, EnvConfig
+from ..config import Config, EnvConfig
 from ..envs.build import action_mask, make_envs
 from ..envs.stored import check_stored_wrappers
 from ..extras import first_line
 from ..jobdir import JobDir
+from ..nn.act import act_on_host
 from ..nn.actor_critic import ActorCritic
-from ..nn.heads import mask_logits
 from ..nn.normalize import ObsNormalizer
 from ..nn.recurrent import EpisodeStarts
 from .checkpoint import CheckpointError, read
@@ -52,30 +51,21 @@ def evaluate(
     lengths: list[int] = []
     state = net.initial_state(n, device)
     starts = EpisodeStarts(n)
-    with torch.inference_mode():
-        while (done_count < quota).any():
-            if obs_norm is not None:
-                obs = obs_norm(obs, update=False)
-            x = torch.as_tensor(obs, dtype=torch.float32, device=device)
-            valid = action_mask(info, n, num_actions)
-            if state is None:
-                out = net(x)[0]
-            else:
-                out, _, state = net.step(x, None, state, torch.from_numpy(starts.now).to(device))
-            out = mask_logits(out, None if valid is None else torch.from_numpy(valid).to(device))
-            actions = net.dist.mode(out) if deterministic else net.dist.sample(out)[0]
-            step = envs.step(net.dist.to_env(actions.cpu().numpy()))
-            obs, reward, terminated, truncated, info = step
-            starts.advance(terminated | truncated)
-            done = info.get("game_over", terminated | truncated)
-            finished = tracker.step(info.get("env_reward", reward), done)
-            if finished is None:
-                continue
-            for i, ret, length in zip(np.flatnonzero(done), *finished, strict=True):
-                if done_count[i] < quota[i]:
-                    returns.append(float(ret))
-                    lengths.append(int(length))
-                done_count[i] += 1
+    while (done_count < quota).any():
+        valid = action_mask(info, n, num_actions)
+        start = None if state is None else starts.now
+        actions, state = act_on_host(net, obs, device, obs_norm, valid, state, start, deterministic)
+        obs, reward, terminated, truncated, info = envs.step(actions)
+        starts.advance(terminated | truncated)
+        done = info.get("game_over", terminated | truncated)
+        finished = tracker.step(info.get("env_reward", reward), done)
+        if finished is None:
+            continue
+        for i, ret, length in zip(np.flatnonzero(done), *finished, strict=True):
+            if done_count[i] < quota[i]:
+                returns.append(float(ret))
+                lengths.append(int(length))
+            done_count[i] += 1
     envs.close()
     return np.array(returns), np.array(lengths)
 
@@ -87,7 +77,6 @@ def load_policy(
     observation normaliser)."""
     file = JobDir.checkpoint_file(path)
     state = read(file, map_location=device)
-    register_configs()
     try:
         cfg: Config = OmegaConf.to_object(
             OmegaConf.merge(OmegaConf.structured(Config), state["config"])
@@ -110,42 +99,3 @@ def load_policy(
         raise CheckpointError(f"checkpoint {file} does not match its own network config") from None
     obs_norm.load_state_dict(state["obs_norm"])
     return net.to(device), cfg, state, obs_norm
-
-
-def main(argv: list[str] | None = None) -> None:
-    """``sharedppo-eval JOB_FOLDER_OR_CHECKPOINT [--episodes N] [--stochastic] [--video]``."""
-    parser = argparse.ArgumentParser(
-        prog="sharedppo-eval", description="Evaluate a trained sharedppo policy."
-    )
-    parser.add_argument("path", type=Path, help="a job folder or a .pt checkpoint")
-    parser.add_argument("--episodes", type=int, default=10)
-    parser.add_argument("--stochastic", action="store_true", help="sample instead of argmax")
-    parser.add_argument("--video", action="store_true", help="record MP4s into the job folder")
-    parser.add_argument("--seed", type=int, default=12345)
-    parser.add_argument("--device", default="cpu")
-    args = parser.parse_args(argv)
-    if args.episodes < 1:
-        parser.error("--episodes must be >= 1")
-    try:
-        device = torch.device(args.device)
-        net, cfg, state, obs_norm = load_policy(args.path, device)
-        job = JobDir.of(args.path)
-        video_dir = job.videos if args.video else None
-        returns, lengths = evaluate(
-            net, cfg.env, args.episodes, not args.stochastic, args.seed, device, video_dir, obs_norm
-        )
-    except (CheckpointError, ConfigError) as err:
-        print(f"sharedppo-eval: error: {err}", file=sys.stderr)
-        sys.exit(2)
-    mode = "stochastic" if args.stochastic else "deterministic"
-    print(
-        f"{cfg.env.id} {mode}, {len(returns)} episodes: return {returns.mean():.2f} ± "
-        f"{returns.std():.2f}, length {lengths.mean():.1f} ± {lengths.std():.1f}"
-    )
-    from ..tb.logger import log_eval
-
-    log_eval(job.path, int(state["progress"]["global_step"]), returns, lengths, video_dir)
-
-
-if __name__ == "__main__":
-    main()

@@ -1,4 +1,4 @@
-"""Export for deployment: ``sharedppo-export JOB --format onnx --out FILE``.
+"""Export for deployment (the ``sharedppo-export`` command is ``cli/export.py``).
 
 The exported model takes the raw observation (a Dict observation: one input per key) and
 returns the policy head's output (action logits, or the Gaussian's mean) and the value; the
@@ -9,9 +9,7 @@ the next one (output ``state_out``).
 
 from __future__ import annotations
 
-import argparse
 import logging
-import sys
 import warnings
 from pathlib import Path
 
@@ -19,13 +17,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..config import ConfigError
 from ..envs.spaces import Layout
 from ..extras import require
+from ..nn.act import run_network
 from ..nn.actor_critic import ActorCritic
 from ..nn.heads import Gaussian
 from ..nn.normalize import EPS, ObsNormalizer
-from .checkpoint import CheckpointError
 from .evaluate import load_policy
 
 
@@ -64,9 +61,10 @@ class Deployed(nn.Module):
         if self.normalise:
             z = ((x - self.obs_mean) / self.obs_std).clamp(-self.clip, self.clip)
             x = torch.where(self.obs_raw, x, z)
-        if recurrent:
-            return self.net.step(x, None, inputs[-1])
-        return self.net(x)
+        # The network's outputs as acting computes them; masking and choosing are the
+        # runtime's, on the logits (or means) this returns.
+        out, values, state = run_network(self.net, x, None, inputs[-1] if recurrent else None)
+        return (out, values) if state is None else (out, values, state)
 
 
 def input_names(net: ActorCritic) -> list[str]:
@@ -122,24 +120,3 @@ def export_onnx(job: Path, out: Path) -> tuple[list[str], list[str]]:
             verbose=False,
         )
     return names, outputs
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        prog="sharedppo-export", description="Export a trained sharedppo policy."
-    )
-    parser.add_argument("path", type=Path, help="a job folder or a .pt checkpoint")
-    parser.add_argument("--format", choices=["onnx"], default="onnx")
-    parser.add_argument("--out", type=Path, required=True, help="the file to write")
-    args = parser.parse_args(argv)
-    try:
-        inputs, outputs = export_onnx(args.path, args.out)
-    except (CheckpointError, ConfigError) as err:
-        print(f"sharedppo-export: error: {err}", file=sys.stderr)
-        sys.exit(2)
-    extra = " and state" if "state" in inputs else ""
-    print(f"wrote {args.out}: raw observation{extra} in, {', '.join(outputs)} out")
-
-
-if __name__ == "__main__":
-    main()
