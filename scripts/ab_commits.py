@@ -33,7 +33,10 @@ try:
     from sharedppo.compose import register_configs
 except ImportError:  # before the restructuring
     from sharedppo.config import register_configs
-from sharedppo.run.session import train
+try:
+    from sharedppo.run.session import train
+except ImportError:  # before the sub-packages (2026-12-04)
+    from sharedppo.runner import train
 register_configs()
 with initialize_config_module("sharedppo.conf", version_base="1.3"):
     cfg = compose("config", [*sys.argv[3:], f"seed={sys.argv[2]}", "device=cpu"])
