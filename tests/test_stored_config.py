@@ -76,6 +76,8 @@ def payloads(tmp: Path) -> dict[str, list]:
         "copyfile": [{"_target_": KEEP, "indices": copied}],
         "open_target": [{"_target_": "builtins.open", "_args_": [victim, "w"]}],
         "interpolation": [{"_target_": KEEP, "indices": decoded}],
+        # resolved before the wrapper check, this read the environment into an argument
+        "env_read": [{"_target_": KEEP, "indices": "${oc.env:SHAREDPPO_TEST_SECRET}"}],
     }
 
 
@@ -93,8 +95,12 @@ def untouched(tmp: Path) -> bool:
     return not (tmp / "marker").exists() and (tmp / "victim.txt").read_text() == "precious\n"
 
 
-@pytest.mark.parametrize("attack", ["pickle", "open", "copyfile", "open_target", "interpolation"])
-def test_a_crafted_checkpoint_runs_no_code(job, tmp_path, capsys, attack):
+ATTACKS = ["pickle", "open", "copyfile", "open_target", "interpolation", "env_read"]
+
+
+@pytest.mark.parametrize("attack", ATTACKS)
+def test_a_crafted_checkpoint_runs_no_code(job, tmp_path, capsys, monkeypatch, attack):
+    monkeypatch.setenv("SHAREDPPO_TEST_SECRET", "[0]")
     (tmp_path / "victim.txt").write_text("precious\n")
     (tmp_path / "source.txt").write_text("attacker's\n")
     crafted = craft(job, tmp_path, payloads(tmp_path)[attack])
@@ -105,7 +111,7 @@ def test_a_crafted_checkpoint_runs_no_code(job, tmp_path, capsys, attack):
         err = capsys.readouterr().err.strip()
         assert untouched(tmp_path), err
         assert stop.value.code == 2 and "\n" not in err and "Traceback" not in err, err
-        assert "env.wrappers[0]" in err and "is not allowed: a stored config's wrapper" in err, err
+        assert "env.wrappers[0]" in err and "is not allowed: a stored config's" in err, err
     with pytest.raises(ConfigError, match=r"env\.wrappers\[0\].* is not allowed"):
         sharedppo.load(crafted)
     assert untouched(tmp_path)
