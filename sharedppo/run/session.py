@@ -12,7 +12,7 @@ from ..config import Config, ConfigError, validate
 from ..jobdir import JobDir
 from ..nn.precision import check_precision
 from .checkpoint import check_writable, read
-from .resume import check_resume, record_resume
+from .resume import check_resume, record_resume, resume_note
 from .signals import Interrupted, stop_requests
 from .trainer import Trainer, TrainingError, TrainResult
 
@@ -64,7 +64,13 @@ def train(
 
     trainer = Trainer(c, config, out_dir, device)
     if saved is not None:
-        trainer.load(saved, record_resume(out_dir, saved["progress"]["global_step"], changes))
+        step = saved["progress"]["global_step"]
+        try:
+            trainer.load(saved, resume_note(step, changes))
+        except BaseException:
+            trainer.close()
+            raise
+        record_resume(out_dir, step, changes)  # only a resume that happened is on record
     extra: dict[str, str] = {}
     status = "failed"
     try:
