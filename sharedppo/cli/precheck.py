@@ -1,7 +1,8 @@
 """The ``sharedppo`` command line, checked before Hydra gets it.
 
 A single run, and every job of a sweep, is composed and validated here, and the packages it
-needs are checked, so a mistake reads as one line and no job trains. Flags other than
+needs are checked, so a mistake reads as one line and no job trains. A ``resume=JOB``'s stored
+overrides are checked as data first (``check_stored_overrides``); flags other than
 ``-m``/``--multirun`` (``--help``, ``--cfg``, ...) go to Hydra unchecked.
 """
 

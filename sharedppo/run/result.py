@@ -28,7 +28,7 @@ class TrainResult:
     target_step: int | None
     target_seconds: float | None
     started_at: float  # wall clock (time.time()) of the first environment step
-    # Set by runner.train once the job is finished; not part of summary.json.
+    # Set by run.session.train once the job is finished; not part of summary.json.
     agent: Any = field(default=None, repr=False, compare=False)  # the trained PPOAgent
     out_dir: Path | None = field(default=None, repr=False, compare=False)  # the job folder
 
