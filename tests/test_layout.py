@@ -94,7 +94,7 @@ def top_level_imports(tree: ast.Module) -> Iterator[ast.Import | ast.ImportFrom]
 
 
 # The schema's own helpers (roles, checks) are part of the schema's layer.
-SAME_PART = {"keys": "config"}
+SAME_PART = {"keys": "config", "groups": "config"}
 
 
 def part_of(module: str) -> str:
