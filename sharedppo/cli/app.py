@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import shlex
 import sys
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from ..run.checkpoint import CheckpointError
 from ..run.session import TrainingError, TrainResult, train
 from ..run.signals import Interrupted
 from .precheck import check_command, check_stored_overrides
+from .reference import package_version, terminal
 
 log = logging.getLogger("sharedppo")
 register_configs()
@@ -57,6 +59,8 @@ def _app(cfg: DictConfig) -> float:
             sys.exit(1 if isinstance(err, TrainingError) else 2)
         raise
     log.info(closing_line(result))
+    if hydra_cfg.mode != RunMode.MULTIRUN:  # a sweep names its folder once, at its end
+        log.info(where_line(out_dir))
     return result.mean_return
 
 
@@ -83,7 +87,38 @@ def closing_line(result: TrainResult) -> str:
             if result.target_step is not None
             else f"; target {result.target_return:g} not reached"
         )
+    if result.eval is not None:
+        ev = result.eval
+        line += (
+            f"; evaluation {ev['mean_return']:.1f} ± {ev['std_return']:.1f} "
+            f"({ev['episodes']} episodes at step {ev['step']:,})"
+        )
     return line
+
+
+def shown(path: Path) -> str:
+    """A path as a user would type it: relative to the working folder when inside it."""
+    path = Path(path).resolve()
+    try:
+        text = str(path.relative_to(Path.cwd()))
+    except ValueError:
+        text = str(path)
+    return shlex.quote(text)
+
+
+def where_line(job: Path) -> str:
+    return (
+        f"results in {shown(job)} ({SUMMARY}, checkpoints/, TensorBoard events); "
+        f"curves: tensorboard --logdir {shown(job)}"
+    )
+
+
+def sweep_line(sweep: Path, jobs: int) -> str:
+    folder = shown(sweep)
+    return (
+        f"sweep: {jobs} jobs in {folder}; compare them: sharedppo-report {folder}; "
+        f"curves: tensorboard --logdir {folder}"
+    )
 
 
 class FailedJobs(Callback):
@@ -95,9 +130,11 @@ class FailedJobs(Callback):
 
     found: list[Path] = []
     total = 0
+    sweep: Path | None = None
 
     def on_multirun_end(self, config: DictConfig, **kwargs: object) -> None:
         jobs = JobDir.in_sweep(config.hydra.sweep.dir)
+        FailedJobs.sweep = Path(config.hydra.sweep.dir)
         FailedJobs.total = len(jobs)
         FailedJobs.found = [
             job.path for job in jobs if (job.read_summary() or {}).get("status") == "failed"
@@ -138,6 +175,12 @@ def _sets_hydra(key: str) -> bool:
 def main() -> None:
     """Console entry point: ``sharedppo [overrides]``."""
     args = sys.argv[1:]
+    if args in (["--version"], ["-V"]):
+        print(f"sharedppo {package_version()}")
+        return
+    if args in (["--help"], ["-h"]):  # Hydra's own: --hydra-help
+        print(terminal())
+        return
     try:
         args = resume_args(args)
         # A single run and every job of a sweep are composed, validated and checked for the
@@ -150,6 +193,8 @@ def main() -> None:
         sys.exit(2)
     sys.argv = [sys.argv[0], *open_mapping_overrides(args)]
     _app()
+    if FailedJobs.sweep is not None:
+        print(sweep_line(FailedJobs.sweep, FailedJobs.total), file=sys.stderr)
     if FailedJobs.found:
         print(
             f"sharedppo: {len(FailedJobs.found)} of {FailedJobs.total} jobs failed (see "
