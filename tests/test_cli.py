@@ -164,3 +164,26 @@ def test_records_are_strict_json_and_a_refused_job_says_so(tmp_path):
     assert proc.returncode == 2
     summary = json.loads((refused / "summary.json").read_text())
     assert summary["status"] == "refused" and "bogus" in summary["error"]
+
+
+def test_a_sweep_jobs_log_lines_carry_its_label(monkeypatch):
+    import logging
+
+    from sharedppo.cli import app
+    from sharedppo.tb.logger import Logger
+
+    records: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(self.format(record))
+
+    handlers = [Keep(), Keep()]  # Hydra's console and file handlers: labelled once
+    monkeypatch.setattr(logging.getLogger(), "handlers", handlers)
+    monkeypatch.setattr(Logger, "live", True)
+    app.label_jobs("job 3")
+    app.label_jobs("job 3")  # the basic launcher runs jobs in one process: one filter each
+    logging.getLogger("sharedppo").warning("step %d", 5)
+    assert records == ["[job 3] step 5", "[job 3] step 5"]
+    assert Logger.live is False  # parallel jobs' live lines would overwrite each other
+    app._LABEL.label = ""

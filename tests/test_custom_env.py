@@ -43,9 +43,12 @@ def test_own_env_from_the_command_line_with_eval_resume_and_report(project):
     evaluated = run_cli_tool("sharedppo.run.evaluate", str(job), "--episodes", "2", cwd=project)
     assert evaluated.returncode == 0, evaluated.stderr
     assert "custom_env_module:Reach-v0 deterministic, 2 episodes" in evaluated.stdout
+    # Which checkpoint it scored, at which step.
+    assert evaluated.stdout.startswith(f"{job / 'checkpoints' / 'last.pt'} (step 2,048)")
 
     resumed = run_cli(f"resume={job}", "total_steps=4096", cwd=project)
     assert resumed.returncode == 0, resumed.stderr
+    assert f"resumed {job} from step 2,048" in resumed.stdout
     assert json.loads((job / "summary.json").read_text())["global_step"] == 4096
 
     reported = run_cli_tool("sharedppo.report", str(project), cwd=project)

@@ -20,6 +20,7 @@ from ..overrides import key_of, quoted, register_resolvers
 from ..run.checkpoint import CheckpointError
 from ..run.session import TrainingError, TrainResult, train
 from ..run.signals import Interrupted
+from ..tb.logger import Logger
 from .precheck import check_command, check_stored_overrides
 from .reference import package_version, terminal
 
@@ -33,6 +34,9 @@ def _app(cfg: DictConfig) -> float:
     hydra_cfg = HydraConfig.get()
     out_dir = Path(hydra_cfg.runtime.output_dir)
     job = JobDir(out_dir)
+    if hydra_cfg.mode == RunMode.MULTIRUN:
+        label_jobs(f"job {hydra_cfg.job.num}")
+        log.info("%s", shown(out_dir))
     try:
         result = train(cfg, out_dir)
     except Interrupted as stop:
@@ -62,6 +66,32 @@ def _app(cfg: DictConfig) -> float:
     if hydra_cfg.mode != RunMode.MULTIRUN:  # a sweep names its folder once, at its end
         log.info(where_line(out_dir))
     return result.mean_return
+
+
+class JobLabel(logging.Filter):
+    """``[job N] `` before each line of a sweep job's log: under a parallel launcher the jobs'
+    lines interleave on one terminal."""
+
+    label = ""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.label and not getattr(record, "job_label", None):
+            record.msg = f"[{self.label}] {record.msg}"
+            record.job_label = self.label  # once, whichever handler sees it first
+        return True
+
+
+_LABEL = JobLabel()
+
+
+def label_jobs(label: str) -> None:
+    """Label this job's log lines, on the handlers Hydra set up for it, and log progress as
+    plain lines (a live terminal line would be overwritten by the other jobs')."""
+    _LABEL.label = label
+    for handler in logging.getLogger().handlers:
+        if _LABEL not in handler.filters:
+            handler.addFilter(_LABEL)
+    Logger.live = False
 
 
 def say(message: str) -> None:

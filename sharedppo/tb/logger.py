@@ -45,6 +45,9 @@ def stat_tag(name: str) -> str:
 class Logger:
     """Writes event files straight into ``log_dir``, and the progress line."""
 
+    # A live progress line on a terminal; false (a sweep's parallel jobs): plain log lines.
+    live = True
+
     def __init__(
         self,
         log_dir: Path,
@@ -61,7 +64,7 @@ class Logger:
         # without duplicated steps.
         self.writer = SummaryWriter(log_dir=str(log_dir), flush_secs=10, purge_step=resume_step)
         self._last_print = time.perf_counter()
-        self._tty = sys.stderr.isatty()
+        self._tty = sys.stderr.isatty() and self.live
         self._last_step = 0
         if resume_step is not None:
             return
