@@ -61,6 +61,8 @@ def test_sweep_in_tensorboard_names_runs_and_lists_swept_keys_first(tmp_path):
     # The swept keys first (TensorBoard orders them by name), then the rest.
     assert hparams[:2] == ["ppo.clip_ratio", "seed"]
     assert "env.default_steps" not in hparams  # nobody set it: total_steps is the budget
+    differs = [h["name"] for h in experiment["hparamInfos"] if h.get("differs")]
+    assert differs == ["ppo.clip_ratio", "seed"]  # not the constant total_steps=512
     assert not [h for h in hparams if h.startswith(BOOKKEEPING)]
     assert {"ppo.lr", "network.width", "env.id"} <= set(hparams)
     info = {h["name"]: h for h in experiment["hparamInfos"]}

@@ -211,7 +211,9 @@ def hparams_summaries(
     """
     params, chosen = select_hparams(config, overrides)
     swept = swept or {}
-    differs = [k for k in params if k in swept] if swept else chosen
+    # A sweep's multirun.yaml lists its constant overrides too (total_steps=...): only keys
+    # with several values tell its runs apart.
+    differs = [k for k in params if len(swept.get(k, ())) > 1] if swept else chosen
     experiment = api_pb2.Experiment(
         time_created_secs=time.time(),
         hparam_infos=[hparam_info(k, v, k in differs, swept.get(k, ())) for k, v in params.items()],
