@@ -229,11 +229,11 @@ class CheckpointConfig:
     every_steps: int | None = key(
         25_000,
         or_null(at_least(1)),
-        help="Write checkpoints/last.pt this often in env steps (and at the end); null: at "
-        "the end only.",
+        help="Write the resumable checkpoint this often in env steps (and at the end); null: "
+        "at the end only.",
     )
     keep: int = key(
-        3, at_least(0), help="Periodic snapshots step_*.pt kept besides last.pt and best.pt."
+        3, at_least(0), help="Periodic snapshots kept besides the last and the best checkpoint."
     )
 
 
@@ -242,8 +242,8 @@ class EvalConfig:
     every_steps: int | None = key(
         None,
         or_null(at_least(1)),
-        help="Evaluate on a separate env this often in env steps (in TensorBoard, summary.json, "
-        "the closing line, the report); null: never during training.",
+        help="Evaluate on a separate env this often in env steps (in TensorBoard, the job's "
+        "summary, the closing line, the report); null: never during training.",
     )
     episodes: int = key(10, at_least(1), help="Episodes per evaluation.")
     deterministic: bool = key(
