@@ -66,7 +66,8 @@ class Role(enum.Flag):
     # only when the user set it.
     EXECUTION = enum.auto()
     # The job's own housekeeping (checkpoints, evaluation, logging, resuming, the search
-    # space): never a hyperparameter on the dashboard.
+    # space, the env's default budget that total_steps stands for): never a hyperparameter
+    # on the dashboard.
     BOOKKEEPING = enum.auto()
     # What a checkpoint holds is shaped by it (the parameters and Adam's moments, the rollout
     # memory, the env copies): a resume refuses a change, even one named in resume_allow.

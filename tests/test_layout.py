@@ -1,5 +1,5 @@
 """The package's layout: which sub-package may import which, no import cycles, no hidden
-imports, and modules and functions small enough to read (the README's "Layout" section)."""
+imports, and modules and functions small enough to read (docs/algorithm.md, "Layout of the code")."""
 
 from __future__ import annotations
 
