@@ -1,5 +1,6 @@
 """The package's layout: which sub-package may import which, no import cycles, no hidden
-imports, and modules and functions small enough to read (docs/algorithm.md, "Layout of the code")."""
+imports, and modules and functions small enough to read (docs/algorithm.md, its "Layout of
+the code")."""
 
 from __future__ import annotations
 
