@@ -64,6 +64,13 @@ def compose_checked(overrides: list[str]) -> DictConfig:
         if isinstance(cause, OmegaConfBaseException) and key:
             detail = str(cause).strip().splitlines()[0]
             raise ConfigError(f"{key} is not allowed: {detail}") from None
-        raise ConfigError(str(err).strip().splitlines()[0]) from None
+        raise ConfigError(one_line(str(err))) from None
     validate(cfg)
     return cfg
+
+
+def one_line(message: str) -> str:
+    """Hydra's message on one line, its advice kept: ``seed=0,1`` without ``-m`` is "Ambiguous
+    value ...: 1. To use it as a list, ...; 3. To sweep over it, add --multirun ..."."""
+    first, *rest = [line.strip() for line in message.strip().splitlines() if line.strip()]
+    return f"{first}: {'; '.join(rest)}" if rest else first

@@ -66,7 +66,8 @@ class Role(enum.Flag):
     # only when the user set it.
     EXECUTION = enum.auto()
     # The job's own housekeeping (checkpoints, evaluation, logging, resuming, the search
-    # space): never a hyperparameter on the dashboard.
+    # space, the env's default budget that total_steps stands for): never a hyperparameter
+    # on the dashboard.
     BOOKKEEPING = enum.auto()
     # What a checkpoint holds is shaped by it (the parameters and Adam's moments, the rollout
     # memory, the env copies): a resume refuses a change, even one named in resume_allow.
@@ -78,6 +79,9 @@ class Role(enum.Flag):
     RUN_ONLY = enum.auto()
 
 
+# OmegaConf's MISSING (a value the user must give), spelt out: the schema imports no
+# third-party package, so nn/ and algo/, which read the schema, do not load omegaconf.
+MISSING = "???"
 # A key has exactly one of these (tests/test_roles.py holds the schema to it).
 KINDS = Role.HYPERPARAMETER | Role.EXECUTION | Role.BOOKKEEPING
 # Housekeeping does not change what is learnt: a resume may change it, a preset drops it.
@@ -91,12 +95,18 @@ Fused = tuple[Any, ...] | EllipsisType | None
 
 
 def key(
-    default: Any, check: Check | None = None, *, roles: Role | None = None, fused: Fused = None
+    default: Any,
+    check: Check | None = None,
+    *,
+    roles: Role | None = None,
+    fused: Fused = None,
+    help: str = "",
 ) -> Any:
     """A schema field: its default, the check its value must pass, its roles (None: its
-    group's) and, for a network key, the values the fused gradient supports (None: it falls
-    back to autograd for any value, the safe default for a new key)."""
-    meta = {"check": check, "roles": roles, "fused": fused}
+    group's), for a network key the values the fused gradient supports (None: it falls
+    back to autograd for any value, the safe default for a new key), and what it does
+    (``help``: one or two sentences, shown by ``sharedppo --help`` and the docs)."""
+    meta = {"check": check, "roles": roles, "fused": fused, "help": help}
     if isinstance(default, (list, dict)):  # a mutable default: each config gets its own copy
         return field(default_factory=default.copy, metadata=meta)
     return field(default=default, metadata=meta)

@@ -43,9 +43,12 @@ def test_own_env_from_the_command_line_with_eval_resume_and_report(project):
     evaluated = run_cli_tool("sharedppo.cli.eval", str(job), "--episodes", "2", cwd=project)
     assert evaluated.returncode == 0, evaluated.stderr
     assert "custom_env_module:Reach-v0 deterministic, 2 episodes" in evaluated.stdout
+    # Which checkpoint it scored, at which step.
+    assert evaluated.stdout.startswith(f"{job / 'checkpoints' / 'last.pt'} (step 2,048)")
 
     resumed = run_cli(f"resume={job}", "total_steps=4096", cwd=project)
     assert resumed.returncode == 0, resumed.stderr
+    assert f"resumed {job} from step 2,048" in resumed.stdout
     assert json.loads((job / "summary.json").read_text())["global_step"] == 4096
 
     reported = run_cli_tool("sharedppo.report", str(project), cwd=project)
@@ -157,3 +160,32 @@ def test_bad_wrappers_are_one_line(project, entry, message):
     assert proc.returncode == 2, proc.stderr
     line = proc.stderr.strip()
     assert message in line and "\n" not in line and "Traceback" not in line
+
+
+class Picky(gym.Env):
+    """An env whose constructor checks its keyword's value, as a user's env may."""
+
+    observation_space = gym.spaces.Box(-1, 1, (1,))
+    action_space = gym.spaces.Discrete(2)
+
+    def __init__(self, step_size: float = 0.1) -> None:
+        self.step_size = float(step_size)
+
+
+def test_a_value_the_env_refuses_blames_the_kwargs_not_the_vectorisation(cfg_factory):
+    from omegaconf import OmegaConf
+
+    from sharedppo.config import Config
+    from sharedppo.envs.build import make_envs
+
+    gym.register("PickyTest-v0", entry_point=Picky)
+    try:
+        cfg = OmegaConf.to_object(cfg_factory("env.id=PickyTest-v0", "++env.kwargs.step_size=abc"))
+        assert isinstance(cfg, Config)
+        with pytest.raises(ConfigError) as err:
+            make_envs(cfg.env, seed=0)
+    finally:
+        gym.registry.pop("PickyTest-v0")
+    message = str(err.value)
+    assert "env.kwargs={'step_size': 'abc'} were refused by env.id='PickyTest-v0'" in message
+    assert "vectorization_mode" not in message

@@ -1,5 +1,6 @@
 """The package's layout: which sub-package may import which, no import cycles, no hidden
-imports, and modules and functions small enough to read (the README's "Layout" section)."""
+imports, and modules and functions small enough to read (docs/algorithm.md, its "Layout of
+the code")."""
 
 from __future__ import annotations
 
@@ -96,7 +97,7 @@ def top_level_imports(tree: ast.Module) -> Iterator[ast.Import | ast.ImportFrom]
 
 
 # The schema's own helpers (roles, checks) are part of the schema's layer.
-SAME_PART = {"keys": "config"}
+SAME_PART = {"keys": "config", "groups": "config"}
 
 
 def part_of(module: str) -> str:

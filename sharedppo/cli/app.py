@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import shlex
 import sys
 from pathlib import Path
 
@@ -19,7 +20,9 @@ from ..overrides import key_of, quoted, register_resolvers
 from ..run.checkpoint import CheckpointError
 from ..run.session import TrainingError, TrainResult, train
 from ..run.signals import Interrupted
+from ..tb.logger import Logger
 from .precheck import check_command, check_stored_overrides
+from .reference import package_version, terminal
 
 log = logging.getLogger("sharedppo")
 register_configs()
@@ -31,6 +34,9 @@ def _app(cfg: DictConfig) -> float:
     hydra_cfg = HydraConfig.get()
     out_dir = Path(hydra_cfg.runtime.output_dir)
     job = JobDir(out_dir)
+    if hydra_cfg.mode == RunMode.MULTIRUN:
+        label_jobs(f"job {hydra_cfg.job.num}")
+        log.info("%s", shown(out_dir))
     try:
         result = train(cfg, out_dir)
     except Interrupted as stop:
@@ -57,7 +63,35 @@ def _app(cfg: DictConfig) -> float:
             sys.exit(1 if isinstance(err, TrainingError) else 2)
         raise
     log.info(closing_line(result))
+    if hydra_cfg.mode != RunMode.MULTIRUN:  # a sweep names its folder once, at its end
+        log.info(where_line(out_dir))
     return result.mean_return
+
+
+class JobLabel(logging.Filter):
+    """``[job N] `` before each line of a sweep job's log: under a parallel launcher the jobs'
+    lines interleave on one terminal."""
+
+    label = ""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.label and not getattr(record, "job_label", None):
+            record.msg = f"[{self.label}] {record.msg}"
+            record.job_label = self.label  # once, whichever handler sees it first
+        return True
+
+
+_LABEL = JobLabel()
+
+
+def label_jobs(label: str) -> None:
+    """Label this job's log lines, on the handlers Hydra set up for it, and log progress as
+    plain lines (a live terminal line would be overwritten by the other jobs')."""
+    _LABEL.label = label
+    for handler in logging.getLogger().handlers:
+        if _LABEL not in handler.filters:
+            handler.addFilter(_LABEL)
+    Logger.live = False
 
 
 def say(message: str) -> None:
@@ -83,7 +117,38 @@ def closing_line(result: TrainResult) -> str:
             if result.target_step is not None
             else f"; target {result.target_return:g} not reached"
         )
+    if result.eval is not None:
+        ev = result.eval
+        line += (
+            f"; evaluation {ev['mean_return']:.1f} ± {ev['std_return']:.1f} "
+            f"({ev['episodes']} episodes at step {ev['step']:,})"
+        )
     return line
+
+
+def shown(path: Path) -> str:
+    """A path as a user would type it: relative to the working folder when inside it."""
+    path = Path(path).resolve()
+    try:
+        text = str(path.relative_to(Path.cwd()))
+    except ValueError:
+        text = str(path)
+    return shlex.quote(text)
+
+
+def where_line(job: Path) -> str:
+    return (
+        f"results in {shown(job)} ({SUMMARY}, checkpoints/, TensorBoard events); "
+        f"curves: tensorboard --logdir {shown(job)}"
+    )
+
+
+def sweep_line(sweep: Path, jobs: int) -> str:
+    folder = shown(sweep)
+    return (
+        f"sweep: {jobs} jobs in {folder}; compare them: sharedppo-report {folder}; "
+        f"curves: tensorboard --logdir {folder}"
+    )
 
 
 class FailedJobs(Callback):
@@ -95,9 +160,11 @@ class FailedJobs(Callback):
 
     found: list[Path] = []
     total = 0
+    sweep: Path | None = None
 
     def on_multirun_end(self, config: DictConfig, **kwargs: object) -> None:
         jobs = JobDir.in_sweep(config.hydra.sweep.dir)
+        FailedJobs.sweep = Path(config.hydra.sweep.dir)
         FailedJobs.total = len(jobs)
         FailedJobs.found = [
             job.path for job in jobs if (job.read_summary() or {}).get("status") == "failed"
@@ -138,6 +205,12 @@ def _sets_hydra(key: str) -> bool:
 def main() -> None:
     """Console entry point: ``sharedppo [overrides]``."""
     args = sys.argv[1:]
+    if args in (["--version"], ["-V"]):
+        print(f"sharedppo {package_version()}")
+        return
+    if args in (["--help"], ["-h"]):  # Hydra's own: --hydra-help
+        print(terminal())
+        return
     try:
         args = resume_args(args)
         # A single run and every job of a sweep are composed, validated and checked for the
@@ -150,6 +223,8 @@ def main() -> None:
         sys.exit(2)
     sys.argv = [sys.argv[0], *open_mapping_overrides(args)]
     _app()
+    if FailedJobs.sweep is not None:
+        print(sweep_line(FailedJobs.sweep, FailedJobs.total), file=sys.stderr)
     if FailedJobs.found:
         print(
             f"sharedppo: {len(FailedJobs.found)} of {FailedJobs.total} jobs failed (see "

@@ -42,11 +42,13 @@ def main(argv: list[str] | None = None) -> None:
         print(f"sharedppo-eval: error: {err}", file=sys.stderr)
         sys.exit(2)
     mode = "stochastic" if args.stochastic else "deterministic"
+    step = int(state["progress"]["global_step"])
     print(
-        f"{cfg.env.id} {mode}, {len(returns)} episodes: return {returns.mean():.2f} ± "
-        f"{returns.std():.2f}, length {lengths.mean():.1f} ± {lengths.std():.1f}"
+        f"{JobDir.checkpoint_file(args.path)} (step {step:,}), {cfg.env.id} {mode}, "
+        f"{len(returns)} episodes: return {returns.mean():.2f} ± {returns.std():.2f}, "
+        f"length {lengths.mean():.1f} ± {lengths.std():.1f}"
     )
-    log_eval(job.path, int(state["progress"]["global_step"]), returns, lengths, video_dir)
+    log_eval(job.path, step, returns, lengths, video_dir)
 
 
 if __name__ == "__main__":

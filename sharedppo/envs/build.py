@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -224,14 +225,8 @@ def make_envs(
     except gym.error.DependencyNotInstalled as err:
         hint = "; pip install 'sharedppo[video]'" if video_dir is not None else ""
         raise ConfigError(f"env.id={cfg.id!r} could not be made: {err}{hint}") from None
-    except TypeError as err:
-        raise ConfigError(
-            f"env.kwargs={dict(cfg.kwargs)!r} were refused by env.id={cfg.id!r}: {err}"
-        ) from None
-    except (gym.error.Error, ValueError) as err:
-        raise ConfigError(
-            f"env.vectorization_mode={mode!r} with env.id={cfg.id!r} failed: {err}"
-        ) from None
+    except (TypeError, ValueError, gym.error.Error) as err:
+        raise ConfigError(_make_error(cfg, mode, err)) from None
     autoreset = envs.metadata.get("autoreset_mode", AutoresetMode.NEXT_STEP)
     if autoreset != AutoresetMode.NEXT_STEP:
         raise ConfigError(f"env.id={cfg.id!r} uses {autoreset}; sharedppo expects NEXT_STEP")
@@ -261,6 +256,18 @@ def action_mask(info: dict[str, Any], num_envs: int, num_actions: int) -> np.nda
             f"needs one bool or int8 entry per action: shape ({num_envs}, {num_actions})"
         )
     return mask.astype(bool, copy=False)
+
+
+def _make_error(cfg: EnvConfig, mode: str, err: Exception) -> str:
+    """Blame what failed: the env's own code (a keyword it refuses, a value it cannot use)
+    or gymnasium's vectorisation of it."""
+    frames = traceback.extract_tb(err.__traceback__)
+    in_gymnasium = bool(frames) and f"{os.sep}gymnasium{os.sep}" in frames[-1].filename
+    if isinstance(err, gym.error.Error) or (isinstance(err, ValueError) and in_gymnasium):
+        return f"env.vectorization_mode={mode!r} with env.id={cfg.id!r} failed: {err}"
+    if cfg.kwargs:
+        return f"env.kwargs={dict(cfg.kwargs)!r} were refused by env.id={cfg.id!r}: {err}"
+    return f"env.id={cfg.id!r} could not be made: {type(err).__name__}: {err}"
 
 
 def _make_vec(

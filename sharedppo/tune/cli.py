@@ -32,7 +32,7 @@ from ..extras import require
 from ..overrides import key_of
 from ..run.signals import Interrupted
 from .launch import is_launcher_override, launcher_config, run_local, run_submitit
-from .preset import write_best_preset
+from .preset import best_trial, write_best_preset
 from .space import load_space
 from .study import JOURNAL, counts, fail_stale, local_storage, open_study, url_storage
 from .worker import Plan, work
@@ -216,8 +216,10 @@ def finish(study: Any, plan: Plan, args: argparse.Namespace, code: int) -> int:
         print("no trial has completed yet, so no preset was written")
         return code or 1
     preset = write_best_preset(study, plan.overrides, args.preset_dir or plan.out)
-    best = study.best_trial
-    print(f"best trial {best.number}: mean return {best.value:.2f} with {best.params}")
+    best = best_trial(study)
+    auc = best.user_attrs.get("auc")
+    area = f" (AUC {auc:.2f}, which breaks ties)" if auc is not None else ""
+    print(f"best trial {best.number}: mean return {best.value:.2f}{area} with {best.params}")
     print(f"preset written to {preset}; use it with:")
     print(
         f"  sharedppo 'hydra.searchpath=[file://{preset.parent.parent.resolve()}]' "
