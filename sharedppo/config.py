@@ -28,12 +28,14 @@ from .keys import (
     Role,
     above,
     at_least,
+    check_number,
     group,
     key,
     one_of,
     or_null,
     roles_in,
     schema_keys,
+    upto,
     within,
 )
 
@@ -47,14 +49,14 @@ class AtariConfig:
     """The standard Atari preprocessing, each step switchable (env=atari turns it on)."""
 
     enabled: bool = False
-    noop_max: int = key(30, at_least(0))
-    frame_skip: int = key(4, at_least(1))  # repeats, max-pooling the last two frames
+    noop_max: int = key(30, upto(0, 100_000))
+    frame_skip: int = key(4, upto(1, 1000))  # repeats, max-pooling the last two frames
     episodic_life: bool = True  # a lost life ends the learner's episode, not the game
     fire_reset: bool = True
-    screen_size: int = key(84, at_least(8))
+    screen_size: int = key(84, upto(8, 4096))
     grayscale: bool = True
     clip_reward: bool = True  # sign of the reward for learning; scores are logged unclipped
-    frame_stack: int = key(4, at_least(1))
+    frame_stack: int = key(4, upto(1, 1024))
 
 
 @dataclass
@@ -66,7 +68,7 @@ class EnvConfig:
     backend: str = key("gymnasium", one_of("gymnasium", "envpool"), roles=Role.EXECUTION)
     # The env's own training budget: total_steps follows it unless given (conf/config.yaml).
     default_steps: int = key(100_000, at_least(1), roles=Role.HYPERPARAMETER | Role.RUN_CONTROL)
-    num_envs: int = key(8, at_least(1), roles=Role.HYPERPARAMETER | Role.STRUCTURAL)
+    num_envs: int = key(8, upto(1, 65_536), roles=Role.HYPERPARAMETER | Role.STRUCTURAL)
     # auto: the id's numpy-vectorised implementation when gymnasium has one, else sync.
     vectorization_mode: str = key(
         "auto", one_of("auto", "sync", "async", "vector_entry_point"), roles=Role.EXECUTION
@@ -99,8 +101,8 @@ class NetworkConfig:
     # fused=: what the hand-derived backward handles; ANY for keys that change sizes, masks,
     # starting values or memory layout, not the maths. A key without it: autograd.
     type: str = key("mlp", one_of("mlp", "nature_cnn"), fused=("mlp",))
-    width: int = key(64, at_least(1), fused=ANY)
-    depth: int = key(2, at_least(1), fused=ANY)
+    width: int = key(64, upto(1, 1_000_000), fused=ANY)  # and the size estimate
+    depth: int = key(2, upto(1, 1000), fused=ANY)
     activation: str = key(
         "tanh", one_of("tanh", "relu", "elu", "gelu", "silu"), fused=("tanh", "relu")
     )
@@ -111,12 +113,14 @@ class NetworkConfig:
     # false: separate policy and value trunks of the same shape, for comparison.
     shared: bool = key(True, fused=ANY)
     # Box actions: the Gaussian's starting log-std (0: std 1; rl-zoo3's MuJoCo recipes use -2).
-    log_std_init: float = key(0.0, fused=ANY)
+    log_std_init: float = key(0.0, within(-20, 20), fused=ANY)
     # A recurrent core between the trunk's layers and both heads (each trunk its own when
     # shared=false); its state is reset at episode starts and carried otherwise. Updates then
     # replay whole env sequences: ppo.num_minibatches must divide env.num_envs.
     recurrent: str | None = key(None, or_null(one_of("lstm", "gru")), fused=(None,))
-    recurrent_size: int = key(64, at_least(1), fused=ANY)  # the core's size, read by the heads
+    recurrent_size: int = key(
+        64, upto(1, 1_000_000), fused=ANY
+    )  # the core's size, read by the heads
     # Conv trunks in channels_last (NHWC) memory, where oneDNN's convolutions are faster;
     # false: the NCHW layout, reproducing earlier results bit for bit (docs/benchmarks.md).
     # Structural too: Adam's moments sit in the parameters' memory order, so a checkpoint
@@ -132,7 +136,7 @@ class PPOConfig:
     num_steps: int = key(32, at_least(1), roles=Role.HYPERPARAMETER | Role.STRUCTURAL)
     gamma: float = key(0.98, within(0, 1, low_open=True))
     lam: float = key(0.8, within(0, 1))
-    update_epochs: int = key(20, at_least(1))
+    update_epochs: int = key(20, upto(1, 10_000))
     # Must divide num_steps x env.num_envs (a recurrent network: env.num_envs).
     num_minibatches: int = key(1, at_least(1))
     clip_ratio: float = key(0.2, within(0, 1, low_open=True, high_open=True))
@@ -165,7 +169,7 @@ class CheckpointConfig:
 class EvalConfig:
     # Evaluate on a separate env instance every this many env steps; null: never during training.
     every_steps: int | None = key(None, or_null(at_least(1)))
-    episodes: int = key(10, at_least(1))
+    episodes: int = key(10, upto(1, 1_000_000))
     deterministic: bool = True  # true: argmax (or mean) action; false: sample from the policy
     video: bool = False  # MP4s of evaluation episodes in the job folder (the `video` extra)
 
@@ -193,7 +197,7 @@ class Config:
     # Which replicate of the experiment: listed, but a tuned preset takes no trial's seed.
     seed: int = key(
         0,
-        Check(lambda v: v >= 0, "must be an integer >= 0"),
+        Check(lambda v: 0 <= v < 2**32, "must be an integer in [0, 2^32 - 1]"),  # numpy's
         roles=Role.HYPERPARAMETER | Role.RUN_ONLY,
     )
     # The budget: a resume may extend it; a preset leaves out a trial's short one.
@@ -211,7 +215,7 @@ class Config:
     # the numbers, so a resume must name it, and a preset keeps it as part of the recipe.
     precision: str = key("fp32", one_of("fp32", "bf16", "fp16"), roles=Role.EXECUTION)
     # Small networks run fastest on one thread; 0 leaves torch's own choice.
-    torch_threads: int = key(1, at_least(0), roles=RUN_SETTING)
+    torch_threads: int = key(1, upto(0, 1024), roles=RUN_SETTING)
     # Stop as soon as the mean return of the last 20 finished episodes reaches
     # env.target_return instead of training for total_steps.
     stop_on_target: bool = key(False, roles=RUN_SETTING)
@@ -228,7 +232,9 @@ def _check_fields(node: Any, schema: type, prefix: str = "") -> None:
         sub = spec.default_factory
         if callable(sub) and is_dataclass(sub):
             _check_fields(value, sub, f"{prefix}{name}.")
-        elif spec.metadata.get("check") is not None:
+            continue
+        check_number(f"{prefix}{name}", value)
+        if spec.metadata.get("check") is not None:
             spec.metadata["check"](f"{prefix}{name}", value)
 
 
