@@ -16,6 +16,8 @@ from dataclasses import fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
+import numpy as np
 import pytest
 import torch
 
@@ -24,7 +26,9 @@ import sharedppo.cli.eval as eval_cli
 import sharedppo.cli.export as export_cli
 import sharedppo.report.cli as report_cli
 import sharedppo.tune.cli as tune_cli
+from sharedppo.api import train
 from sharedppo.config import Config, ConfigError, validate
+from sharedppo.envs.build import make_envs
 from sharedppo.run.budget import check_fits
 from tests.conftest import compose_config, run_cli
 
@@ -318,3 +322,43 @@ def test_former_crashes_are_one_line_in_a_real_process(override, tmp_path):
     assert proc.returncode == 2, proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1 and override.split("=")[0] in proc.stderr
     assert not (tmp_path / "r").exists()
+
+
+class NoInfoReset(gym.Env):
+    """reset() returns the observation alone (gymnasium < 0.26's API)."""
+
+    observation_space = gym.spaces.Box(-1, 1, (3,), np.float32)
+    action_space = gym.spaces.Discrete(2)
+
+    def reset(self, *, seed: int | None = None, options: Any = None) -> Any:
+        return np.zeros(3, np.float32)
+
+    def step(self, action: Any) -> Any:
+        return np.zeros(3, np.float32), 0.0, False, False, {}
+
+
+class MaskAtStepOnly(NoInfoReset):
+    """Masks in step()'s info, of the wrong shape, and none at reset()."""
+
+    def reset(self, *, seed: int | None = None, options: Any = None) -> Any:
+        return np.zeros(3, np.float32), {}
+
+    def step(self, action: Any) -> Any:
+        return np.zeros(3, np.float32), 0.0, False, False, {"action_mask": np.ones(5, np.int8)}
+
+
+gym.register("sharedppo_test/NoInfoReset-v0", entry_point=NoInfoReset, max_episode_steps=20)
+gym.register("sharedppo_test/MaskAtStepOnly-v0", entry_point=MaskAtStepOnly, max_episode_steps=20)
+
+
+def test_an_env_whose_reset_returns_no_tuple_is_one_line():
+    cfg = compose_config("env.id=sharedppo_test/NoInfoReset-v0", "env.num_envs=2")
+    with pytest.raises(ConfigError, match=r"reset\(\) must return \(observation, info\)") as err:
+        make_envs(cfg.env, seed=0)
+    assert "\n" not in str(err.value)
+
+
+def test_masks_given_by_step_only_are_refused(tmp_path):
+    overrides = ["env.id=sharedppo_test/MaskAtStepOnly-v0", "env.num_envs=2", "total_steps=64"]
+    with pytest.raises(ConfigError, match=r"step\(\) but not by reset\(\)"):
+        train([*overrides, "device=cpu"], out_dir=tmp_path / "job")

@@ -244,7 +244,14 @@ def _finish(
     if cfg.reach_reward_steps is not None:
         envs = ReachStepsReward(envs, cfg.reach_reward_steps)
     envs.action_space.seed(seed)
-    obs, info = envs.reset(seed=seed)
+    try:
+        obs, info = envs.reset(seed=seed)
+    except (ValueError, TypeError, AssertionError) as err:  # an env not of gymnasium's API
+        envs.close()
+        raise ConfigError(
+            f"env.id={cfg.id!r} is not allowed: its reset() must return (observation, info) "
+            f"as gymnasium's API says ({type(err).__name__}: {str(err).splitlines()[0]})"
+        ) from None
     return envs, obs, info
 
 
