@@ -54,7 +54,10 @@ def rollout_bytes(cfg: Any, obs_size: int, obs_bytes: int = FLOAT) -> int:
 def available_bytes(device: torch.device) -> int:
     """Free memory where the tensors would live: the GPU's, or the host's available RAM."""
     if device.type == "cuda":
-        return int(torch.cuda.mem_get_info(device)[0])
+        # The GPU's total, not its free memory: asking for that would create a CUDA context
+        # in the launching process of a sweep, whose jobs may run elsewhere.
+        index = device.index if device.index is not None else torch.cuda.current_device()
+        return int(torch.cuda.get_device_properties(index).total_memory)
     try:
         with open("/proc/meminfo") as meminfo:
             for line in meminfo:
