@@ -131,6 +131,7 @@ HAND_WRITTEN = [
     (["-m", "network.width=64,1000000"], "network.width"),
     (["-m", "hydra.run.dri=x", "seed=0,1"], "hydra.run.dri"),
     (["--multirun", "ppo.gamma=0.9,2"], "ppo.gamma"),
+    (["hydra.mode=MULTIRUN", "ppo.gamma=0.9,2"], "job 1"),
     (["-m", "ppo.clip_ratio=0.2,1.5", "hydra.sweep.dir=/tmp/x"], "job 1"),
 ]
 if not torch.cuda.is_available():
@@ -211,9 +212,12 @@ def test_other_flags_keep_the_sweep_precheck(no_training, monkeypatch, capsys):
     assert "job 1 (ppo.clip_ratio=1.5)" in err
 
 
-def test_print_only_flags_still_reach_hydra(no_training, monkeypatch):
+@pytest.mark.parametrize(
+    "argv", [["--help"], ["hydra.mode=MULTIRUN", "seed=0,1"], ["-m", "-cd", ".", "seed=0,1"]]
+)
+def test_good_command_lines_still_reach_hydra(argv, no_training, monkeypatch):
     with pytest.raises(Trained):
-        sharedppo(["--help"], monkeypatch)()
+        sharedppo(argv, monkeypatch)()
 
 
 @pytest.fixture

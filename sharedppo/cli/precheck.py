@@ -159,7 +159,9 @@ def check_command(args: list[str]) -> None:
     if launchers:
         check_launcher(launchers[-1])
     source = Source(parsed.config_name or "config", parsed.config_path, parsed.config_dir)
-    if not parsed.multirun:
+    # hydra.mode=MULTIRUN on the command line sweeps as -m does.
+    multirun = parsed.multirun or any(o.lstrip("+") == "hydra.mode=MULTIRUN" for o in overrides)
+    if not multirun:
         check_resume_allowed(check_job(overrides, source))
         return
     if any(o.lstrip("+~").startswith("hydra/sweeper=") for o in overrides):
