@@ -109,7 +109,8 @@ HAND_WRITTEN = [
     (["hydra.output_subdir=meta"], "hydra.output_subdir"),
     (["resume=~nonuser_sharedppo/job"], "~nonuser_sharedppo"),
     (["resume=${oc.env:SHAREDPPO_NO_SUCH_VAR}/job"], "resume="),
-    (["resume=${oc.env:HOME}/no_such_job_sharedppo"], "no_such_job_sharedppo"),
+    # Resolved as Hydra would, not taken for a folder named "${oc.env:HOME}".
+    (["resume=${oc.env:HOME}/no_such_job_sharedppo"], f"{Path.home()}/no_such_job_sharedppo "),
     (["hydra.foo=1"], "hydra.foo"),
     (["hydra.run.dri=x"], "hydra.run.dri"),
     (["hydra.job.chdir=maybe"], "hydra.job.chdir"),
