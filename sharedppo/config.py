@@ -37,11 +37,13 @@ from .keys import (
     Fused,
     Role,
     at_least,
+    check_number,
     group,
     key,
     one_of,
     roles_in,
     schema_keys,
+    upto,
 )
 
 __all__ = [
@@ -88,7 +90,7 @@ class Config:
     # Listed, but a tuned preset takes no trial's seed.
     seed: int = key(
         0,
-        Check(lambda v: v >= 0, "must be an integer >= 0"),
+        Check(lambda v: 0 <= v < 2**32, "must be an integer in [0, 2^32 - 1]"),  # numpy's
         roles=Role.HYPERPARAMETER | Role.RUN_ONLY,
         help="Which replicate of the experiment.",
     )
@@ -116,7 +118,7 @@ class Config:
     )
     torch_threads: int = key(
         1,
-        at_least(0),
+        upto(0, 1024),
         roles=RUN_SETTING,
         help="Threads for torch: small networks run fastest on one; 0 leaves torch's choice.",
     )
@@ -140,7 +142,9 @@ def _check_fields(node: Any, schema: type, prefix: str = "") -> None:
         sub = spec.default_factory
         if callable(sub) and is_dataclass(sub):
             _check_fields(value, sub, f"{prefix}{name}.")
-        elif spec.metadata.get("check") is not None:
+            continue
+        check_number(f"{prefix}{name}", value)
+        if spec.metadata.get("check") is not None:
             spec.metadata["check"](f"{prefix}{name}", value)
 
 

@@ -20,6 +20,7 @@ from .keys import (
     key,
     one_of,
     or_null,
+    upto,
     within,
 )
 
@@ -29,16 +30,16 @@ class AtariConfig:
     """The standard Atari preprocessing, each step switchable (env=atari turns it on)."""
 
     enabled: bool = key(False, help="Apply the Atari preprocessing below (env=atari: true).")
-    noop_max: int = key(30, at_least(0), help="Up to this many no-op actions after a reset.")
+    noop_max: int = key(30, upto(0, 100_000), help="Up to this many no-op actions after a reset.")
     frame_skip: int = key(
-        4, at_least(1), help="Repeat each action this many times, max-pooling the last 2 frames."
+        4, upto(1, 1000), help="Repeat each action this many times, max-pooling the last 2 frames."
     )
     episodic_life: bool = key(True, help="A lost life ends the learner's episode, not the game's.")
     fire_reset: bool = key(True, help="Press FIRE after a reset in games that need it.")
-    screen_size: int = key(84, at_least(8), help="Frames are resized to this many pixels square.")
+    screen_size: int = key(84, upto(8, 4096), help="Frames are resized to this many pixels square.")
     grayscale: bool = key(True, help="Grey frames; false keeps colour (gymnasium backend only).")
     clip_reward: bool = key(True, help="Learn from the reward's sign; scores are logged unclipped.")
-    frame_stack: int = key(4, at_least(1), help="Stack this many frames as one observation.")
+    frame_stack: int = key(4, upto(1, 1024), help="Stack this many frames as one observation.")
 
 
 @dataclass
@@ -65,7 +66,7 @@ class EnvConfig:
     )
     num_envs: int = key(
         8,
-        at_least(1),
+        upto(1, 65_536),
         roles=Role.HYPERPARAMETER | Role.STRUCTURAL,
         help="Parallel copies of the env; a rollout is ppo.num_steps of each.",
     )
@@ -121,8 +122,8 @@ class NetworkConfig:
         help="mlp: depth layers of width; nature_cnn: the Nature-DQN convolutions (84x84 "
         "frame stacks) and a 512-unit layer, width/depth/activation unused.",
     )
-    width: int = key(64, at_least(1), fused=ANY, help="Units per MLP layer.")
-    depth: int = key(2, at_least(1), fused=ANY, help="MLP layers in the trunk.")
+    width: int = key(64, upto(1, 1_000_000), fused=ANY, help="Units per MLP layer.")
+    depth: int = key(2, upto(1, 1000), fused=ANY, help="MLP layers in the trunk.")
     activation: str = key(
         "tanh",
         one_of("tanh", "relu", "elu", "gelu", "silu"),
@@ -148,7 +149,10 @@ class NetworkConfig:
         help="One trunk for both heads; false: separate policy and value trunks.",
     )
     log_std_init: float = key(
-        0.0, fused=ANY, help="Box actions: the Gaussian's starting log-std (0: std 1)."
+        0.0,
+        within(-20, 20),
+        fused=ANY,
+        help="Box actions: the Gaussian's starting log-std (0: std 1).",
     )
     recurrent: str | None = key(
         None,
@@ -158,7 +162,7 @@ class NetworkConfig:
         "ppo.num_minibatches must then divide env.num_envs.",
     )
     recurrent_size: int = key(
-        64, at_least(1), fused=ANY, help="The recurrent core's size, read by the heads."
+        64, upto(1, 1_000_000), fused=ANY, help="The recurrent core's size, read by the heads."
     )
     # Structural too: Adam's moments sit in the parameters' memory order, so a checkpoint
     # written in one layout would continue in the other with its conv moments scrambled.
@@ -183,7 +187,7 @@ class PPOConfig:
     )
     gamma: float = key(0.98, within(0, 1, low_open=True), help="Discount factor.")
     lam: float = key(0.8, within(0, 1), help="GAE's lambda.")
-    update_epochs: int = key(20, at_least(1), help="Passes over each batch.")
+    update_epochs: int = key(20, upto(1, 10_000), help="Passes over each batch.")
     num_minibatches: int = key(
         1,
         at_least(1),
@@ -245,7 +249,7 @@ class EvalConfig:
         help="Evaluate on a separate env this often in env steps (in TensorBoard, the job's "
         "summary, the closing line, the report); null: never during training.",
     )
-    episodes: int = key(10, at_least(1), help="Episodes per evaluation.")
+    episodes: int = key(10, upto(1, 1_000_000), help="Episodes per evaluation.")
     deterministic: bool = key(
         True, help="Evaluate with the argmax (or mean) action; false samples."
     )

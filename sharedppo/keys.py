@@ -9,6 +9,7 @@ gradient) treat it; ``config`` derives their lists from the schema.
 from __future__ import annotations
 
 import enum
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, is_dataclass
 from types import EllipsisType
@@ -44,6 +45,24 @@ def within(low: float, high: float, *, low_open: bool = False, high_open: bool =
         return (v > low if low_open else v >= low) and (v < high if high_open else v <= high)
 
     return Check(test, f"must be in {left}{low:g}, {high:g}{right}")
+
+
+def upto(low: float, high: float) -> Check:
+    """A count with a ceiling: a value past it hangs or exhausts the machine, not a choice."""
+    return Check(lambda v: low <= v <= high, f"must be in [{low:g}, {high:g}]")
+
+
+# The largest integer any key takes: torch and numpy hold counts in int64.
+INT_LIMIT = 2**63 - 1
+
+
+def check_number(key: str, value: Any) -> None:
+    """Every number in a config is finite and fits an int64: inf, nan and 1e400 are typos, and
+    a check like ``>= 0`` would pass inf (nan passes no comparison, but says nothing)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{key}={value!r} is not allowed: must be a finite number")
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > INT_LIMIT:
+        raise ConfigError(f"{key}={value!r} is not allowed: must be at most {INT_LIMIT} in size")
 
 
 def one_of(*choices: str) -> Check:

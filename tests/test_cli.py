@@ -160,10 +160,12 @@ def test_records_are_strict_json_and_a_refused_job_says_so(tmp_path):
     assert "NaN" not in text and json.loads(text)["mean_return"] is None
     # Refused while the env was being built: the folder Hydra made says why, not nothing.
     refused = tmp_path / "refused"
-    proc = run_cli("env.kwargs.bogus=1", "total_steps=64", f"hydra.run.dir={refused}", cwd=tmp_path)
+    # (a keyword the env refuses is caught by the pre-check now, before any folder exists)
+    args = ("network.type=nature_cnn", "total_steps=64", f"hydra.run.dir={refused}")
+    proc = run_cli(*args, cwd=tmp_path)
     assert proc.returncode == 2
     summary = json.loads((refused / "summary.json").read_text())
-    assert summary["status"] == "refused" and "bogus" in summary["error"]
+    assert summary["status"] == "refused" and "nature_cnn" in summary["error"]
 
 
 def test_a_sweep_jobs_log_lines_carry_its_label(monkeypatch):

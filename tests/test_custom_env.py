@@ -117,7 +117,7 @@ def test_python_api_takes_an_env_class_made_in_process(tmp_path):
     [
         ("env.id=no_such_module:Reach-v0", "module 'no_such_module' could not be imported"),
         ("env.id=custom_env_module:Nope-v0", "registers no env 'Nope-v0'"),
-        ("env.kwargs.bogus=1", "were refused by env.id"),
+        ("env.kwargs.bogus=1", "refused by env.id"),
     ],
 )
 def test_own_env_mistakes_are_one_line(project, override, message):

@@ -11,10 +11,12 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from ..compose import CONFIG_MODULE, VERSION_BASE, open_mapping_overrides, register_configs
 from ..config import ConfigError
+from ..extras import first_line
 from ..jobdir import OVERRIDES, SUMMARY, JobDir
 from ..overrides import key_of, quoted, register_resolvers
 from ..run.checkpoint import CheckpointError
@@ -182,7 +184,7 @@ def resume_args(args: list[str]) -> list[str]:
     given = [a for a in args if a.startswith("resume=")]
     if not given:
         return args
-    job = Path(given[-1].split("=", 1)[1]).expanduser().resolve()
+    job = resume_path(given[-1].split("=", 1)[1])
     folder = JobDir(job)
     if not folder.overrides_file.is_file():
         raise ConfigError(f"resume={job} is not a sharedppo job folder (no {OVERRIDES})")
@@ -195,6 +197,23 @@ def resume_args(args: list[str]) -> list[str]:
     check_stored_overrides(original, rest, f"resume={job} ({OVERRIDES})")
     # Quoted: job folders are named from overrides, so their paths hold '=' and ','.
     return [*original, *rest, f"resume={quoted(str(job))}", f"hydra.run.dir={quoted(str(job))}"]
+
+
+def resume_path(value: str) -> Path:
+    """The job folder ``resume=`` names: ``~`` expanded and ``${oc.env:HOME}``-style
+    interpolations resolved, as Hydra would resolve them in any other value."""
+    raw = value
+    if "${" in value:
+        try:
+            value = str(OmegaConf.create({"resume": value}).resume)
+        except OmegaConfBaseException as err:
+            raise ConfigError(f"resume={raw} is not allowed: {first_line(err)}") from None
+    try:
+        return Path(value.strip("'\"")).expanduser().resolve()
+    except RuntimeError:  # ~name of no user: pathlib cannot expand it
+        raise ConfigError(
+            f"resume={raw} is not allowed: {value.split('/')[0]} is no user's home folder"
+        ) from None
 
 
 def _sets_hydra(key: str) -> bool:

@@ -18,41 +18,15 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
-from gymnasium.vector import AutoresetMode, VectorEnv, VectorWrapper
+from gymnasium.vector import AutoresetMode, VectorEnv
 
 from ..config import ConfigError, EnvConfig
 from ..extras import prepare_video, require
 from .atari import atari_wrapper
 from .envpool import make_pool, reward_threshold
+from .shaping import ReachStepsReward
 from .spaces import FlattenDict, Layout, dict_layout
 from .vector import make_lean
-
-
-class ReachStepsReward(VectorWrapper):
-    """The original blog's CartPole shaping: 1 on the step an episode reaches ``steps``, else 0.
-
-    The environment's own reward is kept in ``info["env_reward"]`` so episode returns are
-    still logged on the environment's scale.
-    """
-
-    def __init__(self, env: VectorEnv, steps: int) -> None:
-        super().__init__(env)
-        self.target = steps
-        self.lengths = np.zeros(self.num_envs, dtype=np.int64)
-        self.prev_done = np.zeros(self.num_envs, dtype=bool)
-
-    def reset(self, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
-        self.lengths[:] = 0
-        self.prev_done[:] = False
-        return self.env.reset(**kwargs)
-
-    def step(self, actions: Any) -> tuple[Any, Any, Any, Any, dict[str, Any]]:
-        obs, reward, terminated, truncated, info = self.env.step(actions)
-        self.lengths = np.where(self.prev_done, 0, self.lengths + 1)
-        self.prev_done = terminated | truncated
-        info = dict(info, env_reward=reward)
-        return obs, (self.lengths == self.target).astype(np.float32), terminated, truncated, info
-
 
 # Bars for ids whose registry entry has no reward_threshold (docs/benchmarks.md uses them).
 TARGETS = {"Pendulum-v1": -250.0}
@@ -239,7 +213,14 @@ def _finish(
     if cfg.reach_reward_steps is not None:
         envs = ReachStepsReward(envs, cfg.reach_reward_steps)
     envs.action_space.seed(seed)
-    obs, info = envs.reset(seed=seed)
+    try:
+        obs, info = envs.reset(seed=seed)
+    except (ValueError, TypeError, AssertionError) as err:  # an env not of gymnasium's API
+        envs.close()
+        raise ConfigError(
+            f"env.id={cfg.id!r} is not allowed: its reset() must return (observation, info) "
+            f"as gymnasium's API says ({type(err).__name__}: {str(err).splitlines()[0]})"
+        ) from None
     return envs, obs, info
 
 

@@ -10,18 +10,17 @@ folder (several: into --out); see ``report.sweep``.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 from ..config import ConfigError
-from ..extras import require
+from ..extras import OneLineParser, finite, require
 from ..jobdir import SUMMARY
 from .sweep import report
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="sharedppo-report", description=__doc__.split("\n")[0])
+    parser = OneLineParser(prog="sharedppo-report", description=__doc__.split("\n")[0])
     parser.add_argument(
         "sweeps",
         type=Path,
@@ -33,12 +32,14 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument(
         "--threshold",
-        type=float,
+        type=finite,
         default=None,
         help="report env steps until the 20-episode mean reaches this",
     )
     parser.add_argument("--window", type=int, default=20)
     args = parser.parse_args(argv)
+    if args.window < 1:
+        parser.error(f"--window {args.window} is not allowed: must be >= 1 (episodes averaged)")
     if len(args.sweeps) > 1 and args.out is None:
         parser.error("several folders are compared: say where the report goes with --out DIR")
     out = args.out or args.sweeps[0]

@@ -24,12 +24,13 @@ from ..nn.normalize import RewardScaler
 from ..nn.precision import Precision
 from ..tb.dashboard import final_metrics
 from ..tb.logger import Logger, log_eval
+from .budget import check_fits
 from .checkpoint import Checkpointer, GlobalRNG, Stateful, assemble, restore, save_atomic
 from .collect import Collector
 from .episodes import EpisodeTracker
 from .evaluate import evaluate
 from .memory import RolloutMemory
-from .model import build_model, stored_obs_dtype
+from .model import build_model, obs_numbers, stored_obs_dtype
 from .progress import EvalResult, Progress, seed_everything
 from .result import TrainingError, TrainResult
 from .signals import Interrupted
@@ -63,6 +64,7 @@ class Trainer:
         """The parts that depend on the envs: network, agent, normalisers, collector, memory."""
         cfg, device = self.cfg, self.device
         env, ppo = cfg.env, cfg.ppo
+        check_fits(cfg, device, *obs_numbers(envs))  # before allocating: one line, not a hang
         net, self.obs_norm = build_model(envs, env, cfg.network)
         self.agent = PPOAgent(net.to(device), ppo, Precision(cfg.precision, device.type))
         self.reward_scale = RewardScaler(
@@ -206,15 +208,10 @@ class Trainer:
         )
 
     def _evaluate(self, episodes: int, seed: int, video_dir: Path | None = None) -> None:
+        cfg, net = self.cfg, self.agent.net
+        deterministic = cfg.eval.deterministic
         returns, lengths = evaluate(
-            self.agent.net,
-            self.cfg.env,
-            episodes,
-            self.cfg.eval.deterministic,
-            seed,
-            self.device,
-            video_dir,
-            self.obs_norm,
+            net, cfg.env, episodes, deterministic, seed, self.device, video_dir, self.obs_norm
         )
         if video_dir is None:
             self.progress.last_eval = EvalResult.of(self.progress.global_step, returns)

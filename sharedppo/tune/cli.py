@@ -28,7 +28,7 @@ from omegaconf import DictConfig
 from ..compose import compose_checked
 from ..config import ConfigError
 from ..envs.requirements import check_extras
-from ..extras import require
+from ..extras import OneLineParser, require
 from ..overrides import key_of
 from ..run.signals import Interrupted
 from .launch import is_launcher_override, launcher_config, run_local, run_submitit
@@ -46,7 +46,7 @@ STORAGE_ENV = "SHAREDPPO_TUNE_STORAGE"
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="sharedppo-tune", description=__doc__.split("\n")[0])
+    p = OneLineParser(prog="sharedppo-tune", description=__doc__.split("\n")[0])
     p.add_argument("--search", default="cartpole", help="a file, or a name in conf/hparams_search/")
     p.add_argument("--trials", type=int, default=None, help="total trials for the study")
     p.add_argument("--out", type=Path, default=None, help="default: tune/STUDY_NAME")
@@ -83,6 +83,12 @@ def make_plan(args: argparse.Namespace, space: DictConfig) -> tuple[Plan, list[s
         if value < low:
             raise ConfigError(f"{name}={value} is not allowed: must be >= {low}")
     extra = [o for o in args.overrides if not is_launcher_override(o)]
+    searched = [o for o in extra if key_of(o) in space.params]
+    if searched:  # the trial's value would silently replace it
+        raise ConfigError(
+            f"{searched[0]} is not allowed: the search space searches {key_of(searched[0])} "
+            "(its params); remove it from the command line or from the space"
+        )
     if args.jobs > 1 and not any(key_of(o) == "torch_threads" for o in extra):
         extra.append("torch_threads=1")  # parallel workers keep off each other's cores
     out = args.out or Path("tune") / space.study_name
