@@ -3,6 +3,7 @@
     python scripts/profile_ops.py                  # this checkout, fused gradient
     python scripts/profile_ops.py --autograd       # ppo.fused=false
     python scripts/profile_ops.py --src /tmp/old   # another checkout, to compare
+    python scripts/profile_ops.py --ab             # torch.tanh against the trunk's tanh
 
 The same agent as scripts/count_ops.py (64x64 shared trunk, Discrete(2) head, batch 256,
 20 epochs; acting on 8 rows and on 1,024), one torch thread. Per op: calls and self time per
@@ -10,6 +11,10 @@ step, and, for element-wise ops, nanoseconds per element next to a ``mul`` of th
 timed here, the floor an element-wise op can reach (it reads and writes the same memory);
 for matrix products, GFLOP/s. Timings move with how busy the machine is: read the shares
 and the ratios to the floor, not the absolute figures.
+
+``--ab`` times, in this one process, the update step and the acts with the trunk's tanh
+(``nn/activations.py``) and with ``torch.tanh``, alternating A and B round by round (ABBA),
+and prints the medians and their ratio: the comparison to trust on a busy machine.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ def main() -> None:
     parser.add_argument("--autograd", action="store_true", help="ppo.fused=false")
     parser.add_argument("--rounds", type=int, default=5, help="updates profiled (20 steps each)")
     parser.add_argument("--top", type=int, default=14)
+    parser.add_argument("--ab", action="store_true", help="torch.tanh against the trunk's")
     args = parser.parse_args()
     if args.src:
         sys.path.insert(0, args.src)
@@ -47,6 +53,9 @@ def main() -> None:
         actions, logprobs, values, masks = agent.act(obs)
     batch = Batch(obs, actions, logprobs, values, torch.randn(256), values + 1, masks)
     agent.update(batch)  # warm-up
+    if args.ab:
+        ab(agent, batch, torch, rounds=max(args.rounds, 10))
+        return
     steps = 20 * args.rounds
     report("update step, batch 256", lambda: agent.update(batch), args.rounds, steps, args.top)
     for rows in (8, 1024):
@@ -58,6 +67,42 @@ def main() -> None:
 
         report(f"act, {rows} rows", act, 200, 200, args.top)
     print(f"(sharedppo from {sys.modules['sharedppo'].__file__.rsplit('/', 2)[0]})")
+
+
+def ab(agent, batch, torch, rounds: int) -> None:  # noqa: ANN001
+    """Medians over ``rounds`` interleaved rounds: us per update step and per act."""
+    import statistics
+
+    net, fast = agent.net, agent.net.activation
+    acts = {rows: torch.randn(rows, 4) for rows in (8, 256, 1024)}
+
+    def timings() -> dict[str, float]:
+        out = {}
+        start = time.perf_counter()
+        agent.update(batch)
+        out["update step, batch 256"] = (time.perf_counter() - start) / 20 * 1e6
+        with torch.inference_mode():
+            for rows, x in acts.items():
+                start = time.perf_counter()
+                for _ in range(100):
+                    agent.act(x)
+                out[f"act, {rows} rows"] = (time.perf_counter() - start) / 100 * 1e6
+        return out
+
+    seen: dict[str, list[dict[str, float]]] = {"torch.tanh": [], "trunk tanh": []}
+    for r in range(rounds):
+        order = [("torch.tanh", torch.tanh), ("trunk tanh", fast)]
+        for name, activation in order if r % 2 == 0 else order[::-1]:
+            net.activation = activation
+            seen[name].append(timings())
+    net.activation = fast
+    print(
+        f"{'us, median of ' + str(rounds) + ' rounds':28s} {'torch.tanh':>11s} {'trunk':>8s} ratio"
+    )
+    for key in seen["torch.tanh"][0]:
+        a = statistics.median(t[key] for t in seen["torch.tanh"])
+        b = statistics.median(t[key] for t in seen["trunk tanh"])
+        print(f"{key:28s} {a:11.1f} {b:8.1f} {a / b:5.2f}x")
 
 
 def report(title: str, fn, calls: int, steps: int, top: int) -> None:  # noqa: ANN001
