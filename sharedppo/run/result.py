@@ -27,7 +27,7 @@ class TrainResult:
     target_return: float | None
     target_step: int | None
     target_seconds: float | None
-    started_at: float  # wall clock (time.time()) of the first environment step
+    started_at: float | None  # wall clock (time.time()) of the job's first step; None: unknown
     # Set by runner.train once the job is finished; not part of summary.json.
     agent: Any = field(default=None, repr=False, compare=False)  # the trained PPOAgent
     out_dir: Path | None = field(default=None, repr=False, compare=False)  # the job folder

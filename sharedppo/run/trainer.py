@@ -44,6 +44,9 @@ class Progress:
         self.elapsed_before = 0.0
         self.started = time.perf_counter()
         self.session_start_step = 0
+        # Wall clock of the job's first step: kept across sessions, so summary.started_at
+        # is when the job began, not when it was last resumed.
+        self.started_at: float | None = time.time()
 
     @property
     def elapsed(self) -> float:
@@ -55,6 +58,7 @@ class Progress:
             "updates": self.updates,
             "elapsed": self.elapsed,
             "target_seconds": self.target_seconds,
+            "started_at": self.started_at,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -63,6 +67,7 @@ class Progress:
         self.target_seconds = state["target_seconds"]
         self.elapsed_before = float(state["elapsed"])
         self.started = time.perf_counter()
+        self.started_at = state.get("started_at")  # None: a checkpoint before layout 3
 
 
 def seed_everything(seed: int) -> None:
@@ -203,7 +208,10 @@ class Trainer:
                 raise Interrupted(requested[0] if requested else signal.SIGINT, update)
             if cfg.stop_on_target and self.tracker.target_step is not None:
                 break
-        self.checkpointer.save(self.checkpoint, progress.global_step, self.tracker.mean_return)
+        # The finished run's summary goes into its final last.pt: a kill before summary.json
+        # is written loses nothing (JobDir.repair_summary).
+        final = self.result("completed").summary()
+        self.checkpointer.save(self.checkpoint, progress.global_step, final["mean_return"], final)
 
     def _on_episodes(self, step: int, returns: np.ndarray, lengths: np.ndarray) -> None:
         self.logger.episodes_finished(step, returns, lengths)
@@ -280,7 +288,7 @@ class Trainer:
             target_return=tracker.target,
             target_step=tracker.target_step,
             target_seconds=progress.target_seconds,
-            started_at=time.time() - (time.perf_counter() - progress.started),
+            started_at=progress.started_at,
         )
 
     def close(self) -> None:
