@@ -10,17 +10,20 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from hydra import compose
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException, OverrideParseException
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from ..compose import compose_checked, hydra_context, open_mapping_overrides
 from ..config import ConfigError
 from ..envs.requirements import check_extras
 from ..extras import check_launcher, first_line
 from ..jobdir import JobDir
+from ..overrides import register_resolvers
 from ..run.checkpoint import read
 from ..run.resume import check_resume
 
@@ -60,7 +63,25 @@ def check_resume_allowed(cfg: DictConfig) -> None:
     if cfg.resume is not None:
         job = Path(cfg.resume)
         config = OmegaConf.to_container(cfg, resolve=True)
+        JobDir(job).repair_summary()  # a finished job killed before its summary gets it back
         check_resume(read(JobDir(job).last), config, job)
+
+
+def run_dir(args: list[str]) -> JobDir | None:
+    """The folder a single run trains in, with ``${now:}`` resolved once, here: the command
+    owns it before Hydra starts and passes it on as hydra.run.dir, so both name the same
+    folder. None for a sweep (each job owns its own folder) and for flags that start no run
+    (``--cfg``, ``--help``, ...)."""
+    if any(a.startswith("-") for a in args):
+        return None
+    register_resolvers()
+    try:
+        with hydra_context():
+            overrides = open_mapping_overrides(args)
+            cfg = compose("config", overrides=overrides, return_hydra_config=True)
+        return JobDir(Path(str(cfg.hydra.run.dir)).absolute())
+    except (HydraException, OmegaConfBaseException) as err:
+        raise ConfigError(f"hydra.run.dir cannot be resolved: {first_line(err)}") from None
 
 
 def check_command(args: list[str]) -> None:
