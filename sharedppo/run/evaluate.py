@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -116,6 +118,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.episodes < 1:
         parser.error("--episodes must be >= 1")
+    from ..tb.logger import log_eval
+
     try:
         device = torch.device(args.device)
         net, cfg, state, obs_norm = load_policy(args.path, device)
@@ -124,17 +128,25 @@ def main(argv: list[str] | None = None) -> None:
         returns, lengths = evaluate(
             net, cfg.env, args.episodes, not args.stochastic, args.seed, device, video_dir, obs_norm
         )
+        mode = "stochastic" if args.stochastic else "deterministic"
+        print(
+            f"{cfg.env.id} {mode}, {len(returns)} episodes: return {returns.mean():.2f} ± "
+            f"{returns.std():.2f}, length {lengths.mean():.1f} ± {lengths.std():.1f}"
+        )
+        # TensorBoard's writer meets a read-only folder in a thread of its own, which dies
+        # printing a traceback: a file that vanishes on closing finds it first.
+        try:
+            tempfile.TemporaryFile(dir=job.path).close()
+        except OSError as err:
+            raise OSError(err.errno, err.strerror, str(job.path)) from None
+        log_eval(job.path, int(state["progress"]["global_step"]), returns, lengths, video_dir)
     except (CheckpointError, ConfigError) as err:
         print(f"sharedppo-eval: error: {err}", file=sys.stderr)
         sys.exit(2)
-    mode = "stochastic" if args.stochastic else "deterministic"
-    print(
-        f"{cfg.env.id} {mode}, {len(returns)} episodes: return {returns.mean():.2f} ± "
-        f"{returns.std():.2f}, length {lengths.mean():.1f} ± {lengths.std():.1f}"
-    )
-    from ..tb.logger import log_eval
-
-    log_eval(job.path, int(state["progress"]["global_step"]), returns, lengths, video_dir)
+    except OSError as err:  # a read-only or full job folder: the user's to fix
+        where = os.fsdecode(err.filename) if err.filename else args.path
+        print(f"sharedppo-eval: error: cannot write {where}: {err.strerror}", file=sys.stderr)
+        sys.exit(2)
 
 
 if __name__ == "__main__":
