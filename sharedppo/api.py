@@ -61,10 +61,15 @@ def train(
         overrides.append(f"env.id={env if isinstance(env, str) else _register(env)}")
     cfg = compose_checked(overrides)
     folder = Path(out_dir or time.strftime("outputs/%Y-%m-%d/%H-%M-%S"))
-    JobDir(folder).write_job(cfg, overrides)
+    job = JobDir(folder)
     if not logging.getLogger().handlers:  # a script or notebook: show the progress lines
         logging.basicConfig(level=logging.INFO, format="%(message)s")
-    return _train(cfg, folder)
+    # Owned before .hydra/ is written: another job's folder is refused, not overwritten.
+    with job.own():
+        if cfg.resume is None:
+            job.check_fresh()
+        job.write_job(cfg, overrides)
+        return _train(cfg, folder)
 
 
 class Policy:

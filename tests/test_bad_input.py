@@ -105,7 +105,7 @@ HAND_WRITTEN = [
     (["ppo.max_grad_norm=[1]"], "ppo.max_grad_norm"),
     (["env.obs_clip=-inf"], "env.obs_clip"),
     (["hydra.output_subdir="], "hydra.output_subdir"),
-    (["hydra.output_subdir=null"], "hydra.output_subdir"),
+    (["hydra.output_subdir=.hydra"], "hydra.output_subdir"),
     (["hydra.output_subdir=meta"], "hydra.output_subdir"),
     (["resume=~nonuser_sharedppo/job"], "~nonuser_sharedppo"),
     (["resume=${oc.env:SHAREDPPO_NO_SUCH_VAR}/job"], "resume="),

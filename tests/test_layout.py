@@ -22,13 +22,14 @@ ALLOWED: dict[str, set[str]] = {
     "extras": {"config"},
     "overrides": set(),
     "compose": {"config"},
-    "jobdir": {"config"},
+    "durable": set(),
+    "jobdir": {"config", "durable"},
     "wrappers": set(),
     "envs": {"config", "extras"},
     "nn": {"config", "envs"},
     "algo": {"config", "nn"},
     "tb": {"config", "overrides", "jobdir"},
-    "run": {"config", "extras", "overrides", "jobdir", "envs", "nn", "algo", "tb"},
+    "run": {"config", "extras", "overrides", "durable", "jobdir", "envs", "nn", "algo", "tb"},
     "cli": BASE | {"envs", "nn", "algo", "tb", "run"},
     "tune": BASE | {"envs", "nn", "algo", "tb", "run"},
     "report": BASE | {"tb"},
@@ -44,6 +45,7 @@ FORBIDDEN = {
     "nn": {"hydra", "omegaconf", "tensorboard"},
     "algo": {"hydra", "omegaconf", "tensorboard", "gymnasium"},
     "config": {"hydra", "omegaconf", "tensorboard", "torch", "gymnasium"},
+    "durable": {"hydra", "omegaconf", "tensorboard", "torch", "gymnasium"},
 }
 MAX_MODULE_LINES = 300
 MAX_FUNCTION_LINES = 80

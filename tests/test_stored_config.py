@@ -19,6 +19,7 @@ from sharedppo.cli.eval import main as eval_main
 from sharedppo.cli.export import main as export_main
 from sharedppo.config import ConfigError
 from sharedppo.envs.stored import check_stored_wrappers
+from sharedppo.run.checkpoint import read, save_atomic
 
 KEEP = "sharedppo.wrappers.KeepObservation"
 TINY = [
@@ -83,11 +84,12 @@ def payloads(tmp: Path) -> dict[str, list]:
 
 def craft(job: Path, tmp: Path, wrappers: list | dict) -> Path:
     """A copy of the job's last.pt whose config carries ``wrappers``; it loads safely."""
-    state = torch.load(job / "checkpoints" / "last.pt", weights_only=True)
+    state = read(job / "checkpoints" / "last.pt")
     state["config"]["env"]["wrappers"] = wrappers
     path = tmp / "crafted.pt"
-    torch.save(state, path)
-    torch.load(path, weights_only=True)  # what the attack relies on: a "safe" file
+    # Sealed as sharedppo seals its own: a checksum says nothing of who wrote the file.
+    save_atomic(state, path)
+    read(path)  # what the attack relies on: a "safe" file (weights_only, a valid checksum)
     return path
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import shlex
 import sys
+from contextlib import ExitStack, suppress
 from pathlib import Path
 
 import hydra
@@ -17,13 +18,13 @@ from omegaconf.errors import OmegaConfBaseException
 from ..compose import CONFIG_MODULE, VERSION_BASE, open_mapping_overrides, register_configs
 from ..config import ConfigError
 from ..extras import first_line
-from ..jobdir import OVERRIDES, SUMMARY, JobDir
+from ..jobdir import OVERRIDES, SUMMARY, JobDir, JobFolderError
 from ..overrides import key_of, quoted, register_resolvers
 from ..run.checkpoint import CheckpointError
 from ..run.session import TrainingError, TrainResult, train
 from ..run.signals import Interrupted
 from ..tb.logger import Logger
-from .precheck import check_command, check_stored_overrides
+from .precheck import check_command, check_stored_overrides, run_dir
 from .reference import package_version, terminal
 
 log = logging.getLogger("sharedppo")
@@ -40,7 +41,21 @@ def _app(cfg: DictConfig) -> float:
         label_jobs(f"job {hydra_cfg.job.num}")
         log.info("%s", shown(out_dir))
     try:
-        result = train(cfg, out_dir)
+        with job.own():
+            if cfg.resume is None:
+                job.check_fresh()
+            # Hydra's files, now that the folder is this job's (hydra.output_subdir is null).
+            job.write_job(cfg, list(hydra_cfg.overrides.task), HydraConfig.instance().cfg)
+            result = train(cfg, out_dir)
+    except JobFolderError as err:
+        return refused(hydra_cfg, err)
+    except KeyboardInterrupt:  # a second Ctrl-C: stopped at once, without a new checkpoint
+        resume = (job.read_summary() or {}).get("resume")
+        then = (
+            f"continue from its last checkpoint with: {resume}" if resume else "nothing to resume"
+        )
+        say(f"sharedppo: stopped at once (a second Ctrl-C); {then}")
+        sys.exit(130)
     except Interrupted as stop:
         say(
             f"sharedppo: {stop} at update {stop.step}; checkpoint saved. Resume with: "
@@ -54,13 +69,18 @@ def _app(cfg: DictConfig) -> float:
             log.exception("job %s failed", hydra_cfg.job.num)
             print(f"sharedppo: job {hydra_cfg.job.num} failed: {err}", file=sys.stderr)
             if not job.summary_file.is_file():  # train() writes one once it started
-                job.write_summary({"status": "failed", "error": f"{type(err).__name__}: {err}"})
+                with suppress(OSError):  # a full disk: the line above says what failed
+                    job.write_summary({"status": "failed", "error": f"{type(err).__name__}: {err}"})
             return float("nan")
+        if isinstance(err, OSError):  # a full disk, a read-only folder: the user's to fix
+            say(f"sharedppo: error: cannot write {err.filename or out_dir}: {err.strerror}")
+            sys.exit(2)
         if isinstance(err, (ConfigError, CheckpointError, TrainingError)):
             # Refused before training began: the new folder says so (a resumed job's folder
             # keeps its own record).
             if cfg.resume is None and not job.summary_file.is_file():
-                job.write_summary({"status": "refused", "error": str(err)})
+                with suppress(OSError):
+                    job.write_summary({"status": "refused", "error": str(err)})
             say(f"sharedppo: error: {err}")
             sys.exit(1 if isinstance(err, TrainingError) else 2)
         raise
@@ -94,6 +114,21 @@ def label_jobs(label: str) -> None:
         if _LABEL not in handler.filters:
             handler.addFilter(_LABEL)
     Logger.live = False
+
+
+# Sweep jobs refused a folder (another job's, or unwritable), for the command's exit code.
+REFUSED: list[str] = []
+
+
+def refused(hydra_cfg: DictConfig, err: JobFolderError) -> float:
+    """Another job's folder, or one that cannot be written: said on stderr only, since the
+    folder's log and summary are not this job's to write."""
+    if hydra_cfg.mode != RunMode.MULTIRUN:
+        print(f"sharedppo: error: {err}", file=sys.stderr)
+        sys.exit(2)
+    print(f"sharedppo: job {hydra_cfg.job.num} not run: {err}", file=sys.stderr)
+    REFUSED.append(str(hydra_cfg.job.num))
+    return float("nan")
 
 
 def say(message: str) -> None:
@@ -221,6 +256,19 @@ def _sets_hydra(key: str) -> bool:
     return any(part.startswith("hydra") for part in key.split("@"))
 
 
+def own_single_run(args: list[str], owned: ExitStack) -> list[str]:
+    """A single run trains in this process: it owns the folder before Hydra writes anything
+    there (its log), and a fresh run into a job's folder is refused with the command that
+    continues it. The folder is named once and handed to Hydra as hydra.run.dir."""
+    job = run_dir(args)
+    if job is None:
+        return args
+    owned.enter_context(job.own())
+    if not any(a.startswith("resume=") for a in args):
+        job.check_fresh()
+    return [*args, f"hydra.run.dir={quoted(str(job.path))}"]
+
+
 def main() -> None:
     """Console entry point: ``sharedppo [overrides]``."""
     args = sys.argv[1:]
@@ -230,20 +278,25 @@ def main() -> None:
     if args in (["--help"], ["-h"]):  # Hydra's own: --hydra-help
         print(terminal())
         return
-    try:
-        args = resume_args(args)
-        # A single run and every job of a sweep are composed, validated and checked for the
-        # packages they need (and a resume for what may change) before Hydra starts anything,
-        # so a mistake is one line and no job trains or rewrites a job folder. A job that
-        # fails while training still leaves the others to run (see _app).
-        check_command(args)
-    except (ConfigError, CheckpointError) as err:
-        print(f"sharedppo: error: {err}", file=sys.stderr)
-        sys.exit(2)
-    sys.argv = [sys.argv[0], *open_mapping_overrides(args)]
-    _app()
+    with ExitStack() as owned:
+        try:
+            args = resume_args(args)
+            # A single run and every job of a sweep are composed, validated and checked for
+            # the packages they need (and a resume for what may change) before Hydra starts
+            # anything, so a mistake is one line and no job trains or rewrites a job folder.
+            # A job that fails while training still leaves the others to run (see _app).
+            check_command(args)
+            args = own_single_run(args, owned)
+        except (ConfigError, CheckpointError) as err:
+            print(f"sharedppo: error: {err}", file=sys.stderr)
+            sys.exit(2)
+        sys.argv = [sys.argv[0], *open_mapping_overrides(args)]
+        _app()
     if FailedJobs.sweep is not None:
         print(sweep_line(FailedJobs.sweep, FailedJobs.total), file=sys.stderr)
+    if REFUSED:
+        print(f"sharedppo: job(s) {', '.join(REFUSED)} not run (see above)", file=sys.stderr)
+        sys.exit(2)
     if FailedJobs.found:
         print(
             f"sharedppo: {len(FailedJobs.found)} of {FailedJobs.total} jobs failed (see "

@@ -3,7 +3,9 @@ into the job's TensorBoard events."""
 
 from __future__ import annotations
 
+import os
 import sys
+import tempfile
 from pathlib import Path
 
 import torch
@@ -40,17 +42,27 @@ def main(argv: list[str] | None = None) -> None:
         returns, lengths = evaluate(
             net, cfg.env, args.episodes, not args.stochastic, args.seed, device, video_dir, obs_norm
         )
+        mode = "stochastic" if args.stochastic else "deterministic"
+        step = int(state["progress"]["global_step"])
+        print(
+            f"{JobDir.checkpoint_file(args.path)} (step {step:,}), {cfg.env.id} {mode}, "
+            f"{len(returns)} episodes: return {returns.mean():.2f} ± {returns.std():.2f}, "
+            f"length {lengths.mean():.1f} ± {lengths.std():.1f}"
+        )
+        # TensorBoard's writer meets a read-only folder in a thread of its own, which dies
+        # printing a traceback: a file that vanishes on closing finds it first.
+        try:
+            tempfile.TemporaryFile(dir=job.path).close()
+        except OSError as err:
+            raise OSError(err.errno, err.strerror, str(job.path)) from None
+        log_eval(job.path, step, returns, lengths, video_dir)
     except (CheckpointError, ConfigError) as err:
         print(f"sharedppo-eval: error: {err}", file=sys.stderr)
         sys.exit(2)
-    mode = "stochastic" if args.stochastic else "deterministic"
-    step = int(state["progress"]["global_step"])
-    print(
-        f"{JobDir.checkpoint_file(args.path)} (step {step:,}), {cfg.env.id} {mode}, "
-        f"{len(returns)} episodes: return {returns.mean():.2f} ± {returns.std():.2f}, "
-        f"length {lengths.mean():.1f} ± {lengths.std():.1f}"
-    )
-    log_eval(job.path, step, returns, lengths, video_dir)
+    except OSError as err:  # a read-only or full job folder: the user's to fix
+        where = os.fsdecode(err.filename) if err.filename else args.path
+        print(f"sharedppo-eval: error: cannot write {where}: {err.strerror}", file=sys.stderr)
+        sys.exit(2)
 
 
 def eval_device(name: str) -> torch.device:

@@ -30,6 +30,10 @@ def main(argv: list[str] | None = None) -> None:
     except (CheckpointError, ConfigError) as err:
         print(f"sharedppo-export: error: {err}", file=sys.stderr)
         sys.exit(2)
+    except OSError as err:  # --out in a read-only folder, a full disk
+        where = err.filename or args.out
+        print(f"sharedppo-export: error: cannot write {where}: {err.strerror}", file=sys.stderr)
+        sys.exit(2)
     extra = " and state" if "state" in inputs else ""
     print(f"wrote {args.out}: raw observation{extra} in, {', '.join(outputs)} out")
 

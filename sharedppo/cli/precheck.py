@@ -16,12 +16,14 @@ from pathlib import Path
 from typing import NoReturn
 
 import torch
+from hydra import compose
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra._internal.utils import get_args_parser
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException, OverrideParseException
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from ..compose import (
     DEFAULT,
@@ -36,7 +38,7 @@ from ..envs.requirements import check_extras
 from ..envs.stored import check_stored_wrappers
 from ..extras import check_launcher, first_line
 from ..jobdir import HYDRA, JobDir
-from ..overrides import key_of
+from ..overrides import key_of, register_resolvers
 from ..run.budget import check_fits
 from ..run.checkpoint import read
 from ..run.resume import check_resume
@@ -81,6 +83,7 @@ def check_resume_allowed(cfg: DictConfig) -> None:
     if cfg.resume is not None:
         job = Path(cfg.resume)
         config = OmegaConf.to_container(cfg, resolve=True)
+        JobDir(job).repair_summary()  # a finished job killed before its summary gets it back
         check_resume(read(JobDir(job).last), config, job)
 
 
@@ -127,13 +130,15 @@ def check_device(cfg: DictConfig) -> torch.device:
 
 
 def check_hydra(hydra_cfg: DictConfig) -> None:
-    """Hydra settings a job folder depends on: resume=, sharedppo-eval and the sweep report
-    find a job's config and overrides under .hydra/ (jobdir.JobDir)."""
+    """Hydra settings a job folder depends on: the job writes its config and overrides under
+    .hydra/ itself once it owns the folder (jobdir.JobDir.write_job), where resume=,
+    sharedppo-eval and the sweep report read them; Hydra writing them too, before, could
+    overwrite the files of a job another process is training there."""
     subdir = hydra_cfg.get("output_subdir")
-    if subdir != HYDRA:
+    if subdir is not None:
         raise ConfigError(
-            f"hydra.output_subdir={subdir!r} is not allowed: must be {HYDRA} (resume=, "
-            "sharedppo-eval and sharedppo-report read a job's config there)"
+            f"hydra.output_subdir={subdir!r} is not allowed: must be null (the job writes its "
+            f"config to {HYDRA}/ itself once it owns its folder)"
         )
 
 
@@ -148,6 +153,23 @@ def check_job(overrides: list[str], source: Source = DEFAULT) -> DictConfig:
     check_extras(cfg)
     check_fits(cfg, check_device(cfg))
     return cfg
+
+
+def run_dir(args: list[str]) -> JobDir | None:
+    """The folder a single run trains in, with ``${now:}`` resolved once, here: the command
+    owns it before Hydra starts and passes it on as hydra.run.dir, so both name the same
+    folder. None for a sweep (each job owns its own folder) and for flags that start no run
+    (``--cfg``, ``--help``, ...)."""
+    if any(a.startswith("-") or a.lstrip("+") == "hydra.mode=MULTIRUN" for a in args):
+        return None
+    register_resolvers()
+    try:
+        with hydra_context():
+            overrides = open_mapping_overrides(args)
+            cfg = compose("config", overrides=overrides, return_hydra_config=True)
+        return JobDir(Path(str(cfg.hydra.run.dir)).absolute())
+    except (HydraException, OmegaConfBaseException) as err:
+        raise ConfigError(f"hydra.run.dir cannot be resolved: {first_line(err)}") from None
 
 
 def check_command(args: list[str]) -> None:

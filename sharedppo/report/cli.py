@@ -49,6 +49,12 @@ def main(argv: list[str] | None = None) -> None:
     except (ConfigError, FileNotFoundError) as err:
         print(f"sharedppo-report: error: {err}", file=sys.stderr)
         sys.exit(2)
+    except OSError as err:  # a read-only sweep folder, a full disk: the user's to fix
+        print(
+            f"sharedppo-report: error: cannot write {err.filename or out}: {err.strerror}",
+            file=sys.stderr,
+        )
+        sys.exit(2)
     print((out / "report.md").read_text())
     print(f"also written: {out / 'report.html'}, report.csv, report_curves.png")
     failed = sum(r.failed for r in rows)

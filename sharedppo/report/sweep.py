@@ -30,15 +30,30 @@ SOURCE = "sweep"  # the column naming each job's folder when several are compare
 
 def read_returns(job: Path) -> tuple[np.ndarray, np.ndarray, float]:
     """(env steps, episode returns, the latest evaluation's mean return or nan) of one job,
-    straight from its event files."""
+    straight from its event files.
+
+    A resumed session starts its file with TensorBoard's purge mark (a START session log at
+    its checkpoint's step + 1): what earlier sessions logged from that step on came after the
+    checkpoint it resumed from, was replaced by the resumed session, and is dropped, as
+    TensorBoard drops it on display. So a job killed after its last checkpoint and resumed
+    counts each episode once, as its summary.json does.
+    """
     from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
+    from tensorboard.compat.proto.event_pb2 import SessionLog
     from tensorboard.util import tensor_util
 
-    steps: list[int] = []
-    values: list[float] = []
+    def started(path: Path) -> float:
+        first = next(iter(EventFileLoader(str(path)).Load()), None)
+        return first.wall_time if first is not None else 0.0
+
+    points: list[tuple[int, float]] = []
     evals: list[tuple[int, float]] = []
-    for path in JobDir(job).events():
+    # Sessions in the order they started (file names order by whole seconds, then by pid).
+    for path in sorted(JobDir(job).events(), key=started):
         for event in EventFileLoader(str(path)).Load():
+            if event.HasField("session_log") and event.session_log.status == SessionLog.START:
+                points = [p for p in points if p[0] < event.step]
+                evals = [e for e in evals if e[0] < event.step]
             for v in event.summary.value:
                 if v.tag not in (TAG, EVAL_TAG):
                     continue
@@ -46,14 +61,11 @@ def read_returns(job: Path) -> tuple[np.ndarray, np.ndarray, float]:
                     value = float(tensor_util.make_ndarray(v.tensor))
                 else:
                     value = v.simple_value
-                if v.tag == TAG:
-                    steps.append(event.step)
-                    values.append(value)
-                else:
-                    evals.append((event.step, value))
-    order = np.argsort(steps, kind="stable")
+                (points if v.tag == TAG else evals).append((event.step, value))
+    points.sort(key=lambda p: p[0])  # stable: episodes of one step keep their order
+    steps = np.asarray([p[0] for p in points], dtype=np.int64)
     latest = max(evals, key=lambda e: e[0])[1] if evals else math.nan
-    return np.asarray(steps)[order], np.asarray(values, dtype=np.float64)[order], latest
+    return steps, np.asarray([p[1] for p in points], dtype=np.float64), latest
 
 
 @dataclass
@@ -78,7 +90,7 @@ class Job:
 
 def read_job(path: Path) -> Job:
     job = JobDir(path)
-    summary = job.read_summary()
+    summary = job.repair_summary()  # a finished job killed before its summary gets it back
     status = "incomplete" if summary is None else summary.get("status", "completed")
     steps, returns, eval_return = read_returns(path)
     return Job(path, job.read_overrides(), status, steps, returns, eval_return)

@@ -37,6 +37,9 @@ class Progress:
         self.started = time.perf_counter()
         self.session_start_step = 0
         self.last_eval: EvalResult | None = None
+        # Wall clock of the job's first step: kept across sessions, so summary.started_at
+        # is when the job began, not when it was last resumed.
+        self.started_at: float | None = time.time()
 
     @property
     def elapsed(self) -> float:
@@ -48,6 +51,7 @@ class Progress:
             "updates": self.updates,
             "elapsed": self.elapsed,
             "target_seconds": self.target_seconds,
+            "started_at": self.started_at,
             "eval": None if self.last_eval is None else asdict(self.last_eval),
         }
 
@@ -57,6 +61,7 @@ class Progress:
         self.target_seconds = state["target_seconds"]
         self.elapsed_before = float(state["elapsed"])
         self.started = time.perf_counter()
+        self.started_at = state.get("started_at")  # None: a checkpoint before layout 3
         # Checkpoints written before evaluations were kept have none.
         last_eval = state.get("eval")
         self.last_eval = None if last_eval is None else EvalResult(**last_eval)

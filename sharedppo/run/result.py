@@ -27,7 +27,7 @@ class TrainResult:
     target_return: float | None
     target_step: int | None
     target_seconds: float | None
-    started_at: float  # wall clock (time.time()) of the first environment step
+    started_at: float | None  # wall clock (time.time()) of the job's first step; None: unknown
     # The latest evaluation during training (eval.every_steps): step, episodes, mean_return,
     # std_return; None when none ran.
     eval: dict[str, Any] | None = None

@@ -149,12 +149,15 @@ class Trainer:
                 raise Interrupted(requested[0] if requested else signal.SIGINT, update)
             if cfg.stop_on_target and tracker.target_step is not None:
                 break
-        self._save(tracker.mean_return)
+        # The finished run's summary goes into its final last.pt: a kill before summary.json
+        # is written loses nothing (JobDir.repair_summary).
+        final = self.result("completed").summary()
+        self._save(final["mean_return"], final)
 
-    def _save(self, mean_return: float) -> None:
+    def _save(self, mean_return: float, summary: dict[str, Any] | None = None) -> None:
         """A checkpoint, and the HParams metrics as of it: a job killed later still shows in
         every HParams view, with what it had reached."""
-        self.checkpointer.save(self.checkpoint, self.progress.global_step, mean_return)
+        self.checkpointer.save(self.checkpoint, self.progress.global_step, mean_return, summary)
         self.logger.final_metrics(final_metrics(self.result("running")))
 
     def _open_logger(self) -> int:
@@ -260,7 +263,7 @@ class Trainer:
             target_return=tracker.target,
             target_step=tracker.target_step,
             target_seconds=progress.target_seconds,
-            started_at=time.time() - (time.perf_counter() - progress.started),
+            started_at=progress.started_at,
             eval=None if progress.last_eval is None else asdict(progress.last_eval),
         )
 

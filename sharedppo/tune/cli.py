@@ -183,6 +183,10 @@ def run(argv: list[str] | None = None) -> int:
     except ConfigError as err:
         print(f"sharedppo-tune: error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:  # a read-only --out or study file, a full disk: the user's to fix
+        where = err.filename or args.out or "the study's folder"
+        print(f"sharedppo-tune: error: cannot write {where}: {err.strerror}", file=sys.stderr)
+        return 2
     except (Interrupted, KeyboardInterrupt) as stop:
         code = 128 + getattr(stop, "signum", signal.SIGINT)
         if args.child:  # the command that started it says so, once
