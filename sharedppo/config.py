@@ -188,6 +188,9 @@ class Config:
     resume: str | None = key(None, roles=RECORDS)
     # Hyperparameters a resume may change (e.g. [ppo.lr]); any other change is refused.
     resume_allow: list[str] = key([], roles=RECORDS)
+    # A sweep rerun into its own folder (hydra.sweep.dir=...) keeps its completed jobs and
+    # resumes its interrupted ones; its failed ones it reruns only when this is true.
+    retry_failed: bool = key(False, roles=RECORDS)
     # A search space for sharedppo-tune (conf/hparams_search/); training ignores it.
     hparams_search: Any = key(None, roles=RECORDS)
     # Which replicate of the experiment: listed, but a tuned preset takes no trial's seed.

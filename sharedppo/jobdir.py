@@ -11,6 +11,11 @@
       videos/                 evaluation videos
       sharedppo.log           Hydra's log of the job (named after hydra.job.name; not read)
 
+    SWEEP/
+      multirun.yaml           Hydra's record of the sweep's command
+      JOB/ ...                one folder per job, as above
+      .stop_requests          while a sweep stops: one signal name a line (cli/stop.py)
+
 A Hydra job writes ``.hydra/`` itself (Hydra's default ``hydra.output_subdir``); a tuning trial
 and the Python API write the same two files there, so resume=, sharedppo-report and the
 HParams dashboard read a job alike whoever started it. A job started with another
@@ -22,6 +27,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,6 +48,7 @@ SNAPSHOTS = "step_*.pt"
 EVENTS = "events.out.tfevents.*"
 HISTORY = "resume_history.jsonl"
 VIDEOS = "videos"
+SWEEP_STOP = ".stop_requests"
 
 
 @dataclass(frozen=True)
@@ -64,6 +71,12 @@ class JobDir:
     def in_sweep(cls, sweep: str | os.PathLike[str]) -> list[JobDir]:
         """The jobs directly inside a sweep folder, in name order."""
         return [cls(p.parent) for p in sorted(Path(sweep).glob(f"*/{HYDRA}"))]
+
+    @staticmethod
+    def sweep_stop_file(sweep: str | os.PathLike[str]) -> Path:
+        """In a sweep folder: the stop requests its command received, for the jobs' watchers
+        in other processes (a joblib worker, a submitit job) to read."""
+        return Path(sweep) / SWEEP_STOP
 
     @staticmethod
     def checkpoint_file(path: str | os.PathLike[str]) -> Path:
@@ -141,6 +154,18 @@ class JobDir:
     def snapshots(self) -> list[Path]:
         """The periodic snapshots, oldest first."""
         return sorted(self.checkpoints.glob(SNAPSHOTS))
+
+    def clear_run(self) -> list[Path]:
+        """Remove what an earlier attempt that left nothing to resume wrote (summary, events,
+        checkpoints, history, videos), keeping Hydra's files and the log, so that a fresh
+        start is not drawn over the old curve. Returns what was removed."""
+        files = [p for p in (self.summary_file, self.history_file, *self.events()) if p.is_file()]
+        folders = [p for p in (self.checkpoints, self.videos) if p.is_dir()]
+        for path in files:
+            path.unlink()
+        for path in folders:
+            shutil.rmtree(path)
+        return files + folders
 
     # The rest.
     def events(self) -> list[Path]:

@@ -1,4 +1,5 @@
-"""The ``sharedppo`` command: Hydra app, one-line errors, ``resume=JOB``."""
+"""The ``sharedppo`` command: Hydra app, one-line errors, ``resume=JOB``, sweeps that
+continue (``sweep``)."""
 
 from __future__ import annotations
 
@@ -14,12 +15,15 @@ from omegaconf import DictConfig
 
 from ..compose import CONFIG_MODULE, VERSION_BASE, open_mapping_overrides, register_configs
 from ..config import ConfigError
-from ..jobdir import OVERRIDES, SUMMARY, JobDir
+from ..jobdir import OVERRIDES, JobDir
 from ..overrides import key_of, quoted, register_resolvers
 from ..run.checkpoint import CheckpointError
 from ..run.session import TrainingError, TrainResult, train
 from ..run.signals import Interrupted
-from .precheck import check_command, check_stored_overrides
+from .contain import record_stamp
+from .precheck import MULTIRUN_FLAGS, check_command, check_stored_overrides
+from .stop import sweep_started, watch_command
+from .sweep import run_job, say, sweep_end
 
 log = logging.getLogger("sharedppo")
 register_configs()
@@ -30,6 +34,10 @@ register_resolvers()
 def _app(cfg: DictConfig) -> float:
     hydra_cfg = HydraConfig.get()
     out_dir = Path(hydra_cfg.runtime.output_dir)
+    if hydra_cfg.mode == RunMode.MULTIRUN:
+        label = f"job {hydra_cfg.job.num} ({out_dir.name})"
+        sweep = Path(hydra_cfg.runtime.cwd) / hydra_cfg.sweep.dir  # hydra.job.chdir may move
+        return run_job(cfg, out_dir, label, sweep, _train_sweep_job)
     job = JobDir(out_dir)
     try:
         result = train(cfg, out_dir)
@@ -39,35 +47,39 @@ def _app(cfg: DictConfig) -> float:
             f"sharedppo resume={out_dir}"
         )
         sys.exit(128 + stop.signum)
-    except Exception as err:
-        if hydra_cfg.mode == RunMode.MULTIRUN:
-            # One failed job (a bad value, a NaN, a bug) must not end the sweep: record it
-            # where the sweep report looks, and let the launcher go on with the others.
-            log.exception("job %s failed", hydra_cfg.job.num)
-            print(f"sharedppo: job {hydra_cfg.job.num} failed: {err}", file=sys.stderr)
-            if not job.summary_file.is_file():  # train() writes one once it started
-                job.write_summary({"status": "failed", "error": f"{type(err).__name__}: {err}"})
-            return float("nan")
-        if isinstance(err, (ConfigError, CheckpointError, TrainingError)):
-            # Refused before training began: the new folder says so (a resumed job's folder
-            # keeps its own record).
-            if cfg.resume is None and not job.summary_file.is_file():
-                job.write_summary({"status": "refused", "error": str(err)})
-            say(f"sharedppo: error: {err}")
-            sys.exit(1 if isinstance(err, TrainingError) else 2)
-        raise
+    except (ConfigError, CheckpointError, TrainingError) as err:
+        # Refused before training began: the new folder says so (a resumed job's folder
+        # keeps its own record).
+        if cfg.resume is None and not job.summary_file.is_file():
+            job.write_summary({"status": "refused", "error": str(err)})
+        say(f"sharedppo: error: {err}")
+        sys.exit(1 if isinstance(err, TrainingError) else 2)
     log.info(closing_line(result))
     return result.mean_return
 
 
-def say(message: str) -> None:
-    """To the terminal (stderr) and into the job's log file, which Hydra's console handler
-    does not reach for stderr lines."""
-    print(message, file=sys.stderr)
-    record = logging.LogRecord("sharedppo", logging.WARNING, __file__, 0, message, None, None)
-    for handler in logging.getLogger().handlers:
-        if isinstance(handler, logging.FileHandler):
-            handler.handle(record)
+def _train_sweep_job(cfg: DictConfig, out_dir: Path) -> int:
+    """A sweep job's training, in its own child process (``sweep.run_job``); the exit code.
+
+    One failed job (a bad value, a NaN, a bug) must not end the sweep: it is recorded where
+    the sweep report looks, and the launcher goes on with the others.
+    """
+    job = JobDir(out_dir)
+    num = HydraConfig.get().job.num
+    before = record_stamp(job)
+    try:
+        result = train(cfg, out_dir)
+    except Interrupted as stop:
+        say(f"sharedppo: job {num} stopped by {stop} at update {stop.step}; checkpoint saved")
+        return 128 + stop.signum
+    except Exception as err:
+        log.exception("job %s failed", num)
+        print(f"sharedppo: job {num} failed: {err}", file=sys.stderr)
+        if record_stamp(job) == before:  # train() records the failure once it has started
+            job.write_summary({"status": "failed", "error": f"{type(err).__name__}: {err}"})
+        return 1
+    log.info(closing_line(result))
+    return 0
 
 
 def closing_line(result: TrainResult) -> str:
@@ -86,22 +98,12 @@ def closing_line(result: TrainResult) -> str:
     return line
 
 
-class FailedJobs(Callback):
-    """Counts a sweep's failed jobs once all have run, so the command can exit non-zero.
+class SweepFolder(Callback):
+    """Tells the sweep's command its folder once Hydra has resolved it (a timestamp by
+    default), so that it can pass stop requests to the jobs and name the folder to continue."""
 
-    Runs in the launching process after the launcher returns, whichever launcher ran the jobs
-    (they record failure in their own processes, in each job's summary.json).
-    """
-
-    found: list[Path] = []
-    total = 0
-
-    def on_multirun_end(self, config: DictConfig, **kwargs: object) -> None:
-        jobs = JobDir.in_sweep(config.hydra.sweep.dir)
-        FailedJobs.total = len(jobs)
-        FailedJobs.found = [
-            job.path for job in jobs if (job.read_summary() or {}).get("status") == "failed"
-        ]
+    def on_multirun_start(self, config: DictConfig, **kwargs: object) -> None:
+        sweep_started(config.hydra.sweep.dir)
 
 
 def resume_args(args: list[str]) -> list[str]:
@@ -137,9 +139,9 @@ def _sets_hydra(key: str) -> bool:
 
 def main() -> None:
     """Console entry point: ``sharedppo [overrides]``."""
-    args = sys.argv[1:]
+    given = sys.argv[1:]
     try:
-        args = resume_args(args)
+        args = resume_args(given)
         # A single run and every job of a sweep are composed, validated and checked for the
         # packages they need (and a resume for what may change) before Hydra starts anything,
         # so a mistake is one line and no job trains or rewrites a job folder. A job that
@@ -149,11 +151,15 @@ def main() -> None:
         print(f"sharedppo: error: {err}", file=sys.stderr)
         sys.exit(2)
     sys.argv = [sys.argv[0], *open_mapping_overrides(args)]
-    _app()
-    if FailedJobs.found:
-        print(
-            f"sharedppo: {len(FailedJobs.found)} of {FailedJobs.total} jobs failed (see "
-            f"{SUMMARY} in {', '.join(str(job) for job in FailedJobs.found)})",
-            file=sys.stderr,
-        )
-        sys.exit(1)
+    if not any(a in MULTIRUN_FLAGS for a in args):
+        _app()
+        return
+    # A sweep: its jobs' watchers stop their jobs when this process is asked to stop; it
+    # closes with what each job did, how to continue it and which jobs failed.
+    watch_command()
+    code = 0
+    try:
+        _app()
+    except SystemExit as err:
+        code = err.code if isinstance(err.code, int) else 1
+    sys.exit(sweep_end(given) or code)
