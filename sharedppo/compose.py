@@ -11,11 +11,17 @@ from contextlib import contextmanager
 
 from hydra import compose, initialize_config_module
 from hydra.core.config_store import ConfigStore
+from hydra.core.plugins import Plugins
 from hydra.errors import HydraException, MissingConfigException
 from omegaconf import DictConfig
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
 from .config import Config, ConfigError, unknown_key_message, validate
+
+try:  # hydra/launcher=processes (sharedppo/cli/launcher.py); absent from an older install
+    from hydra_plugins.sharedppo_launcher.processes_launcher import ProcessesLauncher
+except ImportError:  # pragma: no cover
+    ProcessesLauncher = None
 
 CONFIG_MODULE = "sharedppo.conf"
 VERSION_BASE = "1.3"
@@ -23,6 +29,10 @@ VERSION_BASE = "1.3"
 
 def register_configs() -> None:
     ConfigStore.instance().store(name="config_schema", node=Config)
+    if ProcessesLauncher is not None:
+        # Hydra finds plugins by walking the hydra_plugins package, which the import hook of
+        # an editable install (pip install -e) hides from it: named here as well.
+        Plugins.instance().register(ProcessesLauncher)
 
 
 @contextmanager
