@@ -13,17 +13,21 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from ..jobdir import JobDir
 from .contain import STOP_SIGNALS
 
+COMMAND_ENV = "SHAREDPPO_SWEEP_COMMAND"  # host:pid of the sweep's command
 # The stop signals this process received while a sweep ran, in order.
 _received: list[int] = []
-_state: dict[str, Any] = {"sweep": None, "command": False, "worker": False}
+_state: dict[str, Any] = {"sweep": None, "command": False, "worker": False, "busy": False}
 
 
 def _say(message: str) -> None:
@@ -56,6 +60,9 @@ def _on_command_signal(signum: int, frame: Any) -> None:
 def watch_command() -> None:
     """In the sweep's command: record SIGINT/SIGTERM instead of dying, for the jobs to read."""
     _state["command"] = True
+    # Inherited by the processes a launcher starts on this machine, which may be orphaned
+    # before they first look at their parent (jobs a killed command had queued).
+    os.environ[COMMAND_ENV] = f"{socket.gethostname()}:{os.getpid()}"
     for sig in STOP_SIGNALS:
         signal.signal(sig, _on_command_signal)
 
@@ -96,6 +103,26 @@ def _on_worker_signal(signum: int, frame: Any) -> None:
     _received.append(signum)
 
 
+def _outlive_no_command(abandoned: Callable[[], bool]) -> None:
+    """A worker process (joblib's, submitit's) whose command was killed outright has nobody
+    to report to: once it holds no job (its watcher stops a running one), it exits, instead
+    of waiting idle for its launcher's timeout (loky's: 5 minutes)."""
+    while True:
+        time.sleep(1.0)
+        if abandoned() and not _state["busy"]:
+            os._exit(0)
+
+
+@contextmanager
+def busy() -> Iterator[None]:
+    """While this process watches a job."""
+    _state["busy"] = True
+    try:
+        yield
+    finally:
+        _state["busy"] = False
+
+
 def _read(sweep: Path) -> list[int]:
     try:
         names = JobDir.sweep_stop_file(sweep).read_text().split()
@@ -104,10 +131,40 @@ def _read(sweep: Path) -> list[int]:
     return [signal.Signals[n] for n in names if n in signal.Signals.__members__]
 
 
+def _running(pid: int) -> bool:
+    """Whether process ``pid`` exists and has not ended (a zombie has: Linux's /proc)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] not in "ZX"
+    except FileNotFoundError:
+        if Path("/proc/self").exists():
+            return False
+    except (OSError, IndexError):
+        pass
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True
+
+
+def _abandoned() -> Callable[[], bool]:
+    """Whether this process's job should stop because nobody waits for it: whoever started
+    this process is gone, or the sweep's command is, where it runs on this machine (a process
+    orphaned before it first looks sees that too)."""
+    first = os.getppid()
+    host, _, pid = os.environ.get(COMMAND_ENV, "").rpartition(":")
+    command = int(pid) if host == socket.gethostname() and pid.isdigit() else None
+    if _state["command"] or command is None:
+        return lambda: os.getppid() != first
+    return lambda: os.getppid() != first or not _running(command)
+
+
 def requests_for(sweep: str | os.PathLike[str]) -> Callable[[], list[int]]:
     """What a job's watcher reads: the stop requests so far, as signals to pass on."""
     folder = Path(sweep).resolve()
-    parent = os.getppid()
+    abandoned = _abandoned()
     main_thread = threading.current_thread() is threading.main_thread()
     if not _state["command"] and not _state["worker"] and main_thread:
         # A worker process of a launcher: its own signals count too, for the rest of its life,
@@ -117,13 +174,14 @@ def requests_for(sweep: str | os.PathLike[str]) -> Callable[[], list[int]]:
         for sig in STOP_SIGNALS:
             if signal.getsignal(sig) is not signal.SIG_IGN:
                 signal.signal(sig, _on_worker_signal)
+        threading.Thread(target=_outlive_no_command, args=(abandoned,), daemon=True).start()
 
     def requests() -> list[int]:
         # The command's requests and this process's own are the same Ctrl-C where both got it
         # (a terminal signals its whole process group): the longer list, not the sum.
         found = max(_read(folder), list(_received), key=len)
-        if not found and os.getppid() != parent:
-            return [signal.SIGTERM]  # whoever started this job is gone
+        if not found and abandoned():
+            return [signal.SIGTERM]
         return found
 
     return requests

@@ -92,11 +92,12 @@ def run_job(
                 "%s: removed an earlier attempt's %s", label, ", ".join(p.name for p in removed)
             )
     log.info("sharedppo: %s %s", label, step.value)
-    why = run_in_child(lambda: body(cfg, out_dir), job, requests)
-    if why is not None:
-        error = f"its process {why} before recording how the job ended"
-        job.write_summary({"status": "failed", "error": error})
-        say(f"sharedppo: {label} failed: {error}")
+    with stop.busy():
+        why = run_in_child(lambda: body(cfg, out_dir), job, requests)
+        if why is not None:
+            error = f"its process {why} before recording how the job ended"
+            job.write_summary({"status": "failed", "error": error})
+            say(f"sharedppo: {label} failed: {error}")
     return job_value(job)
 
 
