@@ -11,6 +11,7 @@ second stops the running ones at once; a third ends the command without waiting.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -43,7 +44,9 @@ def _write(sweep: Path, signums: list[int]) -> None:
 def _on_command_signal(signum: int, frame: Any) -> None:
     _received.append(signum)
     if _state["sweep"] is not None:
-        _write(_state["sweep"], [signum])
+        # Jobs in this process read _received; only other processes' need the file.
+        with contextlib.suppress(OSError):
+            _write(_state["sweep"], [signum])
     name = signal.Signals(signum).name
     if len(_received) == 1:
         _say(
