@@ -23,7 +23,7 @@ from ..run.signals import Interrupted
 from .contain import record_stamp
 from .precheck import MULTIRUN_FLAGS, check_command, check_stored_overrides
 from .stop import sweep_started, watch_command
-from .sweep import run_job, say, sweep_end
+from .sweep import continue_command, run_job, say, sweep_end
 
 log = logging.getLogger("sharedppo")
 register_configs()
@@ -156,7 +156,7 @@ def main() -> None:
         return
     # A sweep: its jobs' watchers stop their jobs when this process is asked to stop; it
     # closes with what each job did, how to continue it and which jobs failed.
-    watch_command()
+    watch_command(lambda sweep: continue_command(given, sweep))
     code = 0
     try:
         _app()

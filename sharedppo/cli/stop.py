@@ -28,7 +28,13 @@ from .contain import STOP_SIGNALS
 COMMAND_ENV = "SHAREDPPO_SWEEP_COMMAND"  # host:pid of the sweep's command
 # The stop signals this process received while a sweep ran, in order.
 _received: list[int] = []
-_state: dict[str, Any] = {"sweep": None, "command": False, "worker": False, "busy": False}
+_state: dict[str, Any] = {
+    "sweep": None,  # the sweep's folder, in its command
+    "command": False,  # this process is the sweep's command (or forked from it)
+    "continue": None,  # the command's continue command, from the sweep's folder
+    "worker": False,  # this process runs jobs for a launcher and heeds its own signals
+    "busy": False,  # this process watches a job now
+}
 
 
 def _say(message: str) -> None:
@@ -53,6 +59,9 @@ def _on_command_signal(signum: int, frame: Any) -> None:
             f"{name}: stopping the sweep; running jobs save a checkpoint, no new job starts "
             "(again to stop them at once)"
         )
+        if _state["sweep"] is not None and _state["continue"] is not None:
+            # Now, not only once the jobs have stopped: the terminal may not wait that long.
+            _say(f"continue it later with: {_state['continue'](_state['sweep'])}")
     elif len(_received) == 2:
         _say(f"{name} again: stopping running jobs at once (again to quit without waiting)")
     else:
@@ -60,9 +69,11 @@ def _on_command_signal(signum: int, frame: Any) -> None:
         os.kill(os.getpid(), signum)
 
 
-def watch_command() -> None:
-    """In the sweep's command: record SIGINT/SIGTERM instead of dying, for the jobs to read."""
+def watch_command(continue_command: Callable[[Path], str]) -> None:
+    """In the sweep's command: record SIGINT/SIGTERM instead of dying, for the jobs to read;
+    the first one prints ``continue_command(sweep folder)``."""
     _state["command"] = True
+    _state["continue"] = continue_command
     # Inherited by the processes a launcher starts on this machine, which may be orphaned
     # before they first look at their parent (jobs a killed command had queued).
     os.environ[COMMAND_ENV] = f"{socket.gethostname()}:{os.getpid()}"
