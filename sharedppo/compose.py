@@ -17,6 +17,7 @@ from hydra._internal.hydra import Hydra
 from hydra._internal.utils import create_automatic_config_search_path
 from hydra.core.config_search_path import SearchPathQuery
 from hydra.core.config_store import ConfigStore
+from hydra.core.plugins import Plugins
 from hydra.errors import HydraException, MissingConfigException
 from hydra.initialize import get_gh_backup, restore_gh_from_backup
 from omegaconf import DictConfig, open_dict
@@ -24,12 +25,21 @@ from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBase
 
 from .config import Config, ConfigError, unknown_key_message, validate
 
+try:  # hydra/launcher=processes (sharedppo/cli/launcher.py); absent from an older install
+    from hydra_plugins.sharedppo_launcher.processes_launcher import ProcessesLauncher
+except ImportError:  # pragma: no cover
+    ProcessesLauncher = None
+
 CONFIG_MODULE = "sharedppo.conf"
 VERSION_BASE = "1.3"
 
 
 def register_configs() -> None:
     ConfigStore.instance().store(name="config_schema", node=Config)
+    if ProcessesLauncher is not None:
+        # Hydra finds plugins by walking the hydra_plugins package, which the import hook of
+        # an editable install (pip install -e) hides from it: named here as well.
+        Plugins.instance().register(ProcessesLauncher)
 
 
 @dataclass(frozen=True)

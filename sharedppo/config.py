@@ -84,6 +84,12 @@ class Config:
     resume_allow: list[str] = key(
         [], roles=RECORDS, help="Hyperparameters a resume may change, e.g. [ppo.lr]."
     )
+    retry_failed: bool = key(
+        False,
+        roles=RECORDS,
+        help="A sweep rerun into its own folder (hydra.sweep.dir=...) keeps its completed jobs "
+        "and resumes its interrupted ones; true: its failed ones run again too.",
+    )
     hparams_search: Any = key(
         None, roles=RECORDS, help="A search space for sharedppo-tune; training ignores it."
     )

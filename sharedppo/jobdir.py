@@ -12,14 +12,16 @@
       videos/                 evaluation videos
       sharedppo.log           Hydra's log of the job (named after hydra.job.name; not read)
 
-The ``sharedppo`` command writes ``.hydra/`` itself once it owns the folder (conf/config.yaml
-sets ``hydra.output_subdir: null``, so Hydra does not write it before the job starts); a
-tuning trial and the Python API write the same files, so resume=, sharedppo-report and the
-HParams dashboard read a job alike whoever started it.
+    SWEEP/
+      multirun.yaml           Hydra's record of the sweep's command
+      JOB/ ...                one folder per job, as above
+      .stop_requests          while a sweep stops: one signal name a line (cli/stop.py)
 
-Files are written whole or not at all (``write_atomic``); a checkpoint is sealed with a SHA-256
-of its bytes and metadata (``sealed``), so a reader tells a damaged file from a good one and
-reads a finished job's summary from its last.pt without torch.
+The job writes ``.hydra/`` itself once it owns the folder (``hydra.output_subdir: null``, so
+Hydra does not write it first); tuning trials and the API write the same files. Files are
+written whole or not at all (``write_atomic``); a checkpoint is sealed with a SHA-256 of its
+bytes and metadata, so a damaged file is told from a good one, and a finished job's summary
+is read back from its last.pt without torch.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import socket
 import time
 from collections.abc import Iterator
@@ -56,6 +59,7 @@ SNAPSHOTS = "step_*.pt"
 EVENTS = "events.out.tfevents.*"
 HISTORY = "resume_history.jsonl"
 VIDEOS = "videos"
+SWEEP_STOP = ".stop_requests"
 TEMPORARY = ".*.tmp"  # write_atomic's files before their rename
 
 
@@ -92,12 +96,15 @@ class JobDir:
         return [cls(p.parent) for p in sorted(Path(sweep).glob(f"*/{HYDRA}"))]
 
     @staticmethod
+    def sweep_stop_file(sweep: str | os.PathLike[str]) -> Path:
+        """A sweep's stop requests, for its jobs' watchers in other processes to read."""
+        return Path(sweep) / SWEEP_STOP
+
+    @staticmethod
     def checkpoint_file(path: str | os.PathLike[str]) -> Path:
         """A job folder's last checkpoint, or ``path`` itself when it is a file."""
-        path = Path(path)
-        return JobDir(path).last if path.is_dir() else path
+        return JobDir(path).last if Path(path).is_dir() else Path(path)
 
-    # Hydra's files.
     @property
     def hydra_dir(self) -> Path:
         return self.path / HYDRA
@@ -270,7 +277,16 @@ class JobDir:
         """The periodic snapshots, oldest first."""
         return sorted(self.checkpoints.glob(SNAPSHOTS))
 
-    # The rest.
+    def clear_run(self) -> list[Path]:
+        """Remove what an earlier attempt that left nothing to resume wrote (summary, events,
+        checkpoints, history, videos; not Hydra's files), so that a fresh start is not drawn
+        over the old curve. Returns what was removed."""
+        gone = [p for p in (self.summary_file, self.history_file, *self.events()) if p.is_file()]
+        gone += [p for p in (self.checkpoints, self.videos) if p.is_dir()]
+        for path in gone:
+            (shutil.rmtree if path.is_dir() else Path.unlink)(path)
+        return gone
+
     def events(self) -> list[Path]:
         """TensorBoard's event files of the job, in name (so creation) order."""
         return sorted(self.path.glob(EVENTS))

@@ -131,7 +131,7 @@ def test_a_sweep_job_never_writes_into_a_folder_another_job_owns(tmp_path):
         proc.kill()
         proc.wait()
     assert done.returncode == 2, done.stderr
-    assert f"job 0 not run: {taken} is in use by process {proc.pid}" in done.stderr
+    assert f"job 0 (seed=0) not run: {taken} is in use by process {proc.pid}" in done.stderr
     assert "Traceback" not in done.stderr
     # Only Hydra's log of the job (opened before the job starts) is in the taken folder.
     assert sorted(p.name for p in taken.iterdir()) == [".lock", "sharedppo.log"]

@@ -74,6 +74,7 @@ def test_resume_run_control_is_as_before():
         "torch_threads",
         "resume",
         "resume_allow",
+        "retry_failed",  # added with sweeps that continue: how a sweep is rerun
         "hparams_search",
         "stop_on_target",
         "env.target_return",
@@ -104,6 +105,7 @@ def test_tuned_preset_run_only_keys_are_as_before():
         "eval",
         "resume",
         "resume_allow",
+        "retry_failed",
         "hparams_search",
     )  # and "hydra", which is Hydra's, outside the schema
     assert set(keys_with(Role.RUN_ONLY)) == {k for k in KEYS if k.split(".")[0] in old} | {
@@ -150,7 +152,7 @@ def test_dashboard_classes_are_as_before_but_torch_threads():
         "network.channels_last",
     )
     core = ("seed", "total_steps", "ppo.", "network.", "env.")
-    old_never = _matching(bookkeeping) | {"hparams_search"}
+    old_never = _matching(bookkeeping) | {"hparams_search", "retry_failed"}
     old_always = _matching(core) - _matching(if_overridden)
     old_if_set = set(KEYS) - old_never - old_always
     # The changes: torch_threads is how a run executes, like device, so it is listed when

@@ -1,9 +1,9 @@
-"""The ``sharedppo`` command: Hydra app, one-line errors, ``resume=JOB``."""
+"""The ``sharedppo`` command: Hydra app, one-line errors, ``resume=JOB``, sweeps that
+continue (``sweep``)."""
 
 from __future__ import annotations
 
 import logging
-import shlex
 import sys
 from contextlib import ExitStack, suppress
 from pathlib import Path
@@ -18,14 +18,17 @@ from omegaconf.errors import OmegaConfBaseException
 from ..compose import CONFIG_MODULE, VERSION_BASE, open_mapping_overrides, register_configs
 from ..config import ConfigError
 from ..extras import first_line
-from ..jobdir import OVERRIDES, SUMMARY, JobDir, JobFolderError
+from ..jobdir import OVERRIDES, JobDir, JobFolderError
 from ..overrides import key_of, quoted, register_resolvers
 from ..run.checkpoint import CheckpointError
 from ..run.session import TrainingError, TrainResult, train
 from ..run.signals import Interrupted
 from ..tb.logger import Logger
-from .precheck import check_command, check_stored_overrides, run_dir
+from .contain import record_stamp
+from .precheck import check_command, check_stored_overrides, is_sweep, run_dir
 from .reference import package_version, terminal
+from .stop import sweep_started, watch_command
+from .sweep import REFUSED, continue_command, run_job, say, shown, sweep_end, where_line
 
 log = logging.getLogger("sharedppo")
 register_configs()
@@ -36,10 +39,13 @@ register_resolvers()
 def _app(cfg: DictConfig) -> float:
     hydra_cfg = HydraConfig.get()
     out_dir = Path(hydra_cfg.runtime.output_dir)
-    job = JobDir(out_dir)
     if hydra_cfg.mode == RunMode.MULTIRUN:
         label_jobs(f"job {hydra_cfg.job.num}")
         log.info("%s", shown(out_dir))
+        label = f"job {hydra_cfg.job.num} ({out_dir.name})"
+        sweep = Path(hydra_cfg.runtime.cwd) / hydra_cfg.sweep.dir  # hydra.job.chdir may move
+        return run_job(cfg, out_dir, label, sweep, _train_sweep_job)
+    job = JobDir(out_dir)
     try:
         with job.own():
             if cfg.resume is None:
@@ -47,8 +53,9 @@ def _app(cfg: DictConfig) -> float:
             # Hydra's files, now that the folder is this job's (hydra.output_subdir is null).
             job.write_job(cfg, list(hydra_cfg.overrides.task), HydraConfig.instance().cfg)
             result = train(cfg, out_dir)
-    except JobFolderError as err:
-        return refused(hydra_cfg, err)
+    except JobFolderError as err:  # another process's folder, or one that cannot be written
+        print(f"sharedppo: error: {err}", file=sys.stderr)
+        sys.exit(2)
     except KeyboardInterrupt:  # a second Ctrl-C: stopped at once, without a new checkpoint
         resume = (job.read_summary() or {}).get("resume")
         then = (
@@ -63,15 +70,6 @@ def _app(cfg: DictConfig) -> float:
         )
         sys.exit(128 + stop.signum)
     except Exception as err:
-        if hydra_cfg.mode == RunMode.MULTIRUN:
-            # One failed job (a bad value, a NaN, a bug) must not end the sweep: record it
-            # where the sweep report looks, and let the launcher go on with the others.
-            log.exception("job %s failed", hydra_cfg.job.num)
-            print(f"sharedppo: job {hydra_cfg.job.num} failed: {err}", file=sys.stderr)
-            if not job.summary_file.is_file():  # train() writes one once it started
-                with suppress(OSError):  # a full disk: the line above says what failed
-                    job.write_summary({"status": "failed", "error": f"{type(err).__name__}: {err}"})
-            return float("nan")
         if isinstance(err, OSError):  # a full disk, a read-only folder: the user's to fix
             say(f"sharedppo: error: cannot write {err.filename or out_dir}: {err.strerror}")
             sys.exit(2)
@@ -116,29 +114,35 @@ def label_jobs(label: str) -> None:
     Logger.live = False
 
 
-# Sweep jobs refused a folder (another job's, or unwritable), for the command's exit code.
-REFUSED: list[str] = []
+def _train_sweep_job(cfg: DictConfig, out_dir: Path) -> int:
+    """A sweep job's training, in its own child process (``sweep.run_job``); the exit code.
 
-
-def refused(hydra_cfg: DictConfig, err: JobFolderError) -> float:
-    """Another job's folder, or one that cannot be written: said on stderr only, since the
-    folder's log and summary are not this job's to write."""
-    if hydra_cfg.mode != RunMode.MULTIRUN:
-        print(f"sharedppo: error: {err}", file=sys.stderr)
-        sys.exit(2)
-    print(f"sharedppo: job {hydra_cfg.job.num} not run: {err}", file=sys.stderr)
-    REFUSED.append(str(hydra_cfg.job.num))
-    return float("nan")
-
-
-def say(message: str) -> None:
-    """To the terminal (stderr) and into the job's log file, which Hydra's console handler
-    does not reach for stderr lines."""
-    print(message, file=sys.stderr)
-    record = logging.LogRecord("sharedppo", logging.WARNING, __file__, 0, message, None, None)
-    for handler in logging.getLogger().handlers:
-        if isinstance(handler, logging.FileHandler):
-            handler.handle(record)
+    One failed job (a bad value, a NaN, a bug) must not end the sweep: it is recorded where
+    the sweep report looks, and the launcher goes on with the others.
+    """
+    job = JobDir(out_dir)
+    hydra_cfg = HydraConfig.get()
+    num = hydra_cfg.job.num
+    before = record_stamp(job)
+    try:
+        with job.own():
+            # Hydra's files, now that the folder is this job's (hydra.output_subdir is null).
+            job.write_job(cfg, list(hydra_cfg.overrides.task), HydraConfig.instance().cfg)
+            result = train(cfg, out_dir)
+    except JobFolderError as err:
+        print(f"sharedppo: job {num} not run: {err}", file=sys.stderr)
+        return 2
+    except Interrupted as stop:
+        say(f"sharedppo: job {num} stopped by {stop} at update {stop.step}; checkpoint saved")
+        return 128 + stop.signum
+    except Exception as err:
+        log.exception("job %s failed", num)
+        print(f"sharedppo: job {num} failed: {err}", file=sys.stderr)
+        if record_stamp(job) == before:  # train() records the failure once it has started
+            job.write_summary({"status": "failed", "error": f"{type(err).__name__}: {err}"})
+        return 1
+    log.info(closing_line(result))
+    return 0
 
 
 def closing_line(result: TrainResult) -> str:
@@ -163,49 +167,16 @@ def closing_line(result: TrainResult) -> str:
     return line
 
 
-def shown(path: Path) -> str:
-    """A path as a user would type it: relative to the working folder when inside it."""
-    path = Path(path).resolve()
-    try:
-        text = str(path.relative_to(Path.cwd()))
-    except ValueError:
-        text = str(path)
-    return shlex.quote(text)
+class SweepFolder(Callback):
+    """Tells the sweep's command its folder once Hydra has resolved it (a timestamp by
+    default), so that it can pass stop requests to the jobs and name the folder to continue."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: object) -> None:
+        sweep_started(config.hydra.sweep.dir)
 
 
-def where_line(job: Path) -> str:
-    return (
-        f"results in {shown(job)} ({SUMMARY}, checkpoints/, TensorBoard events); "
-        f"curves: tensorboard --logdir {shown(job)}"
-    )
-
-
-def sweep_line(sweep: Path, jobs: int) -> str:
-    folder = shown(sweep)
-    return (
-        f"sweep: {jobs} jobs in {folder}; compare them: sharedppo-report {folder}; "
-        f"curves: tensorboard --logdir {folder}"
-    )
-
-
-class FailedJobs(Callback):
-    """Counts a sweep's failed jobs once all have run, so the command can exit non-zero.
-
-    Runs in the launching process after the launcher returns, whichever launcher ran the jobs
-    (they record failure in their own processes, in each job's summary.json).
-    """
-
-    found: list[Path] = []
-    total = 0
-    sweep: Path | None = None
-
-    def on_multirun_end(self, config: DictConfig, **kwargs: object) -> None:
-        jobs = JobDir.in_sweep(config.hydra.sweep.dir)
-        FailedJobs.sweep = Path(config.hydra.sweep.dir)
-        FailedJobs.total = len(jobs)
-        FailedJobs.found = [
-            job.path for job in jobs if (job.read_summary() or {}).get("status") == "failed"
-        ]
+# The callback's name before sweeps could be continued: a user's own config may still name it.
+FailedJobs = SweepFolder
 
 
 def resume_args(args: list[str]) -> list[str]:
@@ -271,36 +242,43 @@ def own_single_run(args: list[str], owned: ExitStack) -> list[str]:
 
 def main() -> None:
     """Console entry point: ``sharedppo [overrides]``."""
-    args = sys.argv[1:]
-    if args in (["--version"], ["-V"]):
+    given = sys.argv[1:]
+    if given in (["--version"], ["-V"]):
         print(f"sharedppo {package_version()}")
         return
-    if args in (["--help"], ["-h"]):  # Hydra's own: --hydra-help
+    if given in (["--help"], ["-h"]):  # Hydra's own: --hydra-help
         print(terminal())
         return
     with ExitStack() as owned:
         try:
-            args = resume_args(args)
+            args = resume_args(given)
             # A single run and every job of a sweep are composed, validated and checked for
             # the packages they need (and a resume for what may change) before Hydra starts
             # anything, so a mistake is one line and no job trains or rewrites a job folder.
-            # A job that fails while training still leaves the others to run (see _app).
+            # A job that fails while training still leaves the others to run (see sweep.py).
             check_command(args)
             args = own_single_run(args, owned)
+            sweep = is_sweep(args)
         except (ConfigError, CheckpointError) as err:
             print(f"sharedppo: error: {err}", file=sys.stderr)
             sys.exit(2)
         sys.argv = [sys.argv[0], *open_mapping_overrides(args)]
+        if not sweep:
+            _app()
+            return
+    # A sweep: its jobs' watchers stop their jobs when this process is asked to stop; it
+    # closes with what each job did, how to continue it and which jobs failed.
+    watch_command(lambda folder: continue_command(given, folder))
+    code = 0
+    try:
         _app()
-    if FailedJobs.sweep is not None:
-        print(sweep_line(FailedJobs.sweep, FailedJobs.total), file=sys.stderr)
+    except SystemExit as err:
+        code = err.code if isinstance(err.code, int) else 1
+    code = sweep_end(given) or code
     if REFUSED:
-        print(f"sharedppo: job(s) {', '.join(REFUSED)} not run (see above)", file=sys.stderr)
-        sys.exit(2)
-    if FailedJobs.found:
         print(
-            f"sharedppo: {len(FailedJobs.found)} of {FailedJobs.total} jobs failed (see "
-            f"{SUMMARY} in {', '.join(str(job) for job in FailedJobs.found)})",
+            f"sharedppo: {len(REFUSED)} job(s) not run: {', '.join(REFUSED)} (see above)",
             file=sys.stderr,
         )
-        sys.exit(1)
+        code = code or 2
+    sys.exit(code)

@@ -172,6 +172,14 @@ def run_dir(args: list[str]) -> JobDir | None:
         raise ConfigError(f"hydra.run.dir cannot be resolved: {first_line(err)}") from None
 
 
+def is_sweep(args: list[str]) -> bool:
+    """Whether the command runs a sweep (``-m``, ``--multirun`` or ``hydra.mode=MULTIRUN``)."""
+    parsed = parse_command(args)
+    return bool(parsed.multirun) or any(
+        o.lstrip("+") == "hydra.mode=MULTIRUN" for o in parsed.overrides
+    )
+
+
 def check_command(args: list[str]) -> None:
     """Raise ConfigError (one line) if any run the command would start is bad or lacks a package."""
     parsed = parse_command(args)

@@ -97,9 +97,11 @@ def read_job(path: Path) -> Job:
 
 
 def swept_keys(jobs: list[Job]) -> list[str]:
-    """Keys whose values differ across the jobs; not the seed (it is what repeats), and not
-    ``resume`` (a resumed job continues its own configuration)."""
-    keys = [k for k in varied_keys([j.overrides for j in jobs]) if k not in ("seed", "resume")]
+    """Keys whose values differ across the jobs; not the seed (it is what repeats), not
+    ``resume`` (a resumed job continues its own configuration), not ``retry_failed`` (how
+    a sweep was continued)."""
+    skip = ("seed", "resume", "retry_failed")
+    keys = [k for k in varied_keys([j.overrides for j in jobs]) if k not in skip]
     return [SOURCE, *keys] if len({j.source for j in jobs}) > 1 else keys
 
 
