@@ -36,9 +36,15 @@ VERSION_BASE = "1.3"
 
 def register_configs() -> None:
     ConfigStore.instance().store(name="config_schema", node=Config)
+
+
+def register_launcher() -> None:
+    """``hydra/launcher=processes`` as a plugin Hydra can instantiate. Hydra finds plugins by
+    walking the hydra_plugins package, which the import hook of an editable install hides
+    from it, so the class is named here. Called just before a sweep starts: registering scans
+    every installed plugin, which the command's pre-check (one line per missing extra) must
+    not do first."""
     if ProcessesLauncher is not None:
-        # Hydra finds plugins by walking the hydra_plugins package, which the import hook of
-        # an editable install (pip install -e) hides from it: named here as well.
         Plugins.instance().register(ProcessesLauncher)
 
 

@@ -15,7 +15,13 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from ..compose import CONFIG_MODULE, VERSION_BASE, open_mapping_overrides, register_configs
+from ..compose import (
+    CONFIG_MODULE,
+    VERSION_BASE,
+    open_mapping_overrides,
+    register_configs,
+    register_launcher,
+)
 from ..config import ConfigError
 from ..extras import first_line
 from ..jobdir import OVERRIDES, JobDir, JobFolderError
@@ -269,6 +275,7 @@ def main() -> None:
     # A sweep: its jobs' watchers stop their jobs when this process is asked to stop; it
     # closes with what each job did, how to continue it and which jobs failed.
     watch_command(lambda folder: continue_command(given, folder))
+    register_launcher()
     code = 0
     try:
         _app()
