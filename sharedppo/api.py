@@ -94,7 +94,7 @@ class Policy:
         ``state_shape`` for one observation, with a leading batch dimension for a batch.
         """
         if self.layout is not None:
-            if action_mask is None and MASK_KEY in obs:
+            if action_mask is None and isinstance(obs, dict) and MASK_KEY in obs:
                 action_mask = obs[MASK_KEY]
             obs = flatten(self.layout, obs)
         x = np.asarray(obs, dtype=np.float32)

@@ -23,7 +23,8 @@ from ..config import ConfigError, EnvConfig
 from ..extras import prepare_video, require
 from .atari import atari_wrapper
 from .envpool import make_pool, reward_threshold
-from .spaces import FlattenDict, Layout, dict_layout
+from .errors import NOT_AN_ENV, check_env_entry, in_phase, not_single_agent
+from .spaces import FlattenObs, Layout, needs_layout, space_layout
 from .vector import make_lean
 
 
@@ -208,30 +209,32 @@ def make_envs(
         kwargs.setdefault("frameskip", 1)  # the preprocessing does the skipping
         wrappers.append(atari_wrapper(cfg.atari))
     wrappers += user_wrappers(list(cfg.wrappers))
+    check_env_entry(spec, cfg)
+    count = num_envs or cfg.num_envs
     try:
-        envs = _make_vec(spec.id, num_envs or cfg.num_envs, mode, wrappers, kwargs)
-        if isinstance(envs.single_observation_space, gym.spaces.Dict):
+        envs = _make_vec(spec.id, count, mode, wrappers, kwargs)
+        space = envs.single_observation_space
+        if needs_layout(space):
             # Rare enough to build twice: the space is known only once an env exists.
-            space = envs.single_observation_space
             envs.close()
-            layout = dict_layout(space)
-            envs = _make_vec(
-                spec.id, num_envs or cfg.num_envs, mode, [*wrappers, FlattenDict], kwargs
-            )
+            layout = space_layout(space)
+            envs = _make_vec(spec.id, count, mode, [*wrappers, FlattenObs], kwargs)
             envs.metadata = dict(envs.metadata, obs_layout=layout)
-    except ConfigError:  # a wrapper's own failure, already named
+    except ConfigError:  # a wrapper's own failure, or a space refused: already named
         raise
     except gym.error.DependencyNotInstalled as err:
         hint = "; pip install 'sharedppo[video]'" if video_dir is not None else ""
         raise ConfigError(f"env.id={cfg.id!r} could not be made: {err}{hint}") from None
     except TypeError as err:
+        if NOT_AN_ENV in str(err):
+            raise ConfigError(not_single_agent(cfg.id, str(err).split(". ")[0])) from None
+        raise in_phase(err, cfg.id, "constructing the env") from None
+    except gym.error.Error as err:  # gymnasium's own refusal, not the env's code
         raise ConfigError(
-            f"env.kwargs={dict(cfg.kwargs)!r} were refused by env.id={cfg.id!r}: {err}"
+            f"env.id={cfg.id!r} could not be made with env.vectorization_mode={mode!r}: {err}"
         ) from None
-    except (gym.error.Error, ValueError) as err:
-        raise ConfigError(
-            f"env.vectorization_mode={mode!r} with env.id={cfg.id!r} failed: {err}"
-        ) from None
+    except Exception as err:  # the user's code: its own traceback, with the phase noted
+        raise in_phase(err, cfg.id, "constructing the env") from None
     autoreset = envs.metadata.get("autoreset_mode", AutoresetMode.NEXT_STEP)
     if autoreset != AutoresetMode.NEXT_STEP:
         raise ConfigError(f"env.id={cfg.id!r} uses {autoreset}; sharedppo expects NEXT_STEP")
@@ -244,7 +247,12 @@ def _finish(
     if cfg.reach_reward_steps is not None:
         envs = ReachStepsReward(envs, cfg.reach_reward_steps)
     envs.action_space.seed(seed)
-    obs, info = envs.reset(seed=seed)
+    try:
+        obs, info = envs.reset(seed=seed)
+    except ConfigError:
+        raise
+    except Exception as err:
+        raise in_phase(err, cfg.id, f"resetting (reset(seed={seed}))") from None
     return envs, obs, info
 
 
@@ -275,7 +283,7 @@ def _make_vec(
 
 
 def obs_layout(envs: VectorEnv) -> Layout | None:
-    """How a Dict observation was flattened (``spaces.FlattenDict``), or None."""
+    """How the observation was flattened (``spaces.FlattenObs``), or None."""
     return envs.metadata.get("obs_layout")
 
 
