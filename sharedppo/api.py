@@ -18,7 +18,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from .compose import compose_checked
+from .compose import bare_env_id, compose_checked, recipe_line
 from .envs.build import API_NAMESPACE
 from .envs.spaces import MASK_KEY, flatten
 from .jobdir import JobDir
@@ -58,11 +58,13 @@ def train(
     overrides = list(overrides or [])
     if env is not None:
         overrides.append(f"env.id={env if isinstance(env, str) else _register(env)}")
+    overrides = bare_env_id(overrides)
     cfg = compose_checked(overrides)
     folder = Path(out_dir or time.strftime("outputs/%Y-%m-%d/%H-%M-%S"))
     JobDir(folder).write_job(cfg, overrides)
     if not logging.getLogger().handlers:  # a script or notebook: show the progress lines
         logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.getLogger("sharedppo").info(recipe_line(overrides, cfg.total_steps))
     return _train(cfg, folder)
 
 

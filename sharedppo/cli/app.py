@@ -12,7 +12,14 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from ..compose import CONFIG_MODULE, VERSION_BASE, open_mapping_overrides, register_configs
+from ..compose import (
+    CONFIG_MODULE,
+    VERSION_BASE,
+    bare_env_id,
+    open_mapping_overrides,
+    recipe_line,
+    register_configs,
+)
 from ..config import ConfigError
 from ..jobdir import OVERRIDES, SUMMARY, JobDir
 from ..overrides import key_of, quoted, register_resolvers
@@ -31,6 +38,7 @@ def _app(cfg: DictConfig) -> float:
     hydra_cfg = HydraConfig.get()
     out_dir = Path(hydra_cfg.runtime.output_dir)
     job = JobDir(out_dir)
+    log.info(recipe_line(list(hydra_cfg.overrides.task), cfg.total_steps))
     try:
         result = train(cfg, out_dir)
     except Interrupted as stop:
@@ -139,7 +147,7 @@ def main() -> None:
     """Console entry point: ``sharedppo [overrides]``."""
     args = sys.argv[1:]
     try:
-        args = resume_args(args)
+        args = resume_args(bare_env_id(args))
         # A single run and every job of a sweep are composed, validated and checked for the
         # packages they need (and a resume for what may change) before Hydra starts anything,
         # so a mistake is one line and no job trains or rewrites a job folder. A job that
