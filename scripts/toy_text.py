@@ -2,7 +2,7 @@
 general recipe, conf/ppo/generic.yaml): the numbers in docs/benchmarks.md, "Tasks without a
 recipe".
 
-    nice -n 5 python scripts/toy_text.py [TASK ...] [--seeds 0 1 2] [--out runs/toy_text]
+    nice -n 5 python scripts/toy_text.py [TASK ...] [OVERRIDE ...] [--seeds 0 1 2] [--out DIR]
 
 Prints one JSON line per run: the return the task is judged by (FrozenLake: mean of the last
 20 episodes; Taxi: the same; Blackjack: the mean over the last 5,000 episodes).
@@ -39,19 +39,19 @@ def _recording_step(self, reward, done):  # noqa: ANN001, ANN202 (EpisodeTracker
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("tasks", nargs="*", default=list(TASKS))
+    parser.add_argument("args", nargs="*", help="tasks (default: all), then overrides")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--out", default="runs/toy_text")
-    parser.add_argument("overrides", nargs=argparse.REMAINDER, help="after --: more overrides")
-    args = parser.parse_args()
+    args = parser.parse_intermixed_args()
+    tasks = [a for a in args.args if a in TASKS] or list(TASKS)
+    extra = [a for a in args.args if a not in TASKS]
     logging.basicConfig(level=logging.WARNING)
     EpisodeTracker.step = _recording_step
-    for task in args.tasks:
+    for task in tasks:
         overrides, window, bar = TASKS[task]
         for seed in args.seeds:
             RETURNS.clear()
             start = time.time()
-            extra = [o for o in args.overrides if o != "--"]
             result = sharedppo.train(
                 [*overrides, f"seed={seed}", "checkpoint.every_steps=null", *extra],
                 out_dir=f"{args.out}/{task}-{seed}",

@@ -11,7 +11,8 @@ def test_a_bare_env_id_gets_the_general_recipe_and_budget():
     assert overrides == ["env=generic", "env.id=Taxi-v4"]
     cfg = compose_checked(overrides)
     assert cfg.env.id == "Taxi-v4" and cfg.total_steps == 500_000
-    assert cfg.ppo.ent_coef == 0.01 and cfg.ppo.gamma == 0.99 and cfg.ppo.update_epochs == 4
+    assert cfg.ppo.ent_coef == 0.01 and cfg.ppo.gamma == 0.98 and cfg.ppo.update_epochs == 10
+    assert not cfg.ppo.norm_adv and cfg.ppo.num_steps == 128
     line = recipe_line(overrides, cfg.total_steps)
     assert "ppo=generic" in line and "500,000" in line and "ppo=NAME" in line
 
