@@ -51,10 +51,12 @@ def bare_env_id(overrides: list[str]) -> list[str]:
     """``env.id=X`` without ``env=`` (nor an experiment preset, nor a resume, which bring
     their own): ``env=generic`` is added, so X trains with the general recipe and budget
     rather than those tuned for the default option's task (CartPole)."""
-    keys = {o.lstrip("+~").split("=", 1)[0] for o in overrides}
+    keys = {o.lstrip("+~").split("=", 1)[0] for o in overrides if not o.startswith("-")}
     if "env.id" not in keys or keys & {"env", "experiment", "resume"}:
         return overrides
-    return [f"env={GENERIC_ENV}", *overrides]
+    # Last: a command line's flags (-m, --cfg job) come first, and Hydra applies a group choice
+    # before any value whatever their order.
+    return [*overrides, f"env={GENERIC_ENV}"]
 
 
 def recipe_line(overrides: list[str], total_steps: int) -> str:

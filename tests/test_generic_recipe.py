@@ -8,7 +8,8 @@ from sharedppo.compose import bare_env_id, compose_checked, recipe_line
 
 def test_a_bare_env_id_gets_the_general_recipe_and_budget():
     overrides = bare_env_id(["env.id=Taxi-v4"])
-    assert overrides == ["env=generic", "env.id=Taxi-v4"]
+    assert overrides == ["env.id=Taxi-v4", "env=generic"]
+    assert bare_env_id(["-m", "env.id=A-v0,B-v0"]) == ["-m", "env.id=A-v0,B-v0", "env=generic"]
     cfg = compose_checked(overrides)
     assert cfg.env.id == "Taxi-v4" and cfg.total_steps == 500_000
     assert cfg.ppo.ent_coef == 0.01 and cfg.ppo.gamma == 0.98 and cfg.ppo.update_epochs == 10
