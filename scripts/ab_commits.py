@@ -6,14 +6,19 @@
 
 Answers "did this change make training slower?" on a machine whose speed drifts: every run
 is a fresh process, the two checkouts alternate seed by seed (ABBA order), and the figure to
-read is the ratio of the medians. Each checkout's package (and its config folder, which older
-checkouts keep at the top level) is copied into a temporary folder that is put first on the
-path, so an installed sharedppo does not leak in.
+read is the ratio of the medians. Each checkout's package (and its config folder, which
+older checkouts keep at the top level) is copied into a temporary folder that is put first on
+the path, so an installed sharedppo does not leak in.
+
+Learning is compared too: each run's mean return of its last 20 episodes and, where it
+reached ``env.target_return`` (add ``stop_on_target=true`` to time CartPole to 475), the env
+steps and seconds it took.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import statistics
@@ -33,13 +38,22 @@ try:
     from sharedppo.compose import register_configs
 except ImportError:  # before the restructuring
     from sharedppo.config import register_configs
-from sharedppo.run.session import train
+try:
+    from sharedppo.run.session import train
+except ImportError:  # before the sub-packages (2026-12-04)
+    from sharedppo.runner import train
 register_configs()
 with initialize_config_module("sharedppo.conf", version_base="1.3"):
     cfg = compose("config", [*sys.argv[3:], f"seed={sys.argv[2]}", "device=cpu"])
 with tempfile.TemporaryDirectory() as out:
     r = train(cfg, Path(out))
-print(r.global_step / r.seconds)
+import json
+print(json.dumps(dict(
+    sps=r.global_step / r.seconds,
+    target_step=getattr(r, "target_step", None),
+    target_seconds=getattr(r, "target_seconds", None),
+    mean_return=r.mean_return,
+)))
 """
 
 
@@ -53,7 +67,7 @@ def stage(checkout: Path, into: Path) -> Path:
     return into
 
 
-def run(staged: Path, seed: int, overrides: list[str]) -> float:
+def run(staged: Path, seed: int, overrides: list[str]) -> dict:
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     out = subprocess.run(
         [sys.executable, "-c", WORKER, str(staged), str(seed), *overrides],
@@ -64,7 +78,7 @@ def run(staged: Path, seed: int, overrides: list[str]) -> float:
     )
     if out.returncode != 0:
         sys.exit(f"{staged}: seed {seed} failed:\n{out.stderr[-3000:]}")
-    return float(out.stdout.strip().splitlines()[-1])
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
@@ -84,15 +98,34 @@ def main() -> None:
             "B": stage(args.b.resolve(), Path(tmp) / "b"),
         }
         extra = {"A": args.a_set, "B": args.b_set}
-        sps: dict[str, list[float]] = {"A": [], "B": []}
+        runs: dict[str, list[dict]] = {"A": [], "B": []}
         for seed in range(args.seeds):
             for name in ("A", "B") if seed % 2 == 0 else ("B", "A"):
-                sps[name].append(run(staged[name], seed, [*args.overrides, *extra[name]]))
-                print(f"{name} seed {seed}: {sps[name][-1]:,.0f} env steps/s", flush=True)
-    med = {name: statistics.median(v) for name, v in sps.items()}
-    print(f"A {args.a} {' '.join(args.a_set)}: median {med['A']:,.0f} env steps/s")
-    print(f"B {args.b} {' '.join(args.b_set)}: median {med['B']:,.0f} env steps/s")
+                r = run(staged[name], seed, [*args.overrides, *extra[name]])
+                runs[name].append(r)
+                print(
+                    f"{name} seed {seed}: {r['sps']:,.0f} env steps/s, return "
+                    f"{r['mean_return']:.1f}, target at {r['target_step']} steps",
+                    flush=True,
+                )
+    med = {name: statistics.median(r["sps"] for r in v) for name, v in runs.items()}
+    for name, path, extra_set in (("A", args.a, args.a_set), ("B", args.b, args.b_set)):
+        print(
+            f"{name} {path} {' '.join(extra_set)}: median {med[name]:,.0f} env steps/s, "
+            + learning(runs[name])
+        )
     print(f"B/A: {med['B'] / med['A']:.2f}")
+
+
+def learning(runs: list[dict]) -> str:
+    """Solved count, median env steps and seconds to the target, median final return."""
+    solved = [r for r in runs if r["target_step"] is not None]
+    text = f"final return median {statistics.median(r['mean_return'] for r in runs):.1f}"
+    if solved:
+        steps = statistics.median(r["target_step"] for r in solved)
+        secs = statistics.median(r["target_seconds"] for r in solved)
+        text += f", target {len(solved)}/{len(runs)} at median {steps:,.0f} steps, {secs:.2f} s"
+    return text
 
 
 if __name__ == "__main__":

@@ -159,6 +159,7 @@ def scaling(env_counts: list[int], seconds: float = 1.5) -> list[dict]:
     import torch
 
     from sharedppo.algo.agent import PPOAgent
+    from sharedppo.algo.gae import compute_gae
     from sharedppo.config import NetworkConfig, PPOConfig
     from sharedppo.nn.actor_critic import ActorCritic
     from sharedppo.run.collect import Collector
@@ -184,6 +185,8 @@ def scaling(env_counts: list[int], seconds: float = 1.5) -> list[dict]:
         start = time.perf_counter()
         while time.perf_counter() - start < seconds:
             step = rollout.collect(agent, memory, tracker, step)
+            # GAE was part of the rollout before it moved to the trainer: kept, to compare
+            memory.set_advantages(*compute_gae(**memory.gae_inputs(), gamma=0.98, lam=0.8))
         rollout_rate = step / (time.perf_counter() - start)
         envs.close()
 

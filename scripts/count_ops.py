@@ -33,10 +33,16 @@ def main() -> None:
     import torch
     from torch.utils._python_dispatch import TorchDispatchMode
 
-    from sharedppo.algo.agent import PPOAgent
-    from sharedppo.algo.batch import Batch
     from sharedppo.config import NetworkConfig, PPOConfig
-    from sharedppo.nn.actor_critic import ActorCritic
+
+    try:
+        from sharedppo.algo.agent import PPOAgent
+        from sharedppo.algo.batch import Batch
+        from sharedppo.nn.actor_critic import ActorCritic
+    except ImportError:  # a checkout from before the sub-packages (2026-12-04)
+        from sharedppo.agent import PPOAgent
+        from sharedppo.memory import Batch
+        from sharedppo.network import ActorCritic
 
     torch.manual_seed(0)
     net = ActorCritic(4, gym.spaces.Discrete(2), NetworkConfig())
@@ -87,9 +93,14 @@ def count_act() -> None:
     import gymnasium as gym
     import torch
 
-    from sharedppo.algo.agent import PPOAgent
     from sharedppo.config import NetworkConfig, PPOConfig
-    from sharedppo.nn.actor_critic import ActorCritic
+
+    try:
+        from sharedppo.algo.agent import PPOAgent
+        from sharedppo.nn.actor_critic import ActorCritic
+    except ImportError:  # a checkout from before the sub-packages (2026-12-04)
+        from sharedppo.agent import PPOAgent
+        from sharedppo.network import ActorCritic
 
     torch.manual_seed(0)
     obs, valid = torch.randn(8, 4), torch.ones(8, 2, dtype=torch.bool)

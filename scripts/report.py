@@ -1,6 +1,6 @@
 """Sweep report: ``python scripts/report.py multirun/DATE/TIME [--threshold 475]``.
 
-The same as the installed ``sharedppo-report`` command; see sharedppo/report.py.
+The same as the installed ``sharedppo-report`` command; see sharedppo/report/.
 """
 
 from sharedppo.report.cli import main

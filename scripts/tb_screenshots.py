@@ -5,7 +5,7 @@
 Starts TensorBoard on 127.0.0.1 (a free port), opens it in Debian's chromium driven by
 Playwright (``pip install "sharedppo[screenshots]"`` and ``apt-get install chromium``; no
 browser is downloaded), and saves tb_time_series.png, tb_hparams_table.png,
-tb_hparams_parallel.png and tb_custom_scalars.png into --out.
+tb_hparams_parallel.png, tb_hparams_scatter.png and tb_custom_scalars.png into --out.
 """
 
 from __future__ import annotations
@@ -54,6 +54,9 @@ def shoot(url: str, out: Path, chromium: str, runs: list[str], prefix: str) -> l
         page.get_by_text("Parallel Coordinates View").first.click()
         page.wait_for_timeout(3_000)
         save("hparams_parallel")
+        page.get_by_text("Scatter Plot Matrix View").first.click()
+        page.wait_for_timeout(3_000)
+        save("hparams_scatter")
 
         page.set_viewport_size({"width": 1600, "height": 1650})
         show("custom_scalars", "SPS and learning rate")

@@ -24,6 +24,7 @@ from .envs.spaces import MASK_KEY, flatten
 from .jobdir import JobDir
 from .nn.act import act_on_host
 from .run.evaluate import load_policy
+from .run.export import export_model
 from .run.session import TrainResult
 from .run.session import train as _train
 
@@ -61,11 +62,16 @@ def train(
     overrides = bare_env_id(overrides)
     cfg = compose_checked(overrides)
     folder = Path(out_dir or time.strftime("outputs/%Y-%m-%d/%H-%M-%S"))
-    JobDir(folder).write_job(cfg, overrides)
+    job = JobDir(folder)
     if not logging.getLogger().handlers:  # a script or notebook: show the progress lines
         logging.basicConfig(level=logging.INFO, format="%(message)s")
     logging.getLogger("sharedppo").info(recipe_line(overrides, cfg.total_steps))
-    return _train(cfg, folder)
+    # Owned before .hydra/ is written: another job's folder is refused, not overwritten.
+    with job.own():
+        if cfg.resume is None:
+            job.check_fresh()
+        job.write_job(cfg, overrides)
+        return _train(cfg, folder)
 
 
 class Policy:
@@ -75,6 +81,7 @@ class Policy:
 
     def __init__(self, path: str | Path, device: str = "cpu") -> None:
         self.device = torch.device(device)
+        self.source = JobDir.checkpoint_file(path)
         self.net, self.config, _, self.obs_norm = load_policy(Path(path), self.device)
         self.layout = self.net.layout
         self.net.eval()
@@ -153,6 +160,24 @@ class Policy:
     @property
     def net_input_shape(self) -> tuple[int, ...]:
         return self.obs_norm.rms.mean.shape
+
+    def export(self, path: str | Path) -> Path:
+        """Write this policy as one ONNX file (the ``export`` extra), as ``sharedppo-export``
+        does: raw observations in, the saved normalisation inside, (logits or mean, value)
+        out. For a job trained on an env class, ``load(JOB, env=...)`` then this."""
+        out = Path(path)
+        export_model(self.net, self.obs_norm, out)
+        return out
+
+    def __repr__(self) -> str:
+        cfg = self.config
+        core = f", {cfg.network.recurrent}" if cfg.network.recurrent else ""
+        trunk = "shared" if cfg.network.shared else "separate"
+        return (
+            f"Policy({cfg.env.id}, {cfg.network.type} {trunk} trunk{core}, "
+            f"{type(self.net.dist).__name__} actions, obs {tuple(self.net_input_shape)}, "
+            f"from {str(self.source)!r})"
+        )
 
 
 def load(path: str | Path, device: str = "cpu", env: EnvSource | None = None) -> Policy:

@@ -6,16 +6,29 @@ command line's ``@hydra.main`` reads the same two constants.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
-from hydra import compose, initialize_config_module
+import yaml
+from hydra import compose, initialize_config_module, version
+from hydra._internal.hydra import Hydra
+from hydra._internal.utils import create_automatic_config_search_path
+from hydra.core.config_search_path import SearchPathQuery
 from hydra.core.config_store import ConfigStore
+from hydra.core.plugins import Plugins
 from hydra.errors import HydraException, MissingConfigException
-from omegaconf import DictConfig
+from hydra.initialize import get_gh_backup, restore_gh_from_backup
+from omegaconf import DictConfig, open_dict
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
 from .config import Config, ConfigError, unknown_key_message, validate
+
+try:  # hydra/launcher=processes (sharedppo/cli/launcher.py); absent from an older install
+    from hydra_plugins.sharedppo_launcher.processes_launcher import ProcessesLauncher
+except ImportError:  # pragma: no cover
+    ProcessesLauncher = None
 
 CONFIG_MODULE = "sharedppo.conf"
 VERSION_BASE = "1.3"
@@ -23,14 +36,48 @@ VERSION_BASE = "1.3"
 
 def register_configs() -> None:
     ConfigStore.instance().store(name="config_schema", node=Config)
+    if ProcessesLauncher is not None:
+        # Hydra finds plugins by walking the hydra_plugins package, which the import hook of
+        # an editable install (pip install -e) hides from it: named here as well.
+        Plugins.instance().register(ProcessesLauncher)
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where the primary config comes from: Hydra's ``-cn``, ``-cp`` and ``-cd`` flags, so that
+    the pre-check composes what ``@hydra.main`` will."""
+
+    name: str = "config"
+    path: str | None = None  # -cp: replaces conf/ (as in cli/app.py's @hydra.main)
+    dir: str | None = None  # -cd: searched before conf/
+
+
+DEFAULT = Source()
 
 
 @contextmanager
-def hydra_context() -> Iterator[None]:
+def hydra_context(source: Source = DEFAULT) -> Iterator[None]:
     """Hydra initialised on sharedppo's config tree, the schema registered, for ``compose``."""
     register_configs()
-    with initialize_config_module(CONFIG_MODULE, version_base=VERSION_BASE):
+    if source.path is None and source.dir is None:
+        with initialize_config_module(CONFIG_MODULE, version_base=VERSION_BASE):
+            yield
+        return
+    # The search path @hydra.main builds for cli/app.py (hydra._internal.utils._run_hydra).
+    folder = os.path.abspath(source.dir or ".")
+    if not os.path.isdir(folder):
+        raise ConfigError(f"--config-dir {source.dir} is not allowed: no such folder")
+    backup = get_gh_backup()
+    try:
+        version.setbase(VERSION_BASE)
+        path = source.path or f"pkg://{CONFIG_MODULE}"
+        search = create_automatic_config_search_path(None, "sharedppo.cli.app", path)
+        if source.dir is not None:
+            search.prepend("command-line", f"file://{folder}", SearchPathQuery(provider="schema"))
+        Hydra.create_main_hydra2("sharedppo", search)
         yield
+    finally:
+        restore_gh_from_backup(backup)
 
 
 # Mappings handed to user code as they are: any key may be set in them without Hydra's `+`.
@@ -72,27 +119,82 @@ def recipe_line(overrides: list[str], total_steps: int) -> str:
     )
 
 
-def compose_checked(overrides: list[str]) -> DictConfig:
+def compose_checked(overrides: list[str], source: Source = DEFAULT) -> DictConfig:
     """Compose and validate the config for these overrides; any mistake is one ConfigError line.
 
     The CLI calls this before handing over to Hydra, so a user's typo gets one line instead of
     Hydra's multi-line report.
     """
+    cfg = _compose(overrides, source, with_hydra=False)
+    validate(cfg)
+    return cfg
+
+
+def compose_with_hydra(
+    overrides: list[str], source: Source = DEFAULT
+) -> tuple[DictConfig, DictConfig]:
+    """``compose_checked``, with ``hydra.*`` overrides checked against Hydra's own schema too;
+    returns the job's config and Hydra's (``hydra.output_subdir``, ``hydra.run.dir``, ...)."""
+    cfg = _compose(overrides, source, with_hydra=True)
+    with open_dict(cfg):
+        hydra_cfg = cfg.pop("hydra")
+    validate(cfg)
+    return cfg, hydra_cfg
+
+
+def _compose(overrides: list[str], source: Source, with_hydra: bool) -> DictConfig:
     try:
-        with hydra_context():
-            cfg = compose("config", overrides=open_mapping_overrides(overrides))
+        with hydra_context(source):
+            return compose(
+                source.name,
+                overrides=open_mapping_overrides(overrides),
+                return_hydra_config=with_hydra,
+            )
+    except yaml.YAMLError as err:
+        # A user's own YAML (on hydra.searchpath, -cd): yaml names the file and the place.
+        mark = getattr(err, "problem_mark", None)
+        where = f"{mark.name}, line {mark.line + 1}" if mark else "a config file"
+        problem = getattr(err, "problem", None) or first_line_of(err)
+        raise ConfigError(f"{where} is not valid YAML: {problem}") from None
     except MissingConfigException as err:
         group, _, name = (err.missing_cfg_file or "").rpartition("/")
+        if not group:  # the primary config itself (-cn NAME)
+            raise ConfigError(
+                f"--config-name {name or source.name} is not allowed: no such config in "
+                f"{source.dir or source.path or 'conf/'}"
+            ) from None
         options = ", ".join(err.options or [])
         raise ConfigError(f"{group}={name} is not allowed: choose one of {options}") from None
     except HydraException as err:
         cause = err.__cause__
         key = getattr(cause, "full_key", None)
         if isinstance(cause, (ConfigKeyError, ConfigAttributeError)) and key:
-            raise ConfigError(unknown_key_message(key)) from None
+            raise ConfigError(_unknown(key, cause)) from None
         if isinstance(cause, OmegaConfBaseException) and key:
-            detail = str(cause).strip().splitlines()[0]
-            raise ConfigError(f"{key} is not allowed: {detail}") from None
-        raise ConfigError(str(err).strip().splitlines()[0]) from None
-    validate(cfg)
-    return cfg
+            raise ConfigError(f"{key} is not allowed: {first_line_of(cause)}") from None
+        raise ConfigError(one_line(str(err))) from None
+
+
+def one_line(message: str) -> str:
+    """Hydra's message on one line, its advice kept: ``seed=0,1`` without ``-m`` is "Ambiguous
+    value ...: 1. To use it as a list, ...; 3. To sweep over it, add --multirun ..."."""
+    lines = [line.strip() for line in message.strip().splitlines() if line.strip()]
+    if not lines:
+        return "Hydra refused the command line"
+    first, *rest = lines
+    return f"{first}: {'; '.join(rest)}" if rest else first
+
+
+def _unknown(key: str, cause: OmegaConfBaseException) -> str:
+    """A key outside the schema: a ``hydra.*`` one is Hydra's, whose node lists its keys."""
+    if not key.startswith("hydra."):
+        return unknown_key_message(key)
+    parent, _, _ = key.rpartition(".")
+    node = getattr(cause, "parent_node", None)
+    known = ", ".join(map(str, node.keys())) if isinstance(node, DictConfig) else "see --hydra-help"
+    return f"{key} is not a known key; allowed in {parent}: {known}"
+
+
+def first_line_of(err: BaseException) -> str:
+    lines = str(err).strip().splitlines()
+    return lines[0] if lines else type(err).__name__

@@ -17,157 +17,49 @@ from dataclasses import dataclass, fields, is_dataclass
 from functools import cache
 from typing import Any
 
+from .groups import (
+    AtariConfig,
+    CheckpointConfig,
+    EnvConfig,
+    EvalConfig,
+    NetworkConfig,
+    PPOConfig,
+)
+
 # Imported from here by the rest of sharedppo (ConfigError, the checks, Role).
 from .keys import (
     ANY,
+    MISSING,
     RECORDS,
     RUN_SETTING,
     Check,
     ConfigError,
     Fused,
     Role,
-    above,
     at_least,
+    check_number,
     group,
     key,
     one_of,
-    or_null,
     roles_in,
     schema_keys,
-    within,
+    upto,
 )
 
-# OmegaConf's MISSING (a value the user must give), spelt out: this module imports no
-# third-party package, so nn/ and algo/, which read the schema, do not load omegaconf.
-MISSING = "???"
-
-
-@dataclass
-class AtariConfig:
-    """The standard Atari preprocessing, each step switchable (env=atari turns it on)."""
-
-    enabled: bool = False
-    noop_max: int = key(30, at_least(0))
-    frame_skip: int = key(4, at_least(1))  # repeats, max-pooling the last two frames
-    episodic_life: bool = True  # a lost life ends the learner's episode, not the game
-    fire_reset: bool = True
-    screen_size: int = key(84, at_least(8))
-    grayscale: bool = True
-    clip_reward: bool = True  # sign of the reward for learning; scores are logged unclipped
-    frame_stack: int = key(4, at_least(1))
-
-
-@dataclass
-class EnvConfig:
-    id: str = key(MISSING, roles=Role.HYPERPARAMETER | Role.STRUCTURAL)
-    # gymnasium: gymnasium's vector envs; envpool: EnvPool's C++ vector env (the `envpool`
-    # extra) for the ids it provides, its Atari preprocessing set to env.atari's values. How
-    # the env runs, but another implementation's numbers may differ: a resume must name it.
-    backend: str = key("gymnasium", one_of("gymnasium", "envpool"), roles=Role.EXECUTION)
-    # The env's own training budget: total_steps follows it unless given (conf/config.yaml).
-    default_steps: int = key(100_000, at_least(1), roles=Role.HYPERPARAMETER | Role.RUN_CONTROL)
-    num_envs: int = key(8, at_least(1), roles=Role.HYPERPARAMETER | Role.STRUCTURAL)
-    # auto: the id's numpy-vectorised implementation when gymnasium has one, else sync.
-    vectorization_mode: str = key(
-        "auto", one_of("auto", "sync", "async", "vector_entry_point"), roles=Role.EXECUTION
-    )
-    max_episode_steps: int | None = key(None, or_null(at_least(1)))  # null: the id's own limit
-    # The original blog's CartPole shaping: reward 1 once an episode reaches this many steps,
-    # 0 otherwise; null (everywhere but experiment=seed_cartpole) keeps the env's own reward.
-    reach_reward_steps: int | None = key(None, or_null(at_least(1)))
-    # The return that counts as solved (mean of the last 20 episodes); null takes the id's
-    # reward_threshold from gymnasium's registry. It does not change what is learnt, only
-    # when stop_on_target stops and the steps-to-target metrics, so a resume may change it.
-    target_return: float | None = key(None, roles=Role.HYPERPARAMETER | Role.RUN_CONTROL)
-    # Running-statistics normalisation, kept in checkpoints and frozen at evaluation.
-    normalize_obs: bool = False
-    obs_clip: float = key(10.0, above(0))
-    normalize_reward: bool = False
-    reward_clip: float = key(10.0, above(0))
-    atari: AtariConfig = group(AtariConfig)
-    # Handed to the env's constructor (gymnasium.make's keyword arguments).
-    kwargs: dict[str, Any] = key({})
-    # The user's own wrappers, each {_target_: module.Wrapper, arg: value, ...}, applied in
-    # order to every sub-environment (after the Atari preprocessing).
-    wrappers: list[Any] = key([])
-
-
-@dataclass
-class NetworkConfig:
-    # mlp: `depth` layers of `width`; nature_cnn: the Nature-DQN convolutions (84x84 frame
-    # stacks, scaled by 1/255 inside) and one 512-unit ReLU layer: width/depth/activation unused.
-    # fused=: what the hand-derived backward handles; ANY for keys that change sizes, masks,
-    # starting values or memory layout, not the maths. A key without it: autograd.
-    type: str = key("mlp", one_of("mlp", "nature_cnn"), fused=("mlp",))
-    width: int = key(64, at_least(1), fused=ANY)
-    depth: int = key(2, at_least(1), fused=ANY)
-    activation: str = key(
-        "tanh", one_of("tanh", "relu", "elu", "gelu", "silu"), fused=("tanh", "relu")
-    )
-    dropout: float = key(0.0, within(0, 1, high_open=True), fused=ANY)  # masks reused
-    # orthogonal: gain sqrt(2) in the trunk, 0.01 policy head, 1 value head; xavier: uniform;
-    # torch: PyTorch's own nn.Linear initialisation.
-    init: str = key("orthogonal", one_of("orthogonal", "xavier", "torch"), fused=ANY)
-    # false: separate policy and value trunks of the same shape, for comparison.
-    shared: bool = key(True, fused=ANY)
-    # Box actions: the Gaussian's starting log-std (0: std 1; rl-zoo3's MuJoCo recipes use -2).
-    log_std_init: float = key(0.0, fused=ANY)
-    # A recurrent core between the trunk's layers and both heads (each trunk its own when
-    # shared=false); its state is reset at episode starts and carried otherwise. Updates then
-    # replay whole env sequences: ppo.num_minibatches must divide env.num_envs.
-    recurrent: str | None = key(None, or_null(one_of("lstm", "gru")), fused=(None,))
-    recurrent_size: int = key(64, at_least(1), fused=ANY)  # the core's size, read by the heads
-    # Conv trunks in channels_last (NHWC) memory, where oneDNN's convolutions are faster;
-    # false: the NCHW layout, reproducing earlier results bit for bit (docs/benchmarks.md).
-    # Structural too: Adam's moments sit in the parameters' memory order, so a checkpoint
-    # written in one layout would continue in the other with its conv moments scrambled.
-    channels_last: bool = key(True, roles=Role.EXECUTION | Role.STRUCTURAL, fused=ANY)
-
-
-@dataclass
-class PPOConfig:
-    lr: float = key(1e-3, above(0))
-    anneal_lr: bool = True
-    # Rollout length per env; the memory a checkpoint carries into the next rollout is this long.
-    num_steps: int = key(32, at_least(1), roles=Role.HYPERPARAMETER | Role.STRUCTURAL)
-    gamma: float = key(0.98, within(0, 1, low_open=True))
-    lam: float = key(0.8, within(0, 1))
-    update_epochs: int = key(20, at_least(1))
-    # Must divide num_steps x env.num_envs (a recurrent network: env.num_envs).
-    num_minibatches: int = key(1, at_least(1))
-    clip_ratio: float = key(0.2, within(0, 1, low_open=True, high_open=True))
-    anneal_clip: bool = False
-    # Value-function clipping range around the rollout's values (SB3's clip_range_vf);
-    # null: no value clipping. It is in the value's own units, unlike clip_ratio.
-    clip_vloss: float | None = key(None, or_null(above(0)))
-    vf_coef: float = key(0.5, at_least(0))
-    ent_coef: float = key(0.0, Check(lambda v: v >= 0, "must be >= 0 (it is a bonus)"))
-    max_grad_norm: float = key(0.5, above(0))
-    norm_adv: bool = True
-    # Early stop of an update's epochs once the k3 estimate of KL(old || new) on a
-    # minibatch exceeds 1.5 x target_kl (the factor Spinning Up and SB3 use); null disables.
-    target_kl: float | None = key(None, or_null(above(0)))
-    adam_eps: float = key(1e-5, above(0))
-    # Hand-derived gradients where the network is on their allow-list (algo/gradient.py);
-    # false, or any other network, uses autograd. The same gradient up to rounding.
-    fused: bool = key(True, roles=Role.EXECUTION)
-
-
-@dataclass
-class CheckpointConfig:
-    # Write checkpoints/last.pt every this many env steps (and always at the end); null: end only.
-    every_steps: int | None = key(25_000, or_null(at_least(1)))
-    # Periodic snapshots (checkpoints/step_*.pt) kept besides last.pt and best.pt.
-    keep: int = key(3, at_least(0))
-
-
-@dataclass
-class EvalConfig:
-    # Evaluate on a separate env instance every this many env steps; null: never during training.
-    every_steps: int | None = key(None, or_null(at_least(1)))
-    episodes: int = key(10, at_least(1))
-    deterministic: bool = True  # true: argmax (or mean) action; false: sample from the policy
-    video: bool = False  # MP4s of evaluation episodes in the job folder (the `video` extra)
+__all__ = [
+    "ANY",
+    "MISSING",
+    "AtariConfig",
+    "CheckpointConfig",
+    "Config",
+    "ConfigError",
+    "EnvConfig",
+    "EvalConfig",
+    "NetworkConfig",
+    "PPOConfig",
+    "Role",
+    "schema_keys",
+]
 
 
 def _is_device(name: str) -> bool:
@@ -184,38 +76,66 @@ class Config:
     ppo: PPOConfig = group(PPOConfig, Role.HYPERPARAMETER)
     checkpoint: CheckpointConfig = group(CheckpointConfig, RECORDS)
     eval: EvalConfig = group(EvalConfig, RECORDS)
-    # A job folder to continue: same folder, same curves, total_steps is the job's total.
-    resume: str | None = key(None, roles=RECORDS)
-    # Hyperparameters a resume may change (e.g. [ppo.lr]); any other change is refused.
-    resume_allow: list[str] = key([], roles=RECORDS)
-    # A search space for sharedppo-tune (conf/hparams_search/); training ignores it.
-    hparams_search: Any = key(None, roles=RECORDS)
-    # Which replicate of the experiment: listed, but a tuned preset takes no trial's seed.
+    resume: str | None = key(
+        None,
+        roles=RECORDS,
+        help="A job folder to continue: same folder, same curves; total_steps is the job's total.",
+    )
+    resume_allow: list[str] = key(
+        [], roles=RECORDS, help="Hyperparameters a resume may change, e.g. [ppo.lr]."
+    )
+    retry_failed: bool = key(
+        False,
+        roles=RECORDS,
+        help="A sweep rerun into its own folder (hydra.sweep.dir=...) keeps its completed jobs "
+        "and resumes its interrupted ones; true: its failed ones run again too.",
+    )
+    hparams_search: Any = key(
+        None, roles=RECORDS, help="A search space for sharedppo-tune; training ignores it."
+    )
+    # Listed, but a tuned preset takes no trial's seed.
     seed: int = key(
         0,
-        Check(lambda v: v >= 0, "must be an integer >= 0"),
+        Check(lambda v: 0 <= v < 2**32, "must be an integer in [0, 2^32 - 1]"),  # numpy's
         roles=Role.HYPERPARAMETER | Role.RUN_ONLY,
+        help="Which replicate of the experiment.",
     )
-    # The budget: a resume may extend it; a preset leaves out a trial's short one.
+    # A resume may extend it; a tuned preset keeps it, as the schedules anneal over it.
     total_steps: int = key(
         100_000,
         Check(lambda v: v >= 1, "must be an integer >= 1"),
-        roles=Role.HYPERPARAMETER | Role.RUN_CONTROL | Role.RUN_ONLY,
+        roles=Role.HYPERPARAMETER | Role.RUN_CONTROL,
+        help="The budget in env steps (whole rollouts); default: env.default_steps.",
     )
-    # The machine: a resume may move to another (whose rounding differs), a preset has none.
+    # A resume may move to another machine (whose rounding differs), a preset has none.
     device: str = key(
-        "auto", Check(_is_device, "choose one of auto, cpu, cuda, cuda:N"), roles=RUN_SETTING
+        "auto",
+        Check(_is_device, "choose one of auto, cpu, cuda, cuda:N"),
+        roles=RUN_SETTING,
+        help="auto: CUDA when there is one, else the CPU.",
     )
-    # The network's forward passes under autocast (bf16: CPUs with bf16 support or CUDA;
-    # fp16: CUDA, with loss scaling); parameters, optimizer and loss stay fp32. It changes
-    # the numbers, so a resume must name it, and a preset keeps it as part of the recipe.
-    precision: str = key("fp32", one_of("fp32", "bf16", "fp16"), roles=Role.EXECUTION)
-    # Small networks run fastest on one thread; 0 leaves torch's own choice.
-    torch_threads: int = key(1, at_least(0), roles=RUN_SETTING)
-    # Stop as soon as the mean return of the last 20 finished episodes reaches
-    # env.target_return instead of training for total_steps.
-    stop_on_target: bool = key(False, roles=RUN_SETTING)
-    log_every_updates: int = key(1, at_least(1), roles=RECORDS)
+    # It changes the numbers, so a resume must name it, and a preset keeps it.
+    precision: str = key(
+        "fp32",
+        one_of("fp32", "bf16", "fp16"),
+        roles=Role.EXECUTION,
+        help="The network's forward passes under autocast (bf16: CUDA or a CPU with bf16; "
+        "fp16: CUDA, with loss scaling); parameters, optimizer and loss stay fp32.",
+    )
+    torch_threads: int = key(
+        1,
+        upto(0, 1024),
+        roles=RUN_SETTING,
+        help="Threads for torch: small networks run fastest on one; 0 leaves torch's choice.",
+    )
+    stop_on_target: bool = key(
+        False,
+        roles=RUN_SETTING,
+        help="Stop once the 20-episode mean reaches env.target_return.",
+    )
+    log_every_updates: int = key(
+        1, at_least(1), roles=RECORDS, help="Write the update's stats to TensorBoard this often."
+    )
 
 
 def _check_fields(node: Any, schema: type, prefix: str = "") -> None:
@@ -228,7 +148,9 @@ def _check_fields(node: Any, schema: type, prefix: str = "") -> None:
         sub = spec.default_factory
         if callable(sub) and is_dataclass(sub):
             _check_fields(value, sub, f"{prefix}{name}.")
-        elif spec.metadata.get("check") is not None:
+            continue
+        check_number(f"{prefix}{name}", value)
+        if spec.metadata.get("check") is not None:
             spec.metadata["check"](f"{prefix}{name}", value)
 
 

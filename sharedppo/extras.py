@@ -8,10 +8,13 @@ what the feature imports, so a half-installed extra is caught too.
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import logging
+import math
 import os
 from dataclasses import dataclass
+from typing import NoReturn
 
 import gymnasium as gym
 
@@ -110,3 +113,19 @@ def prepare_video(what: str = "eval.video=true") -> None:
     """Call before building a video env: the extra is installed, rendering is headless."""
     require("video", what)
     headless_rendering()
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """The secondary commands' argument parser: a mistake is one line and exit 2, like every
+    other refusal of sharedppo's (argparse's own error prints the usage above it)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def finite(text: str) -> float:
+    """An argparse type: a float that is a number (inf and nan are typos, not thresholds)."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(text)
+    return value

@@ -2,8 +2,9 @@
 
     JOB/
       .hydra/overrides.yaml   the overrides the job was started with (resume=, report, HParams)
-      .hydra/config.yaml      its composed config
-      summary.json            how it ended (strict JSON)
+      .hydra/config.yaml      its composed config (and .hydra/hydra.yaml, Hydra's own)
+      .lock                   flock()ed by the one process that trains in the folder
+      summary.json            how it ended (strict JSON, replaced atomically)
       checkpoints/last.pt     the resumable checkpoint; best.pt, step_NNNNNNNNNNNN.pt beside it
       checkpoints/last_good.pt  the weights from before a non-finite update
       events.out.tfevents.*   TensorBoard's event files: the job folder is one run
@@ -11,10 +12,16 @@
       videos/                 evaluation videos
       sharedppo.log           Hydra's log of the job (named after hydra.job.name; not read)
 
-A Hydra job writes ``.hydra/`` itself (Hydra's default ``hydra.output_subdir``); a tuning trial
-and the Python API write the same two files there, so resume=, sharedppo-report and the
-HParams dashboard read a job alike whoever started it. A job started with another
-``hydra.output_subdir`` is not recognised as a job folder, as before.
+    SWEEP/
+      multirun.yaml           Hydra's record of the sweep's command
+      JOB/ ...                one folder per job, as above
+      .stop_requests          while a sweep stops: one signal name a line (cli/stop.py)
+
+The job writes ``.hydra/`` itself once it owns the folder (``hydra.output_subdir: null``, so
+Hydra does not write it first); tuning trials and the API write the same files. Files are
+written whole or not at all (``write_atomic``); a checkpoint is sealed with a SHA-256 of its
+bytes and metadata, so a damaged file is told from a good one, and a finished job's summary
+is read back from its last.pt without torch.
 """
 
 from __future__ import annotations
@@ -22,15 +29,25 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
+import socket
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from .config import ConfigError
+from .durable import Busy, Corrupt, lock, unlock, unsealed, write_atomic
+
 HYDRA = ".hydra"
 OVERRIDES = f"{HYDRA}/overrides.yaml"
 CONFIG = f"{HYDRA}/config.yaml"
+HYDRA_CONFIG = f"{HYDRA}/hydra.yaml"
+LOCK = ".lock"
 SUMMARY = "summary.json"
 CHECKPOINTS = "checkpoints"
 LAST = "last.pt"
@@ -42,6 +59,19 @@ SNAPSHOTS = "step_*.pt"
 EVENTS = "events.out.tfevents.*"
 HISTORY = "resume_history.jsonl"
 VIDEOS = "videos"
+SWEEP_STOP = ".stop_requests"
+TEMPORARY = ".*.tmp"  # write_atomic's files before their rename
+
+
+class JobFolderError(ConfigError):
+    """The folder is not this process's to write: another process trains in it, it holds
+    another job, or it cannot be written. Nothing has been written into it."""
+
+
+# Folders this process owns: resolved path -> [lock file descriptor, nesting depth]. A forked
+# child owns none (durable closes its copies of the lock files).
+_OWNED: dict[Path, list[int]] = {}
+os.register_at_fork(after_in_child=_OWNED.clear)
 
 
 @dataclass(frozen=True)
@@ -66,12 +96,15 @@ class JobDir:
         return [cls(p.parent) for p in sorted(Path(sweep).glob(f"*/{HYDRA}"))]
 
     @staticmethod
+    def sweep_stop_file(sweep: str | os.PathLike[str]) -> Path:
+        """A sweep's stop requests, for its jobs' watchers in other processes to read."""
+        return Path(sweep) / SWEEP_STOP
+
+    @staticmethod
     def checkpoint_file(path: str | os.PathLike[str]) -> Path:
         """A job folder's last checkpoint, or ``path`` itself when it is a file."""
-        path = Path(path)
-        return JobDir(path).last if path.is_dir() else path
+        return JobDir(path).last if Path(path).is_dir() else Path(path)
 
-    # Hydra's files.
     @property
     def hydra_dir(self) -> Path:
         return self.path / HYDRA
@@ -93,11 +126,86 @@ class JobDir:
         path = self.overrides_file
         return [str(o) for o in OmegaConf.load(path)] if path.is_file() else []
 
-    def write_job(self, config: DictConfig, overrides: list[str]) -> None:
-        """The two files Hydra writes for a job, for a job that Hydra does not start."""
-        self.hydra_dir.mkdir(parents=True, exist_ok=True)
-        self.overrides_file.write_text(OmegaConf.to_yaml(overrides))
-        self.config_file.write_text(OmegaConf.to_yaml(config))
+    def write_job(
+        self, config: DictConfig, overrides: list[str], hydra: DictConfig | None = None
+    ) -> None:
+        """The files Hydra would write for a job (``hydra``: Hydra's own config, when there is
+        one), written by the job's owner."""
+        write_atomic(self.overrides_file, OmegaConf.to_yaml(overrides).encode())
+        write_atomic(self.config_file, OmegaConf.to_yaml(config).encode())
+        if hydra is not None:
+            write_atomic(self.path / HYDRA_CONFIG, OmegaConf.to_yaml(hydra).encode())
+
+    # Ownership.
+    @contextmanager
+    def own(self) -> Iterator[None]:
+        """Hold the folder for this process (re-entrant within it) through an exclusive
+        flock() on its .lock file, which the OS releases when the process ends, kill -9
+        included. Another process is refused in one line naming the owner. Temporary files
+        left by a killed save are removed on the way in: no one else is writing."""
+        key = self.path.resolve()
+        if key in _OWNED:
+            _OWNED[key][1] += 1
+            try:
+                yield
+            finally:
+                _OWNED[key][1] -= 1
+            return
+        fd = self._lock()
+        _OWNED[key] = [fd, 1]
+        try:
+            for folder in (self.path, self.checkpoints):
+                for stale in folder.glob(TEMPORARY):
+                    stale.unlink(missing_ok=True)
+            yield
+        finally:
+            _OWNED.pop(key, None)
+            unlock(fd)
+
+    def _lock(self) -> int:
+        since = time.strftime("%Y-%m-%d %H:%M:%S")
+        note = f"process {os.getpid()} on {socket.gethostname()} (since {since})"
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            return lock(self.path / LOCK, note)
+        except Busy as holder:
+            raise JobFolderError(
+                f"{self.path} is in use by {holder}; a job folder has one writer at a time"
+            ) from None
+        except OSError as err:
+            raise JobFolderError(f"cannot write to {self.path}: {err.strerror}") from None
+
+    def started(self) -> bool:
+        """Whether a run has trained here (a summary, a checkpoint or TensorBoard events), so
+        a fresh run must not. Hydra's files alone do not count: the command, the API and a
+        tuning trial write them just before training."""
+        return self.summary_file.is_file() or self.last.is_file() or bool(self.events())
+
+    def resume_command(self) -> str:
+        return f"sharedppo resume={self.path}"
+
+    def check_fresh(self) -> None:
+        """Refuse, in one line, a fresh run into a folder where a job has trained: it would
+        start again from step 0 over the job's last.pt and mix two runs' curves. The message
+        gives the command that continues the job."""
+        if not self.started():
+            return
+        summary = self.repair_summary() or {}
+        status = summary.get("status", "no summary")
+        meta = self.last_meta() or {}
+        step = meta.get("step", summary.get("global_step"))
+        if not self.last.is_file():
+            raise JobFolderError(
+                f"{self.path} already holds a job ({status}) with no checkpoint to continue; "
+                "train into another folder or remove this one"
+            )
+        where = f" at env step {step:,}" if isinstance(step, int) else ""
+        if meta.get("final") or status == "completed":
+            more = 2 * step if isinstance(step, int) else "MORE"
+            go_on = f"train it on with: {self.resume_command()} total_steps={more}"
+        else:
+            go_on = f"continue it with: {self.resume_command()}"
+        raise JobFolderError(f"{self.path} already holds a job ({status}{where}); {go_on}")
 
     # The summary.
     @property
@@ -105,18 +213,45 @@ class JobDir:
         return self.path / SUMMARY
 
     def read_summary(self) -> dict[str, Any] | None:
-        """The job's summary; None before the job has written one."""
-        path = self.summary_file
-        return json.loads(path.read_text()) if path.is_file() else None
+        """The job's summary; None before the job has written one (or for one cut short by
+        a sharedppo that wrote it in place)."""
+        try:
+            return json.loads(self.summary_file.read_text())
+        except (OSError, ValueError):
+            return None
 
     def write_summary(self, summary: dict[str, Any]) -> None:
         """Strict JSON: a return that never existed (no episode, a NaN) is null, not the bare
-        NaN that JSON parsers other than Python's reject."""
+        NaN that JSON parsers other than Python's reject. Replaced atomically."""
         clean = {
             k: None if isinstance(v, float) and not math.isfinite(v) else v
             for k, v in summary.items()
         }
-        self.summary_file.write_text(json.dumps(clean, indent=2) + "\n")
+        write_atomic(self.summary_file, (json.dumps(clean, indent=2) + "\n").encode())
+
+    def last_meta(self) -> dict[str, Any] | None:
+        """What last.pt's seal records (its env step, whether the run had finished, and then
+        its summary); None for a missing, unsealed or damaged last.pt."""
+        try:
+            return unsealed(self.last.read_bytes())[1]
+        except (OSError, Corrupt):
+            return None
+
+    def repair_summary(self) -> dict[str, Any] | None:
+        """The job's summary, rebuilt from last.pt where the run finished (its final last.pt
+        is written) but the summary of that finish is not (a kill or a full disk between the
+        two writes), and written back when this process can own the folder."""
+        summary = self.read_summary()
+        meta = self.last_meta() if self.last.is_file() else None
+        if not meta or not meta.get("final"):
+            return summary
+        final = meta["summary"]
+        done = summary and summary.get("status") == "completed"
+        if done and summary.get("global_step") == final.get("global_step"):
+            return summary
+        with suppress(JobFolderError, OSError), self.own():  # busy or read-only: in memory
+            self.write_summary(final)
+        return final
 
     # Checkpoints.
     @property
@@ -142,7 +277,16 @@ class JobDir:
         """The periodic snapshots, oldest first."""
         return sorted(self.checkpoints.glob(SNAPSHOTS))
 
-    # The rest.
+    def clear_run(self) -> list[Path]:
+        """Remove what an earlier attempt that left nothing to resume wrote (summary, events,
+        checkpoints, history, videos; not Hydra's files), so that a fresh start is not drawn
+        over the old curve. Returns what was removed."""
+        gone = [p for p in (self.summary_file, self.history_file, *self.events()) if p.is_file()]
+        gone += [p for p in (self.checkpoints, self.videos) if p.is_dir()]
+        for path in gone:
+            (shutil.rmtree if path.is_dir() else Path.unlink)(path)
+        return gone
+
     def events(self) -> list[Path]:
         """TensorBoard's event files of the job, in name (so creation) order."""
         return sorted(self.path.glob(EVENTS))

@@ -9,6 +9,7 @@ gradient) treat it; ``config`` derives their lists from the schema.
 from __future__ import annotations
 
 import enum
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, is_dataclass
 from types import EllipsisType
@@ -46,6 +47,24 @@ def within(low: float, high: float, *, low_open: bool = False, high_open: bool =
     return Check(test, f"must be in {left}{low:g}, {high:g}{right}")
 
 
+def upto(low: float, high: float) -> Check:
+    """A count with a ceiling: a value past it hangs or exhausts the machine, not a choice."""
+    return Check(lambda v: low <= v <= high, f"must be in [{low:g}, {high:g}]")
+
+
+# The largest integer any key takes: torch and numpy hold counts in int64.
+INT_LIMIT = 2**63 - 1
+
+
+def check_number(key: str, value: Any) -> None:
+    """Every number in a config is finite and fits an int64: inf, nan and 1e400 are typos, and
+    a check like ``>= 0`` would pass inf (nan passes no comparison, but says nothing)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{key}={value!r} is not allowed: must be a finite number")
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > INT_LIMIT:
+        raise ConfigError(f"{key}={value!r} is not allowed: must be at most {INT_LIMIT} in size")
+
+
 def one_of(*choices: str) -> Check:
     return Check(lambda v: v in choices, "choose one of " + ", ".join(choices))
 
@@ -66,7 +85,8 @@ class Role(enum.Flag):
     # only when the user set it.
     EXECUTION = enum.auto()
     # The job's own housekeeping (checkpoints, evaluation, logging, resuming, the search
-    # space): never a hyperparameter on the dashboard.
+    # space, the env's default budget that total_steps stands for): never a hyperparameter
+    # on the dashboard.
     BOOKKEEPING = enum.auto()
     # What a checkpoint holds is shaped by it (the parameters and Adam's moments, the rollout
     # memory, the env copies): a resume refuses a change, even one named in resume_allow.
@@ -78,6 +98,9 @@ class Role(enum.Flag):
     RUN_ONLY = enum.auto()
 
 
+# OmegaConf's MISSING (a value the user must give), spelt out: the schema imports no
+# third-party package, so nn/ and algo/, which read the schema, do not load omegaconf.
+MISSING = "???"
 # A key has exactly one of these (tests/test_roles.py holds the schema to it).
 KINDS = Role.HYPERPARAMETER | Role.EXECUTION | Role.BOOKKEEPING
 # Housekeeping does not change what is learnt: a resume may change it, a preset drops it.
@@ -91,12 +114,18 @@ Fused = tuple[Any, ...] | EllipsisType | None
 
 
 def key(
-    default: Any, check: Check | None = None, *, roles: Role | None = None, fused: Fused = None
+    default: Any,
+    check: Check | None = None,
+    *,
+    roles: Role | None = None,
+    fused: Fused = None,
+    help: str = "",
 ) -> Any:
     """A schema field: its default, the check its value must pass, its roles (None: its
-    group's) and, for a network key, the values the fused gradient supports (None: it falls
-    back to autograd for any value, the safe default for a new key)."""
-    meta = {"check": check, "roles": roles, "fused": fused}
+    group's), for a network key the values the fused gradient supports (None: it falls
+    back to autograd for any value, the safe default for a new key), and what it does
+    (``help``: one or two sentences, shown by ``sharedppo --help`` and the docs)."""
+    meta = {"check": check, "roles": roles, "fused": fused, "help": help}
     if isinstance(default, (list, dict)):  # a mutable default: each config gets its own copy
         return field(default_factory=default.copy, metadata=meta)
     return field(default=default, metadata=meta)

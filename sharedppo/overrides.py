@@ -1,8 +1,11 @@
 """Job folder names that say what varied, so TensorBoard's run list tells runs apart.
 
-A sweep job is named from the overrides that differ across the sweep's jobs, in the form of
-Hydra's ``override_dirname`` (``ppo.clip_ratio=0.1,seed=1``), made filesystem-safe, bounded
-in length and unique. A single run's folder carries all of its overrides after the time.
+A sweep job is named from the overrides that differ across the sweep's jobs
+(``clip_ratio=0.1,shared=false,seed=1``), made filesystem-safe, bounded in length and unique.
+A single run's folder carries all of its overrides after the time. TensorBoard's run list
+cuts long names at the end, so a name is short and what tells runs apart comes first: the
+keys in the order they were given, the seed last, each key by its last part
+(``clip_ratio`` for ``ppo.clip_ratio``) unless another key in the name ends the same way.
 """
 
 from __future__ import annotations
@@ -71,12 +74,26 @@ def varied_keys(jobs: Sequence[Sequence[str]]) -> list[str]:
     ]
 
 
+def _short(overrides: list[str]) -> list[str]:
+    """Each ``key=value`` with its key's last part, where no other key here ends the same."""
+    parts = [o.lstrip("+~").partition("=") for o in overrides]
+    leaves = [key.rsplit(".", 1)[-1] for key, _, _ in parts]
+    out = []
+    for override, (key, eq, value), leaf in zip(overrides, parts, leaves, strict=True):
+        sign = override[: len(override) - len(override.lstrip("+~"))]
+        short = leaf if eq and "@" not in key and leaves.count(leaf) == 1 else key
+        out.append(f"{sign}{short}{eq}{value}")
+    return out
+
+
 def safe_name(overrides: Sequence[str]) -> str:
-    """Sorted ``key=value`` joined by commas, unsafe characters replaced, length bounded."""
+    """``key=value`` in the order given (the seed last, keys shortened: see the module's
+    docstring) joined by commas, unsafe characters replaced, length bounded."""
     # "++" is how env.kwargs.NAME=V reaches Hydra (compose.open_mapping_overrides), not
     # what the user typed.
-    shown = (o.removeprefix("++") for o in overrides if not o.startswith(_EXCLUDED))
-    raw = ",".join(sorted(shown))
+    shown = [o.removeprefix("++") for o in overrides if not o.startswith(_EXCLUDED)]
+    shown.sort(key=lambda o: key_of(o) == "seed")  # stable: the rest keep their order
+    raw = ",".join(_short(shown))
     name = _UNSAFE.sub("_", raw)
     if len(name) > MAX_NAME:
         digest = hashlib.sha1(raw.encode()).hexdigest()[:10]

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 
+from sharedppo.jobdir import JobFolderError
 from sharedppo.run.checkpoint import CheckpointError, load, save_atomic
 from sharedppo.run.evaluate import evaluate, load_policy
 from sharedppo.run.session import Interrupted, TrainingError, train
@@ -194,7 +195,8 @@ def test_nan_before_any_checkpoint_says_so(cfg_factory, tmp_path):
 def test_unwritable_output_folder_fails_before_training(cfg_factory, tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
-    with pytest.raises(CheckpointError, match="cannot write checkpoints"):
+    # The folder cannot even be owned (its lock file made): one line, before anything runs.
+    with pytest.raises(JobFolderError, match="cannot write to .*job: Not a directory"):
         train(cfg_factory("total_steps=256"), blocker / "job")
 
 

@@ -34,9 +34,21 @@ def scalar_tags(run_dir: Path) -> set[str]:
 def test_tiny_run_writes_tags_hparams_and_checkpoint(tmp_path):
     out = tmp_path / "run"
     proc = run_cli(
-        "total_steps=1024", "network.width=32", "seed=3", f"hydra.run.dir={out}", cwd=tmp_path
+        "total_steps=1024",
+        "network.width=32",
+        "seed=3",
+        "eval.every_steps=512",
+        "eval.episodes=2",
+        f"hydra.run.dir={out}",
+        cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stderr
+    # The closing lines say how it went, evaluation included, where it went, how to look.
+    done, where = proc.stdout.strip().splitlines()[-2:]
+    assert "done: 1,024 steps" in done and "evaluation " in done and "(2 episodes" in done
+    assert "results in run (" in where and "tensorboard --logdir run" in where
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["eval"]["step"] == 1024 and summary["eval"]["episodes"] == 2
     assert scalar_tags(out) >= TAGS
     assert list(out.glob("events.out.tfevents.*")), "events must sit in the job folder itself"
     assert not [p for p in out.iterdir() if p.is_dir() and p.name[:1].isdigit()]
@@ -59,11 +71,15 @@ def test_multirun_makes_one_tensorboard_run_per_job(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr
     jobs = sorted(p for p in sweep.iterdir() if p.is_dir())
+    # The sweep's end names its folder and the commands that read it.
+    # (relative to the working folder, as a user would type it)
+    assert "sweep: 4 jobs in sweep; compare them: sharedppo-report sweep" in proc.stderr
+    assert "tensorboard --logdir sweep" in proc.stderr
     assert [j.name for j in jobs] == [
-        "ppo.clip_ratio=0.1,seed=0",
-        "ppo.clip_ratio=0.1,seed=1",
-        "ppo.clip_ratio=0.2,seed=0",
-        "ppo.clip_ratio=0.2,seed=1",
+        "clip_ratio=0.1,seed=0",
+        "clip_ratio=0.1,seed=1",
+        "clip_ratio=0.2,seed=0",
+        "clip_ratio=0.2,seed=1",
     ]
     for job in jobs:
         assert "charts/SPS" in scalar_tags(job)
@@ -76,6 +92,31 @@ def test_cfg_and_help_show_config_and_groups(tmp_path):
     assert proc.returncode == 0
     for group in ("env:", "network:", "ppo:", "experiment:"):
         assert group in proc.stdout
+    # Every key with its default and what it does, and the other commands.
+    assert "ppo.clip_ratio=0.2  [in (0, 1)]" in proc.stdout
+    assert "The surrogate's clip range" in proc.stdout
+    for command in ("sharedppo-report", "sharedppo-tune", "sharedppo-eval", "sharedppo-export"):
+        assert command in proc.stdout
+
+
+def test_version_is_sharedppos(capsys, monkeypatch):
+    import sys
+
+    from sharedppo.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["sharedppo", "--version"])
+    main()
+    assert capsys.readouterr().out.strip() == "sharedppo 0.1.0"
+
+
+def test_a_sweep_without_multirun_keeps_hydras_advice():
+    from sharedppo.compose import compose_checked
+    from sharedppo.config import ConfigError
+
+    with pytest.raises(ConfigError) as err:
+        compose_checked(["seed=0,1"])
+    message = str(err.value)
+    assert "\n" not in message and "To sweep over it, add --multirun" in message
 
 
 @pytest.mark.parametrize(
@@ -119,7 +160,32 @@ def test_records_are_strict_json_and_a_refused_job_says_so(tmp_path):
     assert "NaN" not in text and json.loads(text)["mean_return"] is None
     # Refused while the env was being built: the folder Hydra made says why, not nothing.
     refused = tmp_path / "refused"
-    proc = run_cli("env.kwargs.bogus=1", "total_steps=64", f"hydra.run.dir={refused}", cwd=tmp_path)
+    # (a keyword the env refuses is caught by the pre-check now, before any folder exists)
+    args = ("network.type=nature_cnn", "total_steps=64", f"hydra.run.dir={refused}")
+    proc = run_cli(*args, cwd=tmp_path)
     assert proc.returncode == 2
     summary = json.loads((refused / "summary.json").read_text())
-    assert summary["status"] == "refused" and "bogus" in summary["error"]
+    assert summary["status"] == "refused" and "nature_cnn" in summary["error"]
+
+
+def test_a_sweep_jobs_log_lines_carry_its_label(monkeypatch):
+    import logging
+
+    from sharedppo.cli import app
+    from sharedppo.tb.logger import Logger
+
+    records: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(self.format(record))
+
+    handlers = [Keep(), Keep()]  # Hydra's console and file handlers: labelled once
+    monkeypatch.setattr(logging.getLogger(), "handlers", handlers)
+    monkeypatch.setattr(Logger, "live", True)
+    app.label_jobs("job 3")
+    app.label_jobs("job 3")  # the basic launcher runs jobs in one process: one filter each
+    logging.getLogger("sharedppo").warning("step %d", 5)
+    assert records == ["[job 3] step 5", "[job 3] step 5"]
+    assert Logger.live is False  # parallel jobs' live lines would overwrite each other
+    app._LABEL.label = ""

@@ -43,9 +43,12 @@ def test_own_env_from_the_command_line_with_eval_resume_and_report(project):
     evaluated = run_cli_tool("sharedppo.cli.eval", str(job), "--episodes", "2", cwd=project)
     assert evaluated.returncode == 0, evaluated.stderr
     assert "custom_env_module:Reach-v0 deterministic, 2 episodes" in evaluated.stdout
+    # Which checkpoint it scored, at which step.
+    assert evaluated.stdout.startswith(f"{job / 'checkpoints' / 'last.pt'} (step 2,048)")
 
     resumed = run_cli(f"resume={job}", "total_steps=4096", cwd=project)
     assert resumed.returncode == 0, resumed.stderr
+    assert f"resumed {job} from step 2,048" in resumed.stdout
     assert json.loads((job / "summary.json").read_text())["global_step"] == 4096
 
     reported = run_cli_tool("sharedppo.report", str(project), cwd=project)
@@ -114,7 +117,7 @@ def test_python_api_takes_an_env_class_made_in_process(tmp_path):
     [
         ("env.id=no_such_module:Reach-v0", "module 'no_such_module' could not be imported"),
         ("env.id=custom_env_module:Nope-v0", "registers no env 'Nope-v0'"),
-        ("env.kwargs.bogus=1", "were refused by env.id"),
+        ("env.kwargs.bogus=1", "refused by env.id"),
     ],
 )
 def test_own_env_mistakes_are_one_line(project, override, message):
@@ -157,3 +160,33 @@ def test_bad_wrappers_are_one_line(project, entry, message):
     assert proc.returncode == 2, proc.stderr
     line = proc.stderr.strip()
     assert message in line and "\n" not in line and "Traceback" not in line
+
+
+class Picky(gym.Env):
+    """An env whose constructor checks its keyword's value, as a user's env may."""
+
+    observation_space = gym.spaces.Box(-1, 1, (1,))
+    action_space = gym.spaces.Discrete(2)
+
+    def __init__(self, step_size: float = 0.1) -> None:
+        self.step_size = float(step_size)
+
+
+def test_a_value_the_env_refuses_blames_the_kwargs_not_the_vectorisation(cfg_factory):
+    from omegaconf import OmegaConf
+
+    from sharedppo.config import Config
+    from sharedppo.envs.build import make_envs
+
+    gym.register("PickyTest-v0", entry_point=Picky)
+    try:
+        cfg = OmegaConf.to_object(cfg_factory("env.id=PickyTest-v0", "++env.kwargs.step_size=abc"))
+        assert isinstance(cfg, Config)
+        with pytest.raises(ValueError) as err:  # the env's own error, its traceback kept
+            make_envs(cfg.env, seed=0)
+    finally:
+        gym.registry.pop("PickyTest-v0")
+    note = " ".join(getattr(err.value, "__notes__", []))
+    assert "env.id='PickyTest-v0' raised this while constructing the env" in note
+    assert "with env.kwargs={'step_size': 'abc'}" in note
+    assert "vectorization_mode" not in note + str(err.value)

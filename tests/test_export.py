@@ -42,6 +42,8 @@ def test_onnx_matches_torch_on_raw_observations(cfg_factory, tmp_path, case):
     train(cfg_factory(*overrides, "ppo.num_steps=32"), tmp_path / "job")
     out = tmp_path / "policy.onnx"
     main([str(tmp_path / "job"), "--out", str(out)])
+    # One self-contained file: no weights in a .data file beside it.
+    assert [p.name for p in tmp_path.iterdir() if p.is_file()] == ["policy.onnx"]
 
     net, _, _, obs_norm = load_policy(tmp_path / "job", torch.device("cpu"))
     torch.manual_seed(0)
@@ -73,3 +75,17 @@ def test_export_without_onnx_names_the_extra(tmp_path, monkeypatch, capsys):
     assert exit_.value.code == 2
     err = capsys.readouterr().err.strip()
     assert 'pip install "sharedppo[export]"' in err and "\n" not in err
+
+
+def test_a_policy_trained_on_an_env_class_exports_through_the_api(tmp_path):
+    import sharedppo
+    from tests.custom_env_module import Reach
+
+    sharedppo.train(["total_steps=256", "checkpoint.every_steps=null"], tmp_path / "job", Reach)
+    policy = sharedppo.load(tmp_path / "job", env=Reach)
+    assert repr(policy).startswith("Policy(sharedppo_api/Reach-v0, mlp shared trunk")
+    out = policy.export(tmp_path / "reach.onnx")
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_file()) == ["reach.onnx"]
+    obs = np.array([[0.5], [-0.5]], dtype=np.float32)
+    logits, _ = ort.InferenceSession(str(out)).run(None, {"obs": obs})
+    np.testing.assert_array_equal(logits.argmax(-1), policy.predict(obs))

@@ -19,6 +19,7 @@ from sharedppo.cli.eval import main as eval_main
 from sharedppo.cli.export import main as export_main
 from sharedppo.config import ConfigError
 from sharedppo.envs.stored import check_stored_wrappers
+from sharedppo.run.checkpoint import read, save_atomic
 
 KEEP = "sharedppo.wrappers.KeepObservation"
 TINY = [
@@ -76,16 +77,19 @@ def payloads(tmp: Path) -> dict[str, list]:
         "copyfile": [{"_target_": KEEP, "indices": copied}],
         "open_target": [{"_target_": "builtins.open", "_args_": [victim, "w"]}],
         "interpolation": [{"_target_": KEEP, "indices": decoded}],
+        # resolved before the wrapper check, this read the environment into an argument
+        "env_read": [{"_target_": KEEP, "indices": "${oc.env:SHAREDPPO_TEST_SECRET}"}],
     }
 
 
 def craft(job: Path, tmp: Path, wrappers: list | dict) -> Path:
     """A copy of the job's last.pt whose config carries ``wrappers``; it loads safely."""
-    state = torch.load(job / "checkpoints" / "last.pt", weights_only=True)
+    state = read(job / "checkpoints" / "last.pt")
     state["config"]["env"]["wrappers"] = wrappers
     path = tmp / "crafted.pt"
-    torch.save(state, path)
-    torch.load(path, weights_only=True)  # what the attack relies on: a "safe" file
+    # Sealed as sharedppo seals its own: a checksum says nothing of who wrote the file.
+    save_atomic(state, path)
+    read(path)  # what the attack relies on: a "safe" file (weights_only, a valid checksum)
     return path
 
 
@@ -93,8 +97,12 @@ def untouched(tmp: Path) -> bool:
     return not (tmp / "marker").exists() and (tmp / "victim.txt").read_text() == "precious\n"
 
 
-@pytest.mark.parametrize("attack", ["pickle", "open", "copyfile", "open_target", "interpolation"])
-def test_a_crafted_checkpoint_runs_no_code(job, tmp_path, capsys, attack):
+ATTACKS = ["pickle", "open", "copyfile", "open_target", "interpolation", "env_read"]
+
+
+@pytest.mark.parametrize("attack", ATTACKS)
+def test_a_crafted_checkpoint_runs_no_code(job, tmp_path, capsys, monkeypatch, attack):
+    monkeypatch.setenv("SHAREDPPO_TEST_SECRET", "[0]")
     (tmp_path / "victim.txt").write_text("precious\n")
     (tmp_path / "source.txt").write_text("attacker's\n")
     crafted = craft(job, tmp_path, payloads(tmp_path)[attack])
@@ -105,7 +113,7 @@ def test_a_crafted_checkpoint_runs_no_code(job, tmp_path, capsys, attack):
         err = capsys.readouterr().err.strip()
         assert untouched(tmp_path), err
         assert stop.value.code == 2 and "\n" not in err and "Traceback" not in err, err
-        assert "env.wrappers[0]" in err and "is not allowed: a stored config's wrapper" in err, err
+        assert "env.wrappers[0]" in err and "is not allowed: a stored config's" in err, err
     with pytest.raises(ConfigError, match=r"env\.wrappers\[0\].* is not allowed"):
         sharedppo.load(crafted)
     assert untouched(tmp_path)

@@ -98,13 +98,14 @@ def test_tuning_prunes_continues_and_writes_a_preset(tmp_path):
     assert text.startswith("# @package _global_")
     # Only the experiment: the trial's short budget, seed and bookkeeping stay out of it.
     body = [line for line in text.splitlines() if not line.startswith("#")]
-    for run_only in ("total_steps", "seed", "checkpoint", "device"):
+    for run_only in ("seed", "checkpoint", "device"):
         assert not any(line.lstrip().startswith(run_only) for line in body), text
     cfg = compose_checked([f"hydra.searchpath=[file://{out}]", "experiment=tiny_best"])
     assert cfg.ppo.lr == pytest.approx(study.best_params["ppo.lr"])
     assert cfg.ppo.update_epochs == study.best_params["ppo.update_epochs"]
     default = compose_checked([])
-    assert (cfg.total_steps, cfg.seed) == (default.total_steps, default.seed)
+    # The budget it was tuned at (its schedules anneal over it), not the env's default.
+    assert (cfg.total_steps, cfg.seed) == (1024, default.seed)
     assert cfg.checkpoint.every_steps == default.checkpoint.every_steps
 
 
@@ -130,10 +131,27 @@ def test_best_preset_keeps_groups_and_values_and_leaves_out_run_only_keys(tmp_pa
     assert (cfg.env.id, cfg.ppo.lr, cfg.network.activation) == ("Acrobot-v1", 0.0012, "relu")
     for key in ("seed", "device", "torch_threads"):
         assert cfg[key] == default[key], key
-    # The trial's short budget is left out: the preset's env brings its own (env.default_steps).
-    assert cfg.total_steps == compose_checked(["env=acrobot"]).total_steps != 512
+    # The trial's budget stays: the learning rate annealed over it (issue 22).
+    assert cfg.total_steps == 512
     assert cfg.checkpoint == default.checkpoint and cfg.eval == default.eval
-    assert "# left out, as they only describe the trial's run: total_steps=512 seed=3" in text
+    assert "# left out, as they only describe the trial's run: seed=3" in text
+
+
+def test_ties_on_the_value_go_to_the_trial_that_learnt_sooner():
+    from optuna.distributions import FloatDistribution
+    from optuna.trial import create_trial
+
+    from sharedppo.tune.preset import best_trial
+
+    study = optuna.create_study(direction="maximize")
+    lr = {"ppo.lr": FloatDistribution(1e-4, 1e-2)}
+    for value, auc in ((500.0, 210.0), (500.0, 340.0), (480.0, 400.0), (500.0, 300.0)):
+        study.add_trial(
+            create_trial(
+                value=value, params={"ppo.lr": 1e-3}, distributions=lr, user_attrs={"auc": auc}
+            )
+        )
+    assert best_trial(study).number == 1
 
 
 def test_continuing_a_study_tries_only_new_parameter_sets(tmp_path, caplog):

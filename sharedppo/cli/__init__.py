@@ -1,11 +1,11 @@
 """The ``sharedppo`` command (a Hydra app, checked before Hydra gets it) and the job-level
-commands ``sharedppo-eval`` and ``sharedppo-export``. ``FailedJobs`` is the sweep callback
+commands ``sharedppo-eval`` and ``sharedppo-export``. ``SweepFolder`` is the sweep callback
 ``conf/config.yaml`` names.
 
 May import everything below the front ends: ``config``, ``extras``, ``overrides``,
 ``compose``, ``jobdir``, ``wrappers``, ``envs``, ``nn``, ``algo``, ``tb`` and ``run``.
 """
 
-from .app import FailedJobs, main
+from .app import FailedJobs, SweepFolder, main
 
-__all__ = ["FailedJobs", "main"]
+__all__ = ["FailedJobs", "SweepFolder", "main"]

@@ -1,16 +1,19 @@
-"""The ``sharedppo`` command: Hydra app, one-line errors, ``resume=JOB``."""
+"""The ``sharedppo`` command: Hydra app, one-line errors, ``resume=JOB``, sweeps that
+continue (``sweep``)."""
 
 from __future__ import annotations
 
 import logging
 import sys
+from contextlib import ExitStack, suppress
 from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from ..compose import (
     CONFIG_MODULE,
@@ -21,12 +24,18 @@ from ..compose import (
     register_configs,
 )
 from ..config import ConfigError
-from ..jobdir import OVERRIDES, SUMMARY, JobDir
+from ..extras import first_line
+from ..jobdir import OVERRIDES, JobDir, JobFolderError
 from ..overrides import key_of, quoted, register_resolvers
 from ..run.checkpoint import CheckpointError
 from ..run.session import TrainingError, TrainResult, train
 from ..run.signals import Interrupted
-from .precheck import check_command, check_stored_overrides
+from ..tb.logger import Logger
+from .contain import record_stamp
+from .precheck import check_command, check_stored_overrides, is_sweep, run_dir
+from .reference import package_version, terminal
+from .stop import sweep_started, watch_command
+from .sweep import REFUSED, continue_command, run_job, say, shown, sweep_end, where_line
 
 log = logging.getLogger("sharedppo")
 register_configs()
@@ -37,10 +46,31 @@ register_resolvers()
 def _app(cfg: DictConfig) -> float:
     hydra_cfg = HydraConfig.get()
     out_dir = Path(hydra_cfg.runtime.output_dir)
+    if hydra_cfg.mode == RunMode.MULTIRUN:
+        label_jobs(f"job {hydra_cfg.job.num}")
+        log.info("%s", shown(out_dir))
+        label = f"job {hydra_cfg.job.num} ({out_dir.name})"
+        sweep = Path(hydra_cfg.runtime.cwd) / hydra_cfg.sweep.dir  # hydra.job.chdir may move
+        return run_job(cfg, out_dir, label, sweep, _train_sweep_job)
     job = JobDir(out_dir)
     log.info(recipe_line(list(hydra_cfg.overrides.task), cfg.total_steps))
     try:
-        result = train(cfg, out_dir)
+        with job.own():
+            if cfg.resume is None:
+                job.check_fresh()
+            # Hydra's files, now that the folder is this job's (hydra.output_subdir is null).
+            job.write_job(cfg, list(hydra_cfg.overrides.task), HydraConfig.instance().cfg)
+            result = train(cfg, out_dir)
+    except JobFolderError as err:  # another process's folder, or one that cannot be written
+        print(f"sharedppo: error: {err}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:  # a second Ctrl-C: stopped at once, without a new checkpoint
+        resume = (job.read_summary() or {}).get("resume")
+        then = (
+            f"continue from its last checkpoint with: {resume}" if resume else "nothing to resume"
+        )
+        say(f"sharedppo: stopped at once (a second Ctrl-C); {then}")
+        sys.exit(130)
     except Interrupted as stop:
         say(
             f"sharedppo: {stop} at update {stop.step}; checkpoint saved. Resume with: "
@@ -48,34 +78,79 @@ def _app(cfg: DictConfig) -> float:
         )
         sys.exit(128 + stop.signum)
     except Exception as err:
-        if hydra_cfg.mode == RunMode.MULTIRUN:
-            # One failed job (a bad value, a NaN, a bug) must not end the sweep: record it
-            # where the sweep report looks, and let the launcher go on with the others.
-            log.exception("job %s failed", hydra_cfg.job.num)
-            print(f"sharedppo: job {hydra_cfg.job.num} failed: {err}", file=sys.stderr)
-            if not job.summary_file.is_file():  # train() writes one once it started
-                job.write_summary({"status": "failed", "error": f"{type(err).__name__}: {err}"})
-            return float("nan")
+        if isinstance(err, OSError):  # a full disk, a read-only folder: the user's to fix
+            say(f"sharedppo: error: cannot write {err.filename or out_dir}: {err.strerror}")
+            sys.exit(2)
         if isinstance(err, (ConfigError, CheckpointError, TrainingError)):
             # Refused before training began: the new folder says so (a resumed job's folder
             # keeps its own record).
             if cfg.resume is None and not job.summary_file.is_file():
-                job.write_summary({"status": "refused", "error": str(err)})
+                with suppress(OSError):
+                    job.write_summary({"status": "refused", "error": str(err)})
             say(f"sharedppo: error: {err}")
             sys.exit(1 if isinstance(err, TrainingError) else 2)
         raise
     log.info(closing_line(result))
+    if hydra_cfg.mode != RunMode.MULTIRUN:  # a sweep names its folder once, at its end
+        log.info(where_line(out_dir))
     return result.mean_return
 
 
-def say(message: str) -> None:
-    """To the terminal (stderr) and into the job's log file, which Hydra's console handler
-    does not reach for stderr lines."""
-    print(message, file=sys.stderr)
-    record = logging.LogRecord("sharedppo", logging.WARNING, __file__, 0, message, None, None)
+class JobLabel(logging.Filter):
+    """``[job N] `` before each line of a sweep job's log: under a parallel launcher the jobs'
+    lines interleave on one terminal."""
+
+    label = ""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.label and not getattr(record, "job_label", None):
+            record.msg = f"[{self.label}] {record.msg}"
+            record.job_label = self.label  # once, whichever handler sees it first
+        return True
+
+
+_LABEL = JobLabel()
+
+
+def label_jobs(label: str) -> None:
+    """Label this job's log lines, on the handlers Hydra set up for it, and log progress as
+    plain lines (a live terminal line would be overwritten by the other jobs')."""
+    _LABEL.label = label
     for handler in logging.getLogger().handlers:
-        if isinstance(handler, logging.FileHandler):
-            handler.handle(record)
+        if _LABEL not in handler.filters:
+            handler.addFilter(_LABEL)
+    Logger.live = False
+
+
+def _train_sweep_job(cfg: DictConfig, out_dir: Path) -> int:
+    """A sweep job's training, in its own child process (``sweep.run_job``); the exit code.
+
+    One failed job (a bad value, a NaN, a bug) must not end the sweep: it is recorded where
+    the sweep report looks, and the launcher goes on with the others.
+    """
+    job = JobDir(out_dir)
+    hydra_cfg = HydraConfig.get()
+    num = hydra_cfg.job.num
+    before = record_stamp(job)
+    try:
+        with job.own():
+            # Hydra's files, now that the folder is this job's (hydra.output_subdir is null).
+            job.write_job(cfg, list(hydra_cfg.overrides.task), HydraConfig.instance().cfg)
+            result = train(cfg, out_dir)
+    except JobFolderError as err:
+        print(f"sharedppo: job {num} not run: {err}", file=sys.stderr)
+        return 2
+    except Interrupted as stop:
+        say(f"sharedppo: job {num} stopped by {stop} at update {stop.step}; checkpoint saved")
+        return 128 + stop.signum
+    except Exception as err:
+        log.exception("job %s failed", num)
+        print(f"sharedppo: job {num} failed: {err}", file=sys.stderr)
+        if record_stamp(job) == before:  # train() records the failure once it has started
+            job.write_summary({"status": "failed", "error": f"{type(err).__name__}: {err}"})
+        return 1
+    log.info(closing_line(result))
+    return 0
 
 
 def closing_line(result: TrainResult) -> str:
@@ -91,25 +166,25 @@ def closing_line(result: TrainResult) -> str:
             if result.target_step is not None
             else f"; target {result.target_return:g} not reached"
         )
+    if result.eval is not None:
+        ev = result.eval
+        line += (
+            f"; evaluation {ev['mean_return']:.1f} ± {ev['std_return']:.1f} "
+            f"({ev['episodes']} episodes at step {ev['step']:,})"
+        )
     return line
 
 
-class FailedJobs(Callback):
-    """Counts a sweep's failed jobs once all have run, so the command can exit non-zero.
+class SweepFolder(Callback):
+    """Tells the sweep's command its folder once Hydra has resolved it (a timestamp by
+    default), so that it can pass stop requests to the jobs and name the folder to continue."""
 
-    Runs in the launching process after the launcher returns, whichever launcher ran the jobs
-    (they record failure in their own processes, in each job's summary.json).
-    """
+    def on_multirun_start(self, config: DictConfig, **kwargs: object) -> None:
+        sweep_started(config.hydra.sweep.dir)
 
-    found: list[Path] = []
-    total = 0
 
-    def on_multirun_end(self, config: DictConfig, **kwargs: object) -> None:
-        jobs = JobDir.in_sweep(config.hydra.sweep.dir)
-        FailedJobs.total = len(jobs)
-        FailedJobs.found = [
-            job.path for job in jobs if (job.read_summary() or {}).get("status") == "failed"
-        ]
+# The callback's name before sweeps could be continued: a user's own config may still name it.
+FailedJobs = SweepFolder
 
 
 def resume_args(args: list[str]) -> list[str]:
@@ -123,7 +198,7 @@ def resume_args(args: list[str]) -> list[str]:
     given = [a for a in args if a.startswith("resume=")]
     if not given:
         return args
-    job = Path(given[-1].split("=", 1)[1]).expanduser().resolve()
+    job = resume_path(given[-1].split("=", 1)[1])
     folder = JobDir(job)
     if not folder.overrides_file.is_file():
         raise ConfigError(f"resume={job} is not a sharedppo job folder (no {OVERRIDES})")
@@ -138,30 +213,80 @@ def resume_args(args: list[str]) -> list[str]:
     return [*original, *rest, f"resume={quoted(str(job))}", f"hydra.run.dir={quoted(str(job))}"]
 
 
+def resume_path(value: str) -> Path:
+    """The job folder ``resume=`` names: ``~`` expanded and ``${oc.env:HOME}``-style
+    interpolations resolved, as Hydra would resolve them in any other value."""
+    raw = value
+    if "${" in value:
+        try:
+            value = str(OmegaConf.create({"resume": value}).resume)
+        except OmegaConfBaseException as err:
+            raise ConfigError(f"resume={raw} is not allowed: {first_line(err)}") from None
+    try:
+        return Path(value.strip("'\"")).expanduser().resolve()
+    except RuntimeError:  # ~name of no user: pathlib cannot expand it
+        raise ConfigError(
+            f"resume={raw} is not allowed: {value.split('/')[0]} is no user's home folder"
+        ) from None
+
+
 def _sets_hydra(key: str) -> bool:
     """``hydra.x``, ``++hydra={...}``, ``hydra/launcher``, ``group@hydra.x``: Hydra's own."""
     return any(part.startswith("hydra") for part in key.split("@"))
 
 
+def own_single_run(args: list[str], owned: ExitStack) -> list[str]:
+    """A single run trains in this process: it owns the folder before Hydra writes anything
+    there (its log), and a fresh run into a job's folder is refused with the command that
+    continues it. The folder is named once and handed to Hydra as hydra.run.dir."""
+    job = run_dir(args)
+    if job is None:
+        return args
+    owned.enter_context(job.own())
+    if not any(a.startswith("resume=") for a in args):
+        job.check_fresh()
+    return [*args, f"hydra.run.dir={quoted(str(job.path))}"]
+
+
 def main() -> None:
     """Console entry point: ``sharedppo [overrides]``."""
-    args = sys.argv[1:]
+    given = sys.argv[1:]
+    if given in (["--version"], ["-V"]):
+        print(f"sharedppo {package_version()}")
+        return
+    if given in (["--help"], ["-h"]):  # Hydra's own: --hydra-help
+        print(terminal())
+        return
+    with ExitStack() as owned:
+        try:
+            args = resume_args(bare_env_id(given))
+            # A single run and every job of a sweep are composed, validated and checked for
+            # the packages they need (and a resume for what may change) before Hydra starts
+            # anything, so a mistake is one line and no job trains or rewrites a job folder.
+            # A job that fails while training still leaves the others to run (see sweep.py).
+            check_command(args)
+            args = own_single_run(args, owned)
+            sweep = is_sweep(args)
+        except (ConfigError, CheckpointError) as err:
+            print(f"sharedppo: error: {err}", file=sys.stderr)
+            sys.exit(2)
+        sys.argv = [sys.argv[0], *open_mapping_overrides(args)]
+        if not sweep:
+            _app()
+            return
+    # A sweep: its jobs' watchers stop their jobs when this process is asked to stop; it
+    # closes with what each job did, how to continue it and which jobs failed.
+    watch_command(lambda folder: continue_command(given, folder))
+    code = 0
     try:
-        args = resume_args(bare_env_id(args))
-        # A single run and every job of a sweep are composed, validated and checked for the
-        # packages they need (and a resume for what may change) before Hydra starts anything,
-        # so a mistake is one line and no job trains or rewrites a job folder. A job that
-        # fails while training still leaves the others to run (see _app).
-        check_command(args)
-    except (ConfigError, CheckpointError) as err:
-        print(f"sharedppo: error: {err}", file=sys.stderr)
-        sys.exit(2)
-    sys.argv = [sys.argv[0], *open_mapping_overrides(args)]
-    _app()
-    if FailedJobs.found:
+        _app()
+    except SystemExit as err:
+        code = err.code if isinstance(err.code, int) else 1
+    code = sweep_end(given) or code
+    if REFUSED:
         print(
-            f"sharedppo: {len(FailedJobs.found)} of {FailedJobs.total} jobs failed (see "
-            f"{SUMMARY} in {', '.join(str(job) for job in FailedJobs.found)})",
+            f"sharedppo: {len(REFUSED)} job(s) not run: {', '.join(REFUSED)} (see above)",
             file=sys.stderr,
         )
-        sys.exit(1)
+        code = code or 2
+    sys.exit(code)

@@ -1,32 +1,51 @@
 """The ``sharedppo`` command line, checked before Hydra gets it.
 
 A single run, and every job of a sweep, is composed and validated here, and the packages it
-needs are checked, so a mistake reads as one line and no job trains. Flags other than
-``-m``/``--multirun`` (``--help``, ``--cfg``, ...) go to Hydra unchecked.
+needs are checked, so a mistake reads as one line and no job trains. A ``resume=JOB``'s stored
+overrides are checked as data first (``check_stored_overrides``). The command line is read
+with Hydra's own argument parser, so every flag combination Hydra accepts (``-m -cd DIR``,
+``--cfg job``, ``-cn NAME``) is checked alike; only the flags that print and exit
+(``--help``, ``--info``, ...) go to Hydra unchecked.
 """
 
 from __future__ import annotations
 
+import argparse
 import re
 from pathlib import Path
+from typing import NoReturn
 
+import torch
+from hydra import compose
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra._internal.utils import get_args_parser
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException, OverrideParseException
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
-from ..compose import compose_checked, hydra_context, open_mapping_overrides
+from ..compose import (
+    DEFAULT,
+    Source,
+    compose_checked,
+    compose_with_hydra,
+    hydra_context,
+    open_mapping_overrides,
+)
 from ..config import ConfigError
 from ..envs.requirements import check_extras
 from ..envs.stored import check_stored_wrappers
 from ..extras import check_launcher, first_line
-from ..jobdir import JobDir
-from ..overrides import key_of
+from ..jobdir import HYDRA, JobDir
+from ..overrides import key_of, register_resolvers
+from ..run.budget import check_fits
 from ..run.checkpoint import read
 from ..run.resume import check_resume
+from ..run.session import resolve_device
 
-MULTIRUN_FLAGS = ("-m", "--multirun")
+# Flags after which Hydra prints something and exits without running a job.
+PRINT_ONLY = ("help", "hydra_help", "info", "shell_completion")
 _LAUNCHER = re.compile(r"^[+~]*hydra/launcher=(.*)$")
 
 
@@ -40,11 +59,13 @@ def config_overrides(args: list[str]) -> list[str]:
     ]
 
 
-def expand_sweep(overrides: list[str]) -> tuple[list[list[str]], set[str]]:
+def expand_sweep(
+    overrides: list[str], source: Source = DEFAULT
+) -> tuple[list[list[str]], set[str]]:
     """Each job's overrides in Hydra's job order, as the basic sweeper expands them, and the
     keys that are swept."""
     try:
-        with hydra_context():
+        with hydra_context(source):
             # glob() sweeps list a group's options, so the parser needs the config loader.
             parser = OverridesParser.create(config_loader=GlobalHydra.instance().config_loader())
             parsed = parser.parse_overrides(open_mapping_overrides(overrides))
@@ -62,6 +83,7 @@ def check_resume_allowed(cfg: DictConfig) -> None:
     if cfg.resume is not None:
         job = Path(cfg.resume)
         config = OmegaConf.to_container(cfg, resolve=True)
+        JobDir(job).repair_summary()  # a finished job killed before its summary gets it back
         check_resume(read(JobDir(job).last), config, job)
 
 
@@ -82,26 +104,103 @@ def check_stored_overrides(stored: list[str], given: list[str], source: str) -> 
         ) from None
 
 
+def _refuse(message: str) -> NoReturn:
+    raise ConfigError(message)
+
+
+def parse_command(args: list[str]) -> argparse.Namespace:
+    """The command line as ``@hydra.main`` reads it: flags, and the overrides after them."""
+    parser = get_args_parser()
+    parser.error = _refuse  # type: ignore[method-assign]  # one line, not usage + error
+    return parser.parse_args(args)
+
+
+def check_device(cfg: DictConfig) -> torch.device:
+    """The device a job asks for exists here (a sweep's device=cpu,cuda on a CPU machine is
+    refused before job 0 trains, not when job 1 starts)."""
+    device = resolve_device(cfg.device)
+    if device.type == "cuda" and device.index is not None:
+        count = torch.cuda.device_count()
+        if device.index >= count:
+            raise ConfigError(
+                f"device={cfg.device!r} is not allowed: this machine has {count} CUDA "
+                f"device(s): cuda:0 to cuda:{count - 1}"
+            )
+    return device
+
+
+def check_hydra(hydra_cfg: DictConfig) -> None:
+    """Hydra settings a job folder depends on: the job writes its config and overrides under
+    .hydra/ itself once it owns the folder (jobdir.JobDir.write_job), where resume=,
+    sharedppo-eval and the sweep report read them; Hydra writing them too, before, could
+    overwrite the files of a job another process is training there."""
+    subdir = hydra_cfg.get("output_subdir")
+    if subdir is not None:
+        raise ConfigError(
+            f"hydra.output_subdir={subdir!r} is not allowed: must be null (the job writes its "
+            f"config to {HYDRA}/ itself once it owns its folder)"
+        )
+
+
+def check_job(overrides: list[str], source: Source = DEFAULT) -> DictConfig:
+    """One job: its config composed and validated (Hydra's own keys too, where it sets any),
+    the packages it needs, its device, and whether it fits in the machine's memory."""
+    if source != DEFAULT or any(key_of(o).startswith("hydra") for o in overrides):
+        cfg, hydra_cfg = compose_with_hydra(overrides, source)
+        check_hydra(hydra_cfg)
+    else:
+        cfg = compose_checked(overrides)
+    check_extras(cfg)
+    check_fits(cfg, check_device(cfg))
+    return cfg
+
+
+def run_dir(args: list[str]) -> JobDir | None:
+    """The folder a single run trains in, with ``${now:}`` resolved once, here: the command
+    owns it before Hydra starts and passes it on as hydra.run.dir, so both name the same
+    folder. None for a sweep (each job owns its own folder) and for flags that start no run
+    (``--cfg``, ``--help``, ...)."""
+    if any(a.startswith("-") or a.lstrip("+") == "hydra.mode=MULTIRUN" for a in args):
+        return None
+    register_resolvers()
+    try:
+        with hydra_context():
+            overrides = open_mapping_overrides(args)
+            cfg = compose("config", overrides=overrides, return_hydra_config=True)
+        return JobDir(Path(str(cfg.hydra.run.dir)).absolute())
+    except (HydraException, OmegaConfBaseException) as err:
+        raise ConfigError(f"hydra.run.dir cannot be resolved: {first_line(err)}") from None
+
+
+def is_sweep(args: list[str]) -> bool:
+    """Whether the command runs a sweep (``-m``, ``--multirun`` or ``hydra.mode=MULTIRUN``)."""
+    parsed = parse_command(args)
+    return bool(parsed.multirun) or any(
+        o.lstrip("+") == "hydra.mode=MULTIRUN" for o in parsed.overrides
+    )
+
+
 def check_command(args: list[str]) -> None:
     """Raise ConfigError (one line) if any run the command would start is bad or lacks a package."""
-    launchers = [m.group(1) for m in map(_LAUNCHER.match, args) if m]
+    parsed = parse_command(args)
+    if any(getattr(parsed, flag) for flag in PRINT_ONLY):
+        return
+    overrides = list(parsed.overrides)
+    launchers = [m.group(1) for m in map(_LAUNCHER.match, overrides) if m]
     if launchers:
         check_launcher(launchers[-1])
-    flags = [a for a in args if a.startswith("-")]
-    if any(f not in MULTIRUN_FLAGS for f in flags):
-        return
-    overrides = [a for a in args if not a.startswith("-")]
-    if not flags:
-        cfg = compose_checked(config_overrides(overrides))
-        check_extras(cfg)
-        check_resume_allowed(cfg)
+    source = Source(parsed.config_name or "config", parsed.config_path, parsed.config_dir)
+    # hydra.mode=MULTIRUN on the command line sweeps as -m does.
+    multirun = parsed.multirun or any(o.lstrip("+") == "hydra.mode=MULTIRUN" for o in overrides)
+    if not multirun:
+        check_resume_allowed(check_job(overrides, source))
         return
     if any(o.lstrip("+~").startswith("hydra/sweeper=") for o in overrides):
         return  # another sweeper expands the jobs its own way
-    jobs, keys = expand_sweep(overrides)
+    jobs, keys = expand_sweep(overrides, source)
     for num, job in enumerate(jobs):
         try:
-            check_extras(compose_checked(config_overrides(job)))
+            check_job(job, source)
         except ConfigError as err:
             named = [o for o in job if o.split("=", 1)[0] in keys] or config_overrides(job)
             raise ConfigError(f"job {num} ({' '.join(named)}): {err}") from None

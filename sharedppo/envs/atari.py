@@ -14,7 +14,7 @@ from ..config import AtariConfig
 class RecordGameScore(gym.Wrapper):
     """Puts the unclipped reward and the real end of the game into ``info``.
 
-    It sits inside the reward clipping and the life-loss episodes, so the runner logs the
+    It sits inside the reward clipping and the life-loss episodes, so the collector logs the
     game's own score per game while the learner sees clipped rewards per life.
     """
 

@@ -17,42 +17,16 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
-from gymnasium.vector import AutoresetMode, VectorEnv, VectorWrapper
+from gymnasium.vector import AutoresetMode, VectorEnv
 
 from ..config import ConfigError, EnvConfig
 from ..extras import prepare_video, require
 from .atari import atari_wrapper
 from .envpool import make_pool, reward_threshold
 from .errors import NOT_AN_ENV, check_env_entry, in_phase, not_single_agent
+from .shaping import ReachStepsReward
 from .spaces import FlattenObs, Layout, needs_layout, space_layout
 from .vector import make_lean
-
-
-class ReachStepsReward(VectorWrapper):
-    """The original blog's CartPole shaping: 1 on the step an episode reaches ``steps``, else 0.
-
-    The environment's own reward is kept in ``info["env_reward"]`` so episode returns are
-    still logged on the environment's scale.
-    """
-
-    def __init__(self, env: VectorEnv, steps: int) -> None:
-        super().__init__(env)
-        self.target = steps
-        self.lengths = np.zeros(self.num_envs, dtype=np.int64)
-        self.prev_done = np.zeros(self.num_envs, dtype=bool)
-
-    def reset(self, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
-        self.lengths[:] = 0
-        self.prev_done[:] = False
-        return self.env.reset(**kwargs)
-
-    def step(self, actions: Any) -> tuple[Any, Any, Any, Any, dict[str, Any]]:
-        obs, reward, terminated, truncated, info = self.env.step(actions)
-        self.lengths = np.where(self.prev_done, 0, self.lengths + 1)
-        self.prev_done = terminated | truncated
-        info = dict(info, env_reward=reward)
-        return obs, (self.lengths == self.target).astype(np.float32), terminated, truncated, info
-
 
 # Bars for ids whose registry entry has no reward_threshold (docs/benchmarks.md uses them).
 TARGETS = {"Pendulum-v1": -250.0}
@@ -228,13 +202,13 @@ def make_envs(
     except TypeError as err:
         if NOT_AN_ENV in str(err):
             raise ConfigError(not_single_agent(cfg.id, str(err).split(". ")[0])) from None
-        raise in_phase(err, cfg.id, "constructing the env") from None
+        raise in_phase(err, cfg.id, _constructing(cfg)) from None
     except gym.error.Error as err:  # gymnasium's own refusal, not the env's code
         raise ConfigError(
             f"env.id={cfg.id!r} could not be made with env.vectorization_mode={mode!r}: {err}"
         ) from None
     except Exception as err:  # the user's code: its own traceback, with the phase noted
-        raise in_phase(err, cfg.id, "constructing the env") from None
+        raise in_phase(err, cfg.id, _constructing(cfg)) from None
     autoreset = envs.metadata.get("autoreset_mode", AutoresetMode.NEXT_STEP)
     if autoreset != AutoresetMode.NEXT_STEP:
         raise ConfigError(f"env.id={cfg.id!r} uses {autoreset}; sharedppo expects NEXT_STEP")
@@ -251,7 +225,17 @@ def _finish(
         obs, info = envs.reset(seed=seed)
     except ConfigError:
         raise
+    except (ValueError, TypeError) as err:
+        envs.close()
+        if "unpack" in str(err) or "not iterable" in str(err):  # not gymnasium's reset API
+            raise ConfigError(
+                f"env.id={cfg.id!r} is not allowed: its reset() must return (observation, "
+                f"info) as gymnasium's API says ({type(err).__name__}: "
+                f"{str(err).splitlines()[0]})"
+            ) from None
+        raise in_phase(err, cfg.id, f"resetting (reset(seed={seed}))") from None
     except Exception as err:
+        envs.close()
         raise in_phase(err, cfg.id, f"resetting (reset(seed={seed}))") from None
     return envs, obs, info
 
@@ -269,6 +253,12 @@ def action_mask(info: dict[str, Any], num_envs: int, num_actions: int) -> np.nda
             f"needs one bool or int8 entry per action: shape ({num_envs}, {num_actions})"
         )
     return mask.astype(bool, copy=False)
+
+
+def _constructing(cfg: EnvConfig) -> str:
+    """The phase, with the keywords the constructor was given (the likely culprits)."""
+    given = f" with env.kwargs={dict(cfg.kwargs)!r}" if cfg.kwargs else ""
+    return f"constructing the env{given}"
 
 
 def _make_vec(

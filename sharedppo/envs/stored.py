@@ -24,6 +24,7 @@ from .build import _importable_from_cwd
 HYDRA_KEYS = ("_target_", "_args_", "_partial_", "_recursive_", "_convert_")
 ENTRY = "a stored config's wrapper is {_target_: module.WrapperClass, name: value, ...}"
 CLASS = "a stored config's wrapper must name a gymnasium.Wrapper class"
+RESOLVED = "a stored config's values are resolved, with no ${...} interpolation"
 PLAIN = (
     "a stored config's wrapper arguments must be plain values (null, booleans, numbers, "
     "strings, and lists and mappings of them)"
@@ -35,13 +36,27 @@ def check_stored_wrappers(entries: Any, source: str) -> None:
     wrap the env. ``entries``: the list (plain or OmegaConf); ``source``: where the config was
     read, for the message."""
     if OmegaConf.is_config(entries):
-        entries = OmegaConf.to_container(entries, resolve=True)
+        # Unresolved: resolving would already call the resolvers a stored ${...} names.
+        entries = OmegaConf.to_container(entries, resolve=False)
     for i, entry in enumerate(entries):
         name = f"env.wrappers[{i}]"
         if not isinstance(entry, dict) or not isinstance(entry.get("_target_"), str):
             _refuse(source, f"{name}={_short(entry)}", ENTRY)
         _check_class(source, f"{name}._target_", entry["_target_"])
         _check_plain(source, name, {k: v for k, v in entry.items() if k != "_target_"})
+
+
+def check_no_interpolation(value: Any, source: str, name: str = "") -> None:
+    """A checkpoint stores its config resolved, so a ``${...}`` in it was put there by hand:
+    refused before anything resolves it (``oc.env`` would read the environment into it)."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            check_no_interpolation(item, source, f"{name}.{key}" if name else str(key))
+    elif isinstance(value, list):
+        for j, item in enumerate(value):
+            check_no_interpolation(item, source, f"{name}[{j}]")
+    elif isinstance(value, str) and "${" in value:
+        _refuse(source, f"{name}={_short(value)}", RESOLVED)
 
 
 def _check_class(source: str, name: str, target: str) -> None:

@@ -20,7 +20,7 @@ from gymnasium.vector import AutoresetMode, SyncVectorEnv, VectorEnv
 from gymnasium.vector.utils import concatenate
 
 # The info keys anything in sharedppo reads from a vector env (the rollout, evaluation, the
-# action masks); EnvPool's envs (envpool_backend.EnvPoolEnvs) give the same.
+# action masks); EnvPool's envs (envs.envpool) give the same.
 INFO_KEYS = ("action_mask", "env_reward", "game_over")
 
 _STATE = (

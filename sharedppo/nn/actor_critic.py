@@ -22,6 +22,7 @@ from torch import Tensor, nn
 
 from ..config import NetworkConfig
 from ..envs.spaces import Layout
+from .activations import tanh as host_tanh
 from .heads import make_distribution
 from .init import initialise
 from .precision import fp32_region
@@ -276,7 +277,8 @@ class ActorCritic(nn.Module):
             dhidden[0].addr_(dvalues, value_w[0])
         else:
             dhidden.append(torch.outer(dvalues, value_w[0]))
-        tanh, masks = self.activation is torch.tanh, rec.masks
+        # torch.tanh too: a network given it back (scripts/profile_ops.py --ab) is still tanh.
+        tanh, masks = self.activation in (host_tanh, torch.tanh), rec.masks
         for index, trunk in enumerate(self.layers):
             d = dhidden[index]
             for j in range(len(trunk) - 1, -1, -1):

@@ -1,6 +1,6 @@
 """Observation normalisation and reward scaling with running statistics.
 
-They are part of the model, not of the environment: the runner applies them to what the env
+They are part of the model, not of the environment: the collector applies them to what the env
 returns, saves their statistics in checkpoints, restores them on resume, and evaluation uses
 them frozen. (Gymnasium's normalising wrappers keep their statistics inside the env, where a
 checkpoint cannot reach them safely.)

@@ -23,22 +23,34 @@ def _cell(s: Stat) -> str:
     return f"{_fmt(s.mean)} [{_fmt(s.low)}, {_fmt(s.high)}] sd {_fmt(s.sd)}"
 
 
+def evaluated(rows: list[Row]) -> bool:
+    """Whether any job evaluated: only then does the report have evaluation columns."""
+    return any(not math.isnan(r.eval.mean) for r in rows)
+
+
 def _table(keys: list[str], rows: list[Row], threshold: float | None) -> list[list[str]]:
     """Header and cells shared by the Markdown and HTML tables."""
     reach = f"steps to {threshold:g} (median, seeds reaching)" if threshold is not None else None
     header = [*keys, "seeds", "failed", "final return", "best return", "AUC"]
+    header += ["eval return"] if evaluated(rows) else []
     body = []
     for r in rows:
         cells = [*r.values.values(), str(r.seeds), str(r.failed)]
         cells += [_cell(r.final), _cell(r.best), _cell(r.auc)]
+        cells += [_cell(r.eval)] if evaluated(rows) else []
         if reach:
             cells.append(f"{_fmt(r.steps_to_threshold, 0)} ({r.reached}/{r.seeds})")
         body.append(cells)
     return [header + ([reach] if reach else []), *body]
 
 
+def _round(x: float, digits: int = 2) -> float | str:
+    """A CSV cell: returns to 2 decimals (steps to 0); empty where there is no value."""
+    return "" if math.isnan(x) else round(x, digits) if digits else int(round(x))
+
+
 def write_csv(path: Path, keys: list[str], rows: list[Row]) -> None:
-    stats = ("final_return", "best_return", "auc")
+    stats = ["final_return", "best_return", "auc"] + (["eval_return"] if evaluated(rows) else [])
     header = [*keys, "seeds", "failed"]
     for name in stats:
         header += [f"{name}_mean", f"{name}_ci95_low", f"{name}_ci95_high", f"{name}_sd"]
@@ -48,9 +60,9 @@ def write_csv(path: Path, keys: list[str], rows: list[Row]) -> None:
         writer.writerow(header)
         for r in rows:
             line: list[object] = [*r.values.values(), r.seeds, r.failed]
-            for s in (r.final, r.best, r.auc):
-                line += [s.mean, s.low, s.high, s.sd]
-            writer.writerow([*line, r.reached, r.steps_to_threshold])
+            for s in [r.final, r.best, r.auc, r.eval][: len(stats)]:
+                line += [_round(s.mean), _round(s.low), _round(s.high), _round(s.sd)]
+            writer.writerow([*line, r.reached, _round(r.steps_to_threshold, 0)])
 
 
 def write_outputs(folder: Path, rows: list[Row], threshold: float | None, window: int) -> None:
@@ -58,6 +70,8 @@ def write_outputs(folder: Path, rows: list[Row], threshold: float | None, window
     write_csv(folder / "report.csv", keys, rows)
     plot_curves(folder / "report_curves.png", rows, threshold)
     method = METHOD.format(window=window, resamples=RESAMPLES)
+    if evaluated(rows):
+        method += " Eval return: each seed's latest evaluation (mean over its episodes)."
     varied = ", ".join(f"`{k}`" for k in keys) or "nothing but the seed"
     header, *body = _table(keys, rows, threshold)
     lines = [

@@ -92,6 +92,8 @@ class Row:
     reached: int
     steps_to_threshold: float
     curves: list[tuple[np.ndarray, np.ndarray]] = field(repr=False)
+    # The seeds' latest evaluation returns (eval.every_steps, sharedppo-eval); n/a: none ran.
+    eval: Stat = field(default_factory=lambda: Stat.of([]))
 
     @property
     def config(self) -> str:

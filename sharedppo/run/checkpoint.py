@@ -15,16 +15,18 @@ of a run, each that part's own ``state_dict()``:
     rng           Python, numpy and torch generators
     progress      global step, updates, elapsed seconds, seconds to the target
 
-Resume, evaluation and export read checkpoints through :func:`read`, which upgrades an older
-layout or refuses it in one line.
+The file is the dict as ``torch.save`` writes it, sealed (``durable.sealed``): metadata (the
+env step; whether the run had finished, and then its summary) and a SHA-256 of both, checked
+on every load, so a changed bit is refused instead of resuming from altered weights, moments
+or RNG state. Resume, evaluation and export read checkpoints through :func:`read`, which
+upgrades an older layout (unsealed before layout 3) or refuses it in one line.
 """
 
 from __future__ import annotations
 
+import io
 import os
-import pickle
 import random
-import tempfile
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
@@ -34,10 +36,12 @@ import numpy as np
 import torch
 
 from ..config import Config, Role, has_role
+from ..durable import Corrupt, sealed, unsealed, write_atomic
 from ..jobdir import LAST, JobDir
 from ..keys import dotted
 
-LAYOUT_VERSION = 2
+LAYOUT_VERSION = 3
+SEALED_SINCE = 3  # the first layout written with a checksum, which it then must carry
 
 
 class Stateful(Protocol):
@@ -50,38 +54,46 @@ class CheckpointError(RuntimeError):
     """A checkpoint that is missing, unreadable or does not fit the requested run."""
 
 
-def save_atomic(state: dict[str, Any], path: Path) -> None:
-    """Write to a temporary file beside ``path``, fsync, then rename over it.
+def serialise(state: dict[str, Any], meta: dict[str, Any]) -> bytes:
+    """The sealed bytes of a checkpoint. Serialised in memory first: a full disk then fails
+    the write with an OSError, not torch's RuntimeError from inside its zip writer."""
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    return sealed(buffer.getbuffer(), meta)
 
-    A crash or kill at any moment leaves either the previous file or the new one, never a
-    half-written one.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+
+def save_atomic(state: dict[str, Any], path: Path, meta: dict[str, Any] | None = None) -> None:
+    """Write a checkpoint whole or not at all (``durable.write_atomic``): a crash or kill at
+    any moment leaves the previous file or the new one."""
+    if meta is None:
+        step = state.get("progress", {}).get("global_step")
+        meta = {"step": step, "final": False, "summary": None}
+    write_atomic(path, serialise(state, meta))
 
 
 def load(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load with ``weights_only=True``: tensors and plain containers only, no pickled code."""
+    """Verify the seal, then load with ``weights_only=True``: tensors and plain containers
+    only, no pickled code."""
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
     try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
-    except (RuntimeError, EOFError, pickle.UnpicklingError, ValueError, OSError) as err:
+        payload, meta = unsealed(path.read_bytes())
+    except Corrupt as err:
+        raise CheckpointError(f"checkpoint {path} is corrupt: {err}; it was not loaded") from None
+    except OSError as err:
+        raise CheckpointError(f"checkpoint {path} cannot be read ({err.strerror})") from None
+    try:
+        state = torch.load(io.BytesIO(payload), map_location=map_location, weights_only=True)
+    except Exception as err:  # a file that is no checkpoint fails in any of pickle's ways
         # torch's own message suggests weights_only=False, which would run code from the file.
         safe = "Weights only" in str(err)
         kind = "holds objects a safe load refuses" if safe else type(err).__name__
         raise CheckpointError(f"checkpoint {path} is corrupt or unreadable ({kind})") from None
     if not isinstance(state, dict) or "model" not in state:
         raise CheckpointError(f"checkpoint {path} holds no sharedppo state")
+    if meta is None and state.get("version", 1) >= SEALED_SINCE:
+        # Its seal is gone (a changed bit in the trailer's magic): nothing vouches for it.
+        raise CheckpointError(f"checkpoint {path} is corrupt: its checksum is missing")
     return state
 
 
@@ -105,6 +117,8 @@ def read(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]
     version = state.get("version", 1)
     if version == 1:
         return _upgrade_v1(state)
+    if version == 2:  # layout 3 only added the seal and progress.started_at (optional)
+        return {**state, "version": LAYOUT_VERSION}
     if version != LAYOUT_VERSION:
         raise CheckpointError(
             f"checkpoint {path} has layout version {version}; this sharedppo reads versions 1 "
@@ -227,27 +241,46 @@ class Checkpointer:
     def due(self, step: int) -> bool:
         return self.every_steps is not None and step >= self.next_step
 
-    def save(self, make_state: Callable[[], dict[str, Any]], step: int, mean_return: float) -> None:
+    def save(
+        self,
+        make_state: Callable[[], dict[str, Any]],
+        step: int,
+        mean_return: float,
+        final: dict[str, Any] | None = None,
+    ) -> None:
         """Write last.pt (and best.pt on a new best, and a snapshot); ``make_state`` is called
-        after the best is updated, so the checkpoint records it."""
+        after the best is updated, so the checkpoint records it. ``final``: the run's summary,
+        given at its end and sealed into the files, so a job killed before its summary.json
+        is written still has one (``JobDir.repair_summary``)."""
         best = mean_return > self.best
         if best:
             self.best = mean_return
         if self.every_steps is not None:
             while self.next_step <= step:
                 self.next_step += self.every_steps
-        state = make_state()
-        try:
-            save_atomic(state, self.job.last)
-            if best:
-                save_atomic(state, self.job.best)
-            if self.keep > 0:
-                save_atomic(state, self.job.snapshot(step))
-                for old in self.job.snapshots()[: -self.keep]:
-                    old.unlink()
-        except OSError as err:
-            raise CheckpointError(
-                f"could not write a checkpoint to {self.job.checkpoints} ({err.strerror}); the "
-                f"previous {LAST} is intact"
-            ) from None
-        self.saved_step = step
+        had = self.saved_step if self.job.last.is_file() else None
+        meta = {"step": step, "final": final is not None, "summary": final}
+        data = serialise(make_state(), meta)  # once for every file below
+        targets = [self.job.last, *([self.job.best] if best else [])]
+        targets += [self.job.snapshot(step)] if self.keep > 0 else []
+        for path in targets:
+            try:
+                write_atomic(path, data)
+            except OSError as err:
+                raise CheckpointError(self._failed(path, err, had, step)) from None
+            if path == self.job.last:
+                self.saved_step = step
+        for old in self.job.snapshots()[: -self.keep] if self.keep > 0 else []:
+            old.unlink(missing_ok=True)
+
+    def _failed(self, path: Path, err: OSError, had: int | None, step: int) -> str:
+        """What a failed write left: never a promise about a last.pt that does not exist."""
+        if path != self.job.last:
+            kept = f"{LAST} at env step {step:,} was written"
+        elif had is not None:
+            kept = f"the previous {LAST} (env step {had:,}) is intact"
+        elif self.job.last.is_file():
+            kept = f"the previous {LAST} is intact"
+        else:
+            kept = f"no {LAST} has been written yet"
+        return f"could not write {path} ({err.strerror}); {kept}"

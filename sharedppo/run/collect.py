@@ -11,6 +11,7 @@ import torch
 from gymnasium.vector import VectorEnv
 
 from ..algo.agent import PPOAgent
+from ..config import ConfigError
 from ..envs.build import action_mask
 from ..envs.errors import in_phase
 from ..envs.state import EnvStateError, capture_state, restore_state
@@ -24,6 +25,12 @@ from .memory import RolloutMemory
 log = logging.getLogger(__name__)
 
 EpisodesHook = Callable[[int, np.ndarray, np.ndarray], None]
+
+
+MASK_AT_STEP_ONLY = (
+    "info['action_mask'] is given by step() but not by reset(): sharedppo reads the env's "
+    "masks only where its reset() info gives one for the first observation too"
+)
 
 
 class Collector:
@@ -102,6 +109,8 @@ class Collector:
                     starts.advance(done)
                 if valid is not None:
                     self.action_mask = action_mask(info, num_envs, num_actions)
+                elif "action_mask" in info:  # masks from step() only would go unused
+                    raise ConfigError(MASK_AT_STEP_ONLY)
                 store_env(t, reward if scale is None else scale(reward, done), terminated, done)
                 step += num_envs
                 # Scores are the game's own: unshaped, unclipped, per game rather than per life.

@@ -14,7 +14,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from ..config import Config, EnvConfig
 from ..envs.build import action_mask, make_envs
-from ..envs.stored import check_stored_wrappers
+from ..envs.stored import check_no_interpolation, check_stored_wrappers
 from ..extras import first_line
 from ..jobdir import JobDir
 from ..nn.act import act_on_host
@@ -77,6 +77,8 @@ def load_policy(
     observation normaliser)."""
     file = JobDir.checkpoint_file(path)
     state = read(file, map_location=device)
+    # The checkpoint's config is data: nothing in it may resolve, call or build anything.
+    check_no_interpolation(state["config"], f"checkpoint {file}")
     try:
         cfg: Config = OmegaConf.to_object(
             OmegaConf.merge(OmegaConf.structured(Config), state["config"])
@@ -85,7 +87,6 @@ def load_policy(
         raise CheckpointError(
             f"checkpoint {file} holds a config this sharedppo cannot read ({first_line(err)})"
         ) from None
-    # The checkpoint's config is data: refused before any of its wrappers is built.
     check_stored_wrappers(cfg.env.wrappers, f"checkpoint {file}")
     # The env as training built it (wrappers included) tells the spaces.
     envs, _, _ = make_envs(cfg.env, seed=0, num_envs=1)

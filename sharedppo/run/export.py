@@ -10,6 +10,7 @@ the next one (output ``state_out``).
 
 from __future__ import annotations
 
+import copy
 import logging
 import warnings
 from pathlib import Path
@@ -104,6 +105,17 @@ def export_onnx(job: Path, out: Path) -> tuple[list[str], list[str]]:
     names."""
     require("export", "sharedppo-export --format onnx")
     net, _, _, obs_norm = load_policy(job, torch.device("cpu"))
+    return export_model(net, obs_norm, out)
+
+
+def export_model(
+    net: ActorCritic, obs_norm: ObsNormalizer, out: Path
+) -> tuple[list[str], list[str]]:
+    """Write a loaded policy's ONNX model to ``out``, one self-contained file (the weights
+    inside it, not in a ``.data`` file beside it); returns its input and output names."""
+    require("export", "ONNX export")
+    if next(net.parameters()).device.type != "cpu":
+        net = copy.deepcopy(net).cpu()
     model = Deployed(net.eval(), obs_norm).eval()
     names, outputs = input_names(net), output_names(net)
     inputs = example_inputs(net, tuple(obs_norm.rms.mean.shape), batch=2)
@@ -122,6 +134,7 @@ def export_onnx(job: Path, out: Path) -> tuple[list[str], list[str]]:
             output_names=outputs,
             dynamic_shapes=dynamic,
             dynamo=True,
+            external_data=False,  # a policy of a few MB at most: one file to ship
             verbose=False,
         )
     return names, outputs

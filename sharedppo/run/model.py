@@ -35,3 +35,9 @@ def stored_obs_dtype(envs: VectorEnv, net: ActorCritic, obs_norm: ObsNormalizer)
     same result as from floats), else float32: normalised or vector observations."""
     raw = envs.single_observation_space.dtype == np.uint8 and not obs_norm.enabled
     return torch.uint8 if raw and net.convs is not None else torch.float32
+
+
+def obs_numbers(envs: VectorEnv) -> tuple[int, int]:
+    """Numbers per observation and bytes per number, for the memory estimate (run.budget)."""
+    space = envs.single_observation_space
+    return int(np.prod(space.shape or (1,))), 1 if space.dtype == np.uint8 else 4

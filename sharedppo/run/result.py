@@ -27,8 +27,11 @@ class TrainResult:
     target_return: float | None
     target_step: int | None
     target_seconds: float | None
-    started_at: float  # wall clock (time.time()) of the first environment step
-    # Set by runner.train once the job is finished; not part of summary.json.
+    started_at: float | None  # wall clock (time.time()) of the job's first step; None: unknown
+    # The latest evaluation during training (eval.every_steps): step, episodes, mean_return,
+    # std_return; None when none ran.
+    eval: dict[str, Any] | None = None
+    # Set by run.session.train once the job is finished; not part of summary.json.
     agent: Any = field(default=None, repr=False, compare=False)  # the trained PPOAgent
     out_dir: Path | None = field(default=None, repr=False, compare=False)  # the job folder
 

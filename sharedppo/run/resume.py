@@ -56,10 +56,14 @@ def check_resume(saved: dict[str, Any], config: dict[str, Any], job: Path) -> di
     return changed
 
 
-def record_resume(job: Path, step: int, changes: dict[str, list]) -> str:
-    """Append this resume to the job's history; returns the line for TensorBoard."""
+def record_resume(job: Path, step: int, changes: dict[str, list]) -> None:
+    """Append this resume to the job's history (once the checkpoint has loaded)."""
     entry = {"time": time.strftime("%Y-%m-%dT%H:%M:%S"), "from_step": step, "changes": changes}
     with open(JobDir(job).history_file, "a") as f:
         f.write(json.dumps(entry) + "\n")
+
+
+def resume_note(step: int, changes: dict[str, list]) -> str:
+    """The resume's line for TensorBoard."""
     listed = ", ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in changes.items()) or "no changes"
     return f"resumed at env step {step:,}; {listed}"

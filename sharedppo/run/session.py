@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
 from omegaconf import DictConfig, OmegaConf
 
 from ..config import Config, ConfigError, validate
-from ..jobdir import JobDir
+from ..jobdir import LAST, JobDir
 from ..nn.precision import check_precision
-from .checkpoint import check_writable, read
-from .resume import check_resume, record_resume
+from .checkpoint import CheckpointError, check_writable, read
+from .resume import check_resume, record_resume, resume_note
 from .signals import Interrupted, stop_requests
 from .trainer import Trainer, TrainingError, TrainResult
 
@@ -23,6 +25,8 @@ __all__ = [
     "resolve_device",
     "train",
 ]
+
+log = logging.getLogger("sharedppo")
 
 
 def resolve_device(name: str) -> torch.device:
@@ -45,8 +49,10 @@ def train(
     ``summary.json`` to out_dir; returns the result, with the agent as ``result.agent`` and
     the folder as ``result.out_dir``.
 
-    ``on_update(global_step, mean_return)`` is called after every update; returning True
-    stops the run as a pre-emption would (last.pt written, resumable).
+    The process owns out_dir while it trains (``JobDir.own``): another process is refused,
+    and so is a fresh run into a folder where a job has trained (the message gives the
+    ``resume=`` command). ``on_update(global_step, mean_return)`` is called after every
+    update; returning True stops the run as a pre-emption would (last.pt written, resumable).
     """
     validate(cfg)
     c: Config = OmegaConf.to_object(cfg)  # plain dataclasses: attribute access in hot loops
@@ -54,29 +60,47 @@ def train(
     device = resolve_device(c.device)
     check_precision(c.precision, device)
     job = JobDir(out_dir)
-    saved = None
-    if c.resume is not None:
-        saved = read(JobDir(c.resume).last, map_location=device)
-        changes = check_resume(saved, config, Path(c.resume))
-    check_writable(job)
-    if c.torch_threads > 0:
-        torch.set_num_threads(c.torch_threads)
+    with job.own():
+        saved = None
+        if c.resume is None:
+            job.check_fresh()
+        else:
+            JobDir(c.resume).repair_summary()  # a finished job killed before its summary
+            saved = read(JobDir(c.resume).last, map_location=device)
+            changes = check_resume(saved, config, Path(c.resume))
+        check_writable(job)
+        if c.torch_threads > 0:
+            torch.set_num_threads(c.torch_threads)
+        trainer = Trainer(c, config, out_dir, device)
+        if saved is not None:
+            step = saved["progress"]["global_step"]
+            try:
+                trainer.load(saved, resume_note(step, changes))
+            except BaseException:
+                trainer.close()
+                raise
+            record_resume(out_dir, step, changes)  # only a resume that happened is on record
+            if trainer.progress.started_at is None:  # a checkpoint from before layout 3
+                before = JobDir(c.resume).read_summary() or {}
+                trainer.progress.started_at = before.get("started_at")
+        return fit(trainer, job, on_update)
 
-    trainer = Trainer(c, config, out_dir, device)
-    if saved is not None:
-        trainer.load(saved, record_resume(out_dir, saved["progress"]["global_step"], changes))
-    extra: dict[str, str] = {}
+
+def fit(
+    trainer: Trainer, job: JobDir, on_update: Callable[[int, float], bool] | None
+) -> TrainResult:
+    """Run the trainer, and write summary.json however the run ends."""
+    extra: dict[str, Any] = {}
     status = "failed"
     try:
         with stop_requests() as requested:
             trainer.fit(requested, on_update)
         status = "completed"
     except Interrupted as stop:
-        status = "interrupted"
-        extra = {"signal": str(stop), "resume": f"sharedppo resume={out_dir}"}
+        status, extra = "interrupted", {"signal": str(stop), **resumable(trainer, job)}
         raise
     except KeyboardInterrupt:  # a second Ctrl-C: no checkpoint now, last.pt is the last one
-        status, extra = "interrupted", {"signal": "SIGINT", "resume": f"sharedppo resume={out_dir}"}
+        status, extra = "interrupted", {"signal": "SIGINT", **resumable(trainer, job)}
         raise
     except BaseException as err:
         extra = {"error": f"{type(err).__name__}: {err}"}
@@ -84,7 +108,32 @@ def train(
     finally:
         trainer.close()
         result = trainer.result(status)
-        job.write_summary({**result.summary(), **extra})
+        unwritten = write_summary(job, {**result.summary(), **extra})
+    if unwritten is not None:
+        raise CheckpointError(
+            f"the run finished but {job.summary_file} could not be written ({unwritten}); "
+            f"its final {LAST} holds the summary, which resume= or sharedppo-report writes back"
+        )
     trainer.finish()
-    result.agent, result.out_dir = trainer.agent, out_dir
+    result.agent, result.out_dir = trainer.agent, job.path
     return result
+
+
+def resumable(trainer: Trainer, job: JobDir) -> dict[str, Any]:
+    """What an interrupted job's summary says about going on: a resume command only where a
+    checkpoint exists to resume from, and the step it resumes at."""
+    step = trainer.checkpointer.saved_step
+    if step is None or not job.last.is_file():
+        return {"resume": None, "checkpoint": f"none: stopped before the first {LAST}"}
+    return {"resume": job.resume_command(), "resume_step": step}
+
+
+def write_summary(job: JobDir, summary: dict[str, Any]) -> str | None:
+    """Write summary.json; a failure (a full disk) is returned, not raised, so that it does
+    not hide the error that ended the run."""
+    try:
+        job.write_summary(summary)
+    except OSError as err:
+        log.error("could not write %s: %s", job.summary_file, err.strerror)
+        return err.strerror
+    return None

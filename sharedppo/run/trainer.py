@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import logging
 import math
-import random
 import signal
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -24,53 +24,18 @@ from ..nn.normalize import RewardScaler
 from ..nn.precision import Precision
 from ..tb.dashboard import final_metrics
 from ..tb.logger import Logger, log_eval
+from .budget import check_fits
 from .checkpoint import Checkpointer, GlobalRNG, Stateful, assemble, restore, save_atomic
 from .collect import Collector
 from .episodes import EpisodeTracker
 from .evaluate import evaluate
 from .memory import RolloutMemory
-from .model import build_model, stored_obs_dtype
+from .model import build_model, obs_numbers, stored_obs_dtype
+from .progress import EvalResult, Progress, seed_everything
 from .result import TrainingError, TrainResult
 from .signals import Interrupted
 
 log = logging.getLogger("sharedppo")
-
-
-class Progress:
-    """Where the job is: env steps, updates, and training seconds across sessions."""
-
-    def __init__(self) -> None:
-        self.global_step = 0
-        self.updates = 0
-        self.target_seconds: float | None = None
-        self.elapsed_before = 0.0
-        self.started = time.perf_counter()
-        self.session_start_step = 0
-
-    @property
-    def elapsed(self) -> float:
-        return self.elapsed_before + time.perf_counter() - self.started
-
-    def state_dict(self) -> dict[str, Any]:
-        return {
-            "global_step": self.global_step,
-            "updates": self.updates,
-            "elapsed": self.elapsed,
-            "target_seconds": self.target_seconds,
-        }
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.global_step = self.session_start_step = int(state["global_step"])
-        self.updates = int(state["updates"])
-        self.target_seconds = state["target_seconds"]
-        self.elapsed_before = float(state["elapsed"])
-        self.started = time.perf_counter()
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
 
 
 class Trainer:
@@ -99,6 +64,7 @@ class Trainer:
         """The parts that depend on the envs: network, agent, normalisers, collector, memory."""
         cfg, device = self.cfg, self.device
         env, ppo = cfg.env, cfg.ppo
+        check_fits(cfg, device, *obs_numbers(envs))  # before allocating: one line, not a hang
         net, self.obs_norm = build_model(envs, env, cfg.network)
         self.agent = PPOAgent(net.to(device), ppo, Precision(cfg.precision, device.type))
         self.reward_scale = RewardScaler(
@@ -148,6 +114,7 @@ class Trainer:
         to TensorBoard as text at the resume step."""
         restore(state, self.parts())
         self.resume_note = note
+        log.info("resumed %s from step %s", self.out_dir, f"{self.progress.global_step:,}")
         if state["checkpointer"]["next_step"] is None and self.checkpointer.every_steps:
             self.checkpointer.next_step = self.progress.global_step + self.checkpointer.every_steps
 
@@ -177,12 +144,21 @@ class Trainer:
             mean = tracker.mean_return
             stop = bool(requested) or bool(on_update and on_update(progress.global_step, mean))
             if self.checkpointer.due(progress.global_step) or stop:
-                self.checkpointer.save(self.checkpoint, progress.global_step, mean)
+                self._save(mean)
             if stop:
                 raise Interrupted(requested[0] if requested else signal.SIGINT, update)
             if cfg.stop_on_target and tracker.target_step is not None:
                 break
-        self.checkpointer.save(self.checkpoint, progress.global_step, tracker.mean_return)
+        # The finished run's summary goes into its final last.pt: a kill before summary.json
+        # is written loses nothing (JobDir.repair_summary).
+        final = self.result("completed").summary()
+        self._save(final["mean_return"], final)
+
+    def _save(self, mean_return: float, summary: dict[str, Any] | None = None) -> None:
+        """A checkpoint, and the HParams metrics as of it: a job killed later still shows in
+        every HParams view, with what it had reached."""
+        self.checkpointer.save(self.checkpoint, self.progress.global_step, mean_return, summary)
+        self.logger.final_metrics(final_metrics(self.result("running")))
 
     def _open_logger(self) -> int:
         """Open the TensorBoard run (continued on resume); returns the number of updates."""
@@ -203,6 +179,7 @@ class Trainer:
             self.config,
             resume_step=progress.global_step + 1 if resumed else None,
             overrides=self.job.read_overrides(),
+            has_target=self.tracker.target is not None,
         )
         if self.resume_note:
             self.logger.writer.add_text("resume/history", self.resume_note, progress.global_step)
@@ -234,17 +211,13 @@ class Trainer:
         )
 
     def _evaluate(self, episodes: int, seed: int, video_dir: Path | None = None) -> None:
+        cfg, net = self.cfg, self.agent.net
+        deterministic = cfg.eval.deterministic
         returns, lengths = evaluate(
-            self.agent.net,
-            self.cfg.env,
-            episodes,
-            self.cfg.eval.deterministic,
-            seed,
-            self.device,
-            video_dir,
-            self.obs_norm,
+            net, cfg.env, episodes, deterministic, seed, self.device, video_dir, self.obs_norm
         )
         if video_dir is None:
+            self.progress.last_eval = EvalResult.of(self.progress.global_step, returns)
             self.logger.eval_result(self.progress.global_step, returns, lengths)
         else:
             log_eval(self.out_dir, self.progress.global_step, returns, lengths, video_dir)
@@ -290,7 +263,8 @@ class Trainer:
             target_return=tracker.target,
             target_step=tracker.target_step,
             target_seconds=progress.target_seconds,
-            started_at=time.time() - (time.perf_counter() - progress.started),
+            started_at=progress.started_at,
+            eval=None if progress.last_eval is None else asdict(progress.last_eval),
         )
 
     def close(self) -> None:

@@ -1,8 +1,12 @@
 """What TensorBoard shows beyond the curves: the HParams experiment and a Custom Scalars layout.
 
-HParams: the keys that define the experiment, the user's overrides first (TensorBoard lists
-hyperparameters marked ``differs`` first and shows the first five), categorical values as
-discrete domains, and five metrics written as scalars once the run ends. Which keys are
+HParams: the keys that define the experiment, the swept keys first (TensorBoard lists
+hyperparameters marked ``differs`` first and shows the first five), categorical values (and
+the seed, an identifier rather than a quantity) as discrete domains, and the metrics,
+written as scalars at each checkpoint and when the run ends. TensorBoard's Parallel
+Coordinates and Scatter views leave out a run that lacks any declared metric, so only
+metrics every run has are declared: whether the target was reached (0 or 1), not the steps
+to it, which a run that never reached it does not have (those go to ``target/``). Which keys are
 listed is each key's kind in the schema (``config.Role``): a HYPERPARAMETER always, an
 EXECUTION key (how the run computes) only when the user set it, BOOKKEEPING (checkpointing,
 evaluation, logging, resume) never.
@@ -29,15 +33,26 @@ from ..overrides import expand_sweep, key_of, parse
 
 _ONE_OF = "choose one of "
 # Final metrics: Logger.final_metrics(key -> value) writes each as the scalar hparams/KEY.
-# key: (column title, description)
+# key: (column title, description). Every run has each of them (reached_target: once the run
+# has a target), so no run drops out of a view.
 METRICS = {
     "final_return": ("final return", "mean return of the last 20 episodes"),
-    "best_return": ("best return", "highest mean of 20 consecutive episodes"),
+    "best_return": (
+        "best return",
+        "highest mean of 20 consecutive episodes (of all, before the 20th)",
+    ),
     "auc_return": ("AUC return", "area under the 20-episode mean, divided by the steps"),
-    "target_step": ("steps to target", "env steps until the 20-episode mean reached the target"),
-    "target_seconds": ("seconds to target", "training seconds until the target was reached"),
+    "reached_target": (
+        "reached target",
+        "1 if the 20-episode mean reached env.target_return, else 0",
+    ),
 }
+# Only a run that reached the target has these: scalars, not HParams metrics.
+TARGET_SCALARS = {"target_step": "target/step", "target_seconds": "target/seconds"}
+RETURN_MEAN = "charts/mean_return"  # the 20-episode mean, every update
 RETURN_MIN, RETURN_MAX = "charts/return_window_min", "charts/return_window_max"
+# An identifier, not a quantity: shown as text ("3", not "3.0000"), one check box per value.
+AS_TEXT = frozenset({"seed"})
 
 
 def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -139,12 +154,12 @@ def _number(text: str) -> float | None:
         return None
 
 
-def hparam_info(key: str, value: Any, chosen: bool, swept: Sequence[str]) -> api_pb2.HParamInfo:
-    """Type and domain of one hyperparameter; ``differs`` marks the user's own keys."""
+def hparam_info(key: str, value: Any, differs: bool, swept: Sequence[str]) -> api_pb2.HParamInfo:
+    """Type and domain of one hyperparameter; ``differs`` marks the keys that tell runs apart."""
     # TensorBoard sorts hyperparameters with differs=true first and displays the first five,
-    # so marking the overridden keys puts what the user changed in front.
-    info = api_pb2.HParamInfo(name=key, differs=chosen)
-    own = _value(value)
+    # so marking the swept keys (a single run: the user's own) puts them in front.
+    info = api_pb2.HParamInfo(name=key, differs=differs)
+    own = _value(str(value) if key in AS_TEXT else value)
     kind = own.WhichOneof("kind")
     if kind == "bool_value":
         info.type = api_pb2.DATA_TYPE_BOOL
@@ -177,31 +192,43 @@ def _plugin_summary(tag: str, data: plugin_data_pb2.HParamsPluginData) -> Summar
     )
 
 
+def declared_metrics(has_target: bool) -> list[str]:
+    """The metrics a run declares: reached_target only where the run has a target."""
+    return [k for k in METRICS if has_target or k != "reached_target"]
+
+
 def hparams_summaries(
     config: Mapping[str, Any],
     overrides: Sequence[str],
     swept: Mapping[str, Sequence[str]] | None = None,
+    has_target: bool = True,
 ) -> list[Summary]:
     """The experiment (hyperparameters, domains, metrics) and this run's session start.
 
     Every run writes the same experiment for its sweep (TensorBoard reads one); the metric
     values follow as ordinary scalars, so metrics written only at the end still show.
+    ``swept``: each swept key's values (``sweep_values``); in a sweep, those keys differ.
     """
     params, chosen = select_hparams(config, overrides)
     swept = swept or {}
+    # A sweep's multirun.yaml lists its constant overrides too (total_steps=...): only keys
+    # with several values tell its runs apart.
+    differs = [k for k in params if len(swept.get(k, ())) > 1] if swept else chosen
     experiment = api_pb2.Experiment(
         time_created_secs=time.time(),
-        hparam_infos=[hparam_info(k, v, k in chosen, swept.get(k, ())) for k, v in params.items()],
+        hparam_infos=[hparam_info(k, v, k in differs, swept.get(k, ())) for k, v in params.items()],
         metric_infos=[
             api_pb2.MetricInfo(
-                name=api_pb2.MetricName(tag=f"hparams/{k}"), display_name=title, description=text
+                name=api_pb2.MetricName(tag=f"hparams/{k}"),
+                display_name=METRICS[k][0],
+                description=METRICS[k][1],
             )
-            for k, (title, text) in METRICS.items()
+            for k in declared_metrics(has_target)
         ],
     )
     start = plugin_data_pb2.SessionStartInfo(start_time_secs=time.time())
     for k, v in params.items():
-        start.hparams[k].CopyFrom(_value(v))
+        start.hparams[k].CopyFrom(_value(str(v) if k in AS_TEXT else v))
     return [
         _plugin_summary(
             metadata.EXPERIMENT_TAG, plugin_data_pb2.HParamsPluginData(experiment=experiment)
@@ -213,13 +240,18 @@ def hparams_summaries(
     ]
 
 
+def metric_tag(key: str) -> str:
+    return TARGET_SCALARS.get(key) or f"hparams/{key}"
+
+
 def metric_scalars(metrics: Mapping[str, float | None]) -> list[tuple[str, float]]:
-    """``hparams/KEY`` scalars of the final metrics; absent or non-finite ones are left out."""
-    unknown = set(metrics) - set(METRICS)
+    """``hparams/KEY`` scalars of the final metrics (``target/...`` for the steps and seconds
+    to the target); absent or non-finite ones are left out."""
+    unknown = set(metrics) - set(METRICS) - set(TARGET_SCALARS)
     if unknown:
         raise KeyError(f"unknown final metrics {sorted(unknown)}; known: {list(METRICS)}")
     return [
-        (f"hparams/{k}", float(v))
+        (metric_tag(k), float(v))
         for k, v in metrics.items()
         if v is not None and math.isfinite(float(v))
     ]
@@ -232,7 +264,7 @@ def layout_summary() -> Summary:
             "return": {
                 "episodic return: 20-episode mean, band from min to max of those episodes": [
                     "Margin",
-                    ["hparams/final_return", RETURN_MIN, RETURN_MAX],
+                    [RETURN_MEAN, RETURN_MIN, RETURN_MAX],
                 ],
             },
             "losses": {
@@ -254,11 +286,15 @@ def layout_summary() -> Summary:
 
 
 def final_metrics(result: Any) -> dict[str, float | None]:
-    """The final metrics of a run from its ``trainer.TrainResult``."""
+    """The metrics of a run so far from its ``trainer.TrainResult``. Before a full window of
+    20 episodes the best mean is the mean of all of them (as the sweep report has it)."""
+    reached = None if result.target_return is None else float(result.target_step is not None)
+    best = result.best_return if result.best_return is not None else result.mean_return
     return {
         "final_return": result.mean_return,
-        "best_return": result.best_return,
+        "best_return": best,
         "auc_return": result.auc_return,
+        "reached_target": reached,
         "target_step": result.target_step,
         "target_seconds": result.target_seconds,
     }

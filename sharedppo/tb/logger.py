@@ -21,8 +21,6 @@ from . import dashboard
 
 log = logging.getLogger("sharedppo")
 
-METRIC = "hparams/final_return"
-
 # The update's stats that are a loss or a quantity of the policy change go under losses/; the
 # rest (gradient norm, steps taken, clip range in force, SPS, learning rate) describes the
 # optimisation and goes under charts/.
@@ -47,28 +45,33 @@ def stat_tag(name: str) -> str:
 class Logger:
     """Writes event files straight into ``log_dir``, and the progress line."""
 
+    # A live progress line on a terminal; false (a sweep's parallel jobs): plain log lines.
+    live = True
+
     def __init__(
         self,
         log_dir: Path,
         config: dict[str, Any],
         resume_step: int | None = None,
         overrides: Sequence[str] = (),
+        has_target: bool = True,
     ) -> None:
         """``overrides``: the job's command-line overrides (Hydra's, or a tuning trial's); the
-        HParams dashboard lists those keys first."""
+        HParams dashboard lists those keys first. ``has_target``: whether the run has a
+        target return, and so the reached_target metric."""
         # On resume (resume_step = checkpoint step + 1), purge_step makes TensorBoard drop
         # what the interrupted session wrote after its last checkpoint, so curves continue
         # without duplicated steps.
         self.writer = SummaryWriter(log_dir=str(log_dir), flush_secs=10, purge_step=resume_step)
         self._last_print = time.perf_counter()
-        self._tty = sys.stderr.isatty()
+        self._tty = sys.stderr.isatty() and self.live
         self._last_step = 0
         if resume_step is not None:
             return
         # Written into this run (add_hparams would open a timestamped sub-run), so the
         # hyperparameters sit next to the curves they produced.
         swept = dashboard.sweep_values(Path(log_dir))
-        for summary in dashboard.hparams_summaries(config, overrides, swept):
+        for summary in dashboard.hparams_summaries(config, overrides, swept, has_target):
             self.writer.file_writer.add_summary(summary)
         self.writer.file_writer.add_summary(dashboard.layout_summary())
 
@@ -93,17 +96,17 @@ class Logger:
         window: Sequence[float] = (),
     ) -> None:
         """One update's stats by name (tagged by :func:`stat_tag`), the window's mean return
-        as the HParams metric, and the lowest and highest return in the window (the Custom
-        Scalars band)."""
+        and the lowest and highest return in the window (the Custom Scalars band)."""
         low, high = (min(window), max(window)) if window else (math.nan, math.nan)
         spread = [(dashboard.RETURN_MIN, low), (dashboard.RETURN_MAX, high)]
         tagged = [(stat_tag(name), value) for name, value in stats.items()]
-        self._write(step, [*tagged, (METRIC, mean_return), *spread])
+        self._write(step, [*tagged, (dashboard.RETURN_MEAN, mean_return), *spread])
 
     def final_metrics(self, metrics: dict[str, float | None], step: int | None = None) -> None:
-        """The HParams metrics of the run (``dashboard.METRICS``: final_return, best_return,
-        auc_return, target_step, target_seconds); None leaves one blank. Call at the end of
-        every run, completed or interrupted; ``step`` defaults to the last one logged."""
+        """The HParams metrics of the run so far (``dashboard.final_metrics``), and the steps
+        and seconds to the target once reached; None leaves one out. Written at each
+        checkpoint and at the end of every run, completed, interrupted or failed, so a run
+        shows in the HParams views; ``step`` defaults to the last one logged."""
         scalars = dashboard.metric_scalars(metrics)
         if scalars:
             self._write(self._last_step if step is None else step, scalars)

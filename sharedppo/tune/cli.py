@@ -28,11 +28,11 @@ from omegaconf import DictConfig
 from ..compose import compose_checked
 from ..config import ConfigError
 from ..envs.requirements import check_extras
-from ..extras import require
+from ..extras import OneLineParser, require
 from ..overrides import key_of
 from ..run.signals import Interrupted
 from .launch import is_launcher_override, launcher_config, run_local, run_submitit
-from .preset import write_best_preset
+from .preset import best_trial, write_best_preset
 from .space import load_space
 from .study import JOURNAL, counts, fail_stale, local_storage, open_study, url_storage
 from .worker import Plan, work
@@ -46,7 +46,7 @@ STORAGE_ENV = "SHAREDPPO_TUNE_STORAGE"
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="sharedppo-tune", description=__doc__.split("\n")[0])
+    p = OneLineParser(prog="sharedppo-tune", description=__doc__.split("\n")[0])
     p.add_argument("--search", default="cartpole", help="a file, or a name in conf/hparams_search/")
     p.add_argument("--trials", type=int, default=None, help="total trials for the study")
     p.add_argument("--out", type=Path, default=None, help="default: tune/STUDY_NAME")
@@ -83,6 +83,12 @@ def make_plan(args: argparse.Namespace, space: DictConfig) -> tuple[Plan, list[s
         if value < low:
             raise ConfigError(f"{name}={value} is not allowed: must be >= {low}")
     extra = [o for o in args.overrides if not is_launcher_override(o)]
+    searched = [o for o in extra if key_of(o) in space.params]
+    if searched:  # the trial's value would silently replace it
+        raise ConfigError(
+            f"{searched[0]} is not allowed: the search space searches {key_of(searched[0])} "
+            "(its params); remove it from the command line or from the space"
+        )
     if args.jobs > 1 and not any(key_of(o) == "torch_threads" for o in extra):
         extra.append("torch_threads=1")  # parallel workers keep off each other's cores
     out = args.out or Path("tune") / space.study_name
@@ -177,6 +183,10 @@ def run(argv: list[str] | None = None) -> int:
     except ConfigError as err:
         print(f"sharedppo-tune: error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:  # a read-only --out or study file, a full disk: the user's to fix
+        where = err.filename or args.out or "the study's folder"
+        print(f"sharedppo-tune: error: cannot write {where}: {err.strerror}", file=sys.stderr)
+        return 2
     except (Interrupted, KeyboardInterrupt) as stop:
         code = 128 + getattr(stop, "signum", signal.SIGINT)
         if args.child:  # the command that started it says so, once
@@ -216,8 +226,10 @@ def finish(study: Any, plan: Plan, args: argparse.Namespace, code: int) -> int:
         print("no trial has completed yet, so no preset was written")
         return code or 1
     preset = write_best_preset(study, plan.overrides, args.preset_dir or plan.out)
-    best = study.best_trial
-    print(f"best trial {best.number}: mean return {best.value:.2f} with {best.params}")
+    best = best_trial(study)
+    auc = best.user_attrs.get("auc")
+    area = f" (AUC {auc:.2f}, which breaks ties)" if auc is not None else ""
+    print(f"best trial {best.number}: mean return {best.value:.2f}{area} with {best.params}")
     print(f"preset written to {preset}; use it with:")
     print(
         f"  sharedppo 'hydra.searchpath=[file://{preset.parent.parent.resolve()}]' "

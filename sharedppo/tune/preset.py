@@ -1,12 +1,17 @@
 """The best trial as an experiment preset: the keys that define the experiment, nothing else.
 
 A preset is a starting point for a real run, so the keys that only describe how a trial was
-run (its seed, its short budget, where and how it logged: ``Role.RUN_ONLY`` in the schema)
-are left out, as is Hydra's own ``hydra.*``.
+run (its seed, where and how it logged: ``Role.RUN_ONLY`` in the schema) are left out, as is
+Hydra's own ``hydra.*``. The budget stays: the learning rate (and clip) anneal over
+``total_steps``, so the recipe that was tuned is the one at the trial's budget.
+
+Trials that tie on the objective (several at CartPole's ceiling of 500) are told apart by the
+area under their learning curve: the one that got there sooner is best.
 """
 
 from __future__ import annotations
 
+import math
 import os
 from importlib.resources import files
 from pathlib import Path
@@ -57,17 +62,33 @@ def preset_text(overrides: list[str], note: str) -> str:
     return "\n".join(lines) + "\n" + head + (OmegaConf.to_yaml(body) if len(body) else "")
 
 
+def best_trial(study: Any) -> Any:
+    """The completed trial with the best value; among equals, the highest mean AUC return
+    (``auc`` in its user attributes), then the earliest."""
+    from optuna.study import StudyDirection
+    from optuna.trial import TrialState
+
+    done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    sign = 1.0 if study.direction == StudyDirection.MAXIMIZE else -1.0
+    return max(
+        done,
+        key=lambda t: (sign * t.value, t.user_attrs.get("auc", -math.inf), -t.number),
+    )
+
+
 def write_best_preset(study: Any, fallback: list[str], folder: Path) -> Path:
     """``folder/experiment/STUDY_best.yaml`` from the best trial, usable as experiment=..."""
-    best = study.best_trial
+    best = best_trial(study)
     overrides = best.user_attrs.get("overrides")
     if overrides is None:  # a trial from before trials recorded their overrides
         overrides = [*fallback, *(f"{k}={v}" for k, v in best.params.items())]
     seeds = best.user_attrs.get("seed_returns")
     over = f" over {len(seeds)} seeds" if seeds and len(seeds) > 1 else ""
+    auc = best.user_attrs.get("auc")
+    area = f", AUC {auc:.2f}" if auc is not None else ""
     note = (
         f"best trial {best.number} of study {study.study_name!r} "
-        f"(mean return {best.value:.2f}{over}), written by sharedppo-tune"
+        f"(mean return {best.value:.2f}{area}{over}), written by sharedppo-tune"
     )
     path = folder / "experiment" / f"{study.study_name}_best.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -5,11 +5,13 @@ from __future__ import annotations
 import itertools
 import math
 import random
+import re
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import yaml
 from omegaconf import DictConfig, OmegaConf
 
 from ..compose import compose_checked
@@ -18,6 +20,7 @@ from ..config import ConfigError
 SPACE_KEYS = (
     "study_name", "direction", "n_trials", "seed", "seeds", "overrides", "pruner", "params"
 )  # fmt: skip
+STUDY_NAME = re.compile(r"[A-Za-z0-9._-]+")
 PARAM_TYPES = {"float": ("low", "high"), "int": ("low", "high"), "categorical": ("choices",)}
 
 
@@ -27,7 +30,15 @@ def load_space(search: str) -> DictConfig:
     if path.suffix in (".yaml", ".yml") or path.is_file():
         if not path.is_file():
             raise ConfigError(f"--search {search!r}: no such file")
-        space = OmegaConf.load(path)
+        try:
+            space = OmegaConf.load(path)
+        except yaml.YAMLError as err:
+            mark = getattr(err, "problem_mark", None)
+            line = f", line {mark.line + 1}" if mark else ""
+            problem = getattr(err, "problem", None) or type(err).__name__
+            raise ConfigError(f"--search {search}{line} is not valid YAML: {problem}") from None
+        if not isinstance(space, DictConfig):
+            raise ConfigError(f"--search {search} is not allowed: must be a mapping of keys")
     else:
         space = compose_checked([f"hparams_search={search}"]).hparams_search
     if space is None:  # an optional group skips a missing option silently
@@ -47,6 +58,12 @@ def check_space(space: DictConfig) -> None:
             raise ConfigError(f"search space key {key!r} is not allowed: " + ", ".join(SPACE_KEYS))
     if not space.get("study_name"):
         raise ConfigError("search space: study_name is missing")
+    name = str(space.study_name)
+    if not STUDY_NAME.fullmatch(name) or name in (".", ".."):
+        # It names the study's folder and its preset file: a path would write outside --out.
+        raise ConfigError(
+            f"study_name={name!r} is not allowed: letters, digits, '.', '_' and '-' only"
+        )
     if space.get("direction", "maximize") not in ("maximize", "minimize"):
         raise ConfigError(f"direction={space.direction!r} is not allowed: maximize or minimize")
     if not space.get("params"):
@@ -60,6 +77,27 @@ def check_space(space: DictConfig) -> None:
         for needed in PARAM_TYPES[kind]:
             if spec.get(needed) is None:
                 raise ConfigError(f"params.{name}.{needed} is missing ({kind} needs it)")
+        check_param(name, kind, spec)
+
+
+def check_param(name: str, kind: str, spec: DictConfig) -> None:
+    """A parameter's range or choices can be sampled: a range with low > high would leave its
+    trial RUNNING forever (Optuna raises inside the worker), no choices has nothing to try."""
+    if kind == "categorical":
+        if not OmegaConf.is_list(spec.choices) or len(spec.choices) == 0:
+            raise ConfigError(f"params.{name}.choices is not allowed: must be a non-empty list")
+        return
+    low, high = spec.low, spec.high
+    number = int if kind == "int" else (int, float)
+    for what, value in (("low", low), ("high", high)):
+        if isinstance(value, bool) or not isinstance(value, number) or not math.isfinite(value):
+            raise ConfigError(
+                f"params.{name}.{what}={value!r} is not allowed: must be a finite {kind}"
+            )
+    if low > high:
+        raise ConfigError(f"params.{name}: low={low} > high={high}; low must be <= high")
+    if spec.get("log", False) and low <= 0:
+        raise ConfigError(f"params.{name}.low={low} is not allowed with log: true: must be > 0")
 
 
 def suggest(trial: Any, name: str, spec: DictConfig) -> Any:

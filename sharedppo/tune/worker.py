@@ -171,7 +171,7 @@ def train_seeds(trial: Any, plan: Plan, overrides: list[str]) -> float:
     import optuna  # optional (the sweep extra): checked by the command before any worker runs
 
     curves = SeedCurves()
-    returns = []
+    returns, aucs = [], []
     for index, seed in enumerate(plan.trial_seeds(trial.number)):
         job = [*overrides, f"seed={seed}"]
         cfg = compose_checked(job)
@@ -189,8 +189,11 @@ def train_seeds(trial: Any, plan: Plan, overrides: list[str]) -> float:
         if not math.isfinite(result.mean_return):
             raise optuna.TrialPruned(f"seed {seed} finished no episode")
         returns.append(result.mean_return)
+        aucs.append(result.auc_return)
         curves.next_seed()
     trial.set_user_attr("seed_returns", returns)
+    # What breaks a tie on the value (preset.best_trial): the one that learnt sooner.
+    trial.set_user_attr("auc", float(np.mean(aucs)))
     return float(np.mean(returns))
 
 

@@ -1,0 +1,1 @@
+"""sharedppo's Hydra launcher: ``hydra/launcher=processes`` (see sharedppo/cli/launcher.py)."""

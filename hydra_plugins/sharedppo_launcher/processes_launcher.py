@@ -1,0 +1,59 @@
+"""``hydra/launcher=processes``: registered with Hydra here, where Hydra looks for plugins
+(a plugin's class must live in the ``hydra_plugins`` package); the work is done in
+``sharedppo.cli.launcher``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from hydra.core.config_store import ConfigStore
+from hydra.core.utils import JobReturn
+from hydra.plugins.launcher import Launcher
+from hydra.types import HydraContext, TaskFunction
+from omegaconf import DictConfig
+
+
+@dataclass
+class ProcessesLauncherConf:
+    _target_: str = "hydra_plugins.sharedppo_launcher.processes_launcher.ProcessesLauncher"
+    # Jobs at once, each a process of its own; <= 0: one per CPU.
+    n_jobs: int = 1
+
+
+ConfigStore.instance().store(
+    group="hydra/launcher", name="processes", node=ProcessesLauncherConf, provider="sharedppo"
+)
+
+
+class ProcessesLauncher(Launcher):
+    def __init__(self, n_jobs: int = 1) -> None:
+        self.n_jobs = n_jobs
+        self.config: DictConfig | None = None
+        self.hydra_context: HydraContext | None = None
+        self.task_function: TaskFunction | None = None
+
+    def setup(
+        self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig
+    ) -> None:
+        self.config = config
+        self.hydra_context = hydra_context
+        self.task_function = task_function
+
+    def launch(
+        self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int
+    ) -> Sequence[JobReturn]:
+        # Imported here: Hydra imports every installed plugin in every Hydra app, and this one
+        # loads sharedppo (torch) only when it launches.
+        from sharedppo.cli.launcher import launch
+
+        assert self.config is not None and self.hydra_context is not None
+        assert self.task_function is not None
+        return launch(
+            self.config,
+            self.hydra_context,
+            self.task_function,
+            self.n_jobs,
+            job_overrides,
+            initial_job_idx,
+        )
