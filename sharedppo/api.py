@@ -18,7 +18,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from .compose import compose_checked
+from .compose import bare_env_id, compose_checked, recipe_line
 from .envs.build import API_NAMESPACE
 from .envs.spaces import MASK_KEY, flatten
 from .jobdir import JobDir
@@ -59,11 +59,13 @@ def train(
     overrides = list(overrides or [])
     if env is not None:
         overrides.append(f"env.id={env if isinstance(env, str) else _register(env)}")
+    overrides = bare_env_id(overrides)
     cfg = compose_checked(overrides)
     folder = Path(out_dir or time.strftime("outputs/%Y-%m-%d/%H-%M-%S"))
     job = JobDir(folder)
     if not logging.getLogger().handlers:  # a script or notebook: show the progress lines
         logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.getLogger("sharedppo").info(recipe_line(overrides, cfg.total_steps))
     # Owned before .hydra/ is written: another job's folder is refused, not overwritten.
     with job.own():
         if cfg.resume is None:
@@ -101,7 +103,7 @@ class Policy:
         ``state_shape`` for one observation, with a leading batch dimension for a batch.
         """
         if self.layout is not None:
-            if action_mask is None and MASK_KEY in obs:
+            if action_mask is None and isinstance(obs, dict) and MASK_KEY in obs:
                 action_mask = obs[MASK_KEY]
             obs = flatten(self.layout, obs)
         x = np.asarray(obs, dtype=np.float32)

@@ -96,6 +96,35 @@ def open_mapping_overrides(overrides: list[str]) -> list[str]:
     return [f"++{o}" if o.startswith(OPEN_MAPPINGS) else o for o in overrides]
 
 
+# The env option a bare env.id runs as: a general-purpose recipe and budget (conf/env/generic.yaml).
+GENERIC_ENV = "generic"
+
+
+def bare_env_id(overrides: list[str]) -> list[str]:
+    """``env.id=X`` without ``env=`` (nor an experiment preset, nor a resume, which bring
+    their own): ``env=generic`` is added, so X trains with the general recipe and budget
+    rather than those tuned for the default option's task (CartPole)."""
+    keys = {o.lstrip("+~").split("=", 1)[0] for o in overrides if not o.startswith("-")}
+    if "env.id" not in keys or keys & {"env", "experiment", "resume"}:
+        return overrides
+    # Last: a command line's flags (-m, --cfg job) come first, and Hydra applies a group choice
+    # before any value whatever their order.
+    return [*overrides, f"env={GENERIC_ENV}"]
+
+
+def recipe_line(overrides: list[str], total_steps: int) -> str:
+    """The first log line: which ppo option and budget this run uses, and how to change them."""
+    choices = dict(o.lstrip("+").split("=", 1) for o in overrides if "=" in o)
+    env = choices.get("env", "cartpole")
+    ppo = choices.get("ppo", env)
+    preset = f" with experiment={choices['experiment']}" if "experiment" in choices else ""
+    steps = "given" if "total_steps" in choices else f"env={env}'s default_steps"
+    return (
+        f"recipe: ppo={ppo}{preset}, total_steps={total_steps:,} ({steps}); change them with "
+        "ppo=NAME or ppo.KEY=VALUE, and total_steps=N"
+    )
+
+
 def compose_checked(overrides: list[str], source: Source = DEFAULT) -> DictConfig:
     """Compose and validate the config for these overrides; any mistake is one ConfigError line.
 

@@ -44,3 +44,37 @@ class ScaleReward(gym.RewardWrapper):
 
     def reward(self, reward: float) -> float:
         return reward * self.factor
+
+
+class Broken(Reach):
+    """A user's env with a bug in the phase ``fail`` names (tests/test_env_errors.py)."""
+
+    def __init__(self, fail: str = "init") -> None:
+        super().__init__()
+        self.fail = fail
+        if fail == "init":
+            self.buffer = np.zeros(5, 5)  # the bug: np.zeros((5, 5)) was meant
+
+    def reset(self, *, seed=None, options=None):
+        if self.fail == "reset":
+            raise ValueError("reset bug")
+        return super().reset(seed=seed, options=options)
+
+    def step(self, action):
+        if self.fail == "step":
+            raise RuntimeError("step bug")
+        return super().step(action)
+
+
+class Crowd:
+    """A multi-agent env in PettingZoo's style, registered by mistake."""
+
+    possible_agents = ["a", "b"]
+
+    def __init__(self) -> None:
+        self.agents = list(self.possible_agents)
+
+
+if "Broken-v0" not in gym.registry:
+    gym.register("Broken-v0", entry_point=Broken, max_episode_steps=50)
+    gym.register("Crowd-v0", entry_point=Crowd)

@@ -94,6 +94,7 @@ def test_dict_env_learns_with_its_mask_and_predicts_from_raw_dicts(tmp_path):
     DictBandit.invalid_taken = 0
     overrides = [
         f"env.id={DICT_ID}",
+        "ppo=default",  # the recipe this bandit was sized for (a bare env.id gets ppo=generic)
         "env.vectorization_mode=sync",
         "env.normalize_obs=true",
         "ppo.gamma=0.5",

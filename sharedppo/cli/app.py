@@ -18,7 +18,9 @@ from omegaconf.errors import OmegaConfBaseException
 from ..compose import (
     CONFIG_MODULE,
     VERSION_BASE,
+    bare_env_id,
     open_mapping_overrides,
+    recipe_line,
     register_configs,
     register_launcher,
 )
@@ -52,6 +54,7 @@ def _app(cfg: DictConfig) -> float:
         sweep = Path(hydra_cfg.runtime.cwd) / hydra_cfg.sweep.dir  # hydra.job.chdir may move
         return run_job(cfg, out_dir, label, sweep, _train_sweep_job)
     job = JobDir(out_dir)
+    log.info(recipe_line(list(hydra_cfg.overrides.task), cfg.total_steps))
     try:
         with job.own():
             if cfg.resume is None:
@@ -257,7 +260,7 @@ def main() -> None:
         return
     with ExitStack() as owned:
         try:
-            args = resume_args(given)
+            args = resume_args(bare_env_id(given))
             # A single run and every job of a sweep are composed, validated and checked for
             # the packages they need (and a resume for what may change) before Hydra starts
             # anything, so a mistake is one line and no job trains or rewrites a job folder.

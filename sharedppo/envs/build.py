@@ -12,7 +12,6 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-import traceback
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +23,9 @@ from ..config import ConfigError, EnvConfig
 from ..extras import prepare_video, require
 from .atari import atari_wrapper
 from .envpool import make_pool, reward_threshold
+from .errors import NOT_AN_ENV, check_env_entry, in_phase, not_single_agent
 from .shaping import ReachStepsReward
-from .spaces import FlattenDict, Layout, dict_layout
+from .spaces import FlattenObs, Layout, needs_layout, space_layout
 from .vector import make_lean
 
 # Bars for ids whose registry entry has no reward_threshold (docs/benchmarks.md uses them).
@@ -183,24 +183,32 @@ def make_envs(
         kwargs.setdefault("frameskip", 1)  # the preprocessing does the skipping
         wrappers.append(atari_wrapper(cfg.atari))
     wrappers += user_wrappers(list(cfg.wrappers))
+    check_env_entry(spec, cfg)
+    count = num_envs or cfg.num_envs
     try:
-        envs = _make_vec(spec.id, num_envs or cfg.num_envs, mode, wrappers, kwargs)
-        if isinstance(envs.single_observation_space, gym.spaces.Dict):
+        envs = _make_vec(spec.id, count, mode, wrappers, kwargs)
+        space = envs.single_observation_space
+        if needs_layout(space):
             # Rare enough to build twice: the space is known only once an env exists.
-            space = envs.single_observation_space
             envs.close()
-            layout = dict_layout(space)
-            envs = _make_vec(
-                spec.id, num_envs or cfg.num_envs, mode, [*wrappers, FlattenDict], kwargs
-            )
+            layout = space_layout(space)
+            envs = _make_vec(spec.id, count, mode, [*wrappers, FlattenObs], kwargs)
             envs.metadata = dict(envs.metadata, obs_layout=layout)
-    except ConfigError:  # a wrapper's own failure, already named
+    except ConfigError:  # a wrapper's own failure, or a space refused: already named
         raise
     except gym.error.DependencyNotInstalled as err:
         hint = "; pip install 'sharedppo[video]'" if video_dir is not None else ""
         raise ConfigError(f"env.id={cfg.id!r} could not be made: {err}{hint}") from None
-    except (TypeError, ValueError, gym.error.Error) as err:
-        raise ConfigError(_make_error(cfg, mode, err)) from None
+    except TypeError as err:
+        if NOT_AN_ENV in str(err):
+            raise ConfigError(not_single_agent(cfg.id, str(err).split(". ")[0])) from None
+        raise in_phase(err, cfg.id, _constructing(cfg)) from None
+    except gym.error.Error as err:  # gymnasium's own refusal, not the env's code
+        raise ConfigError(
+            f"env.id={cfg.id!r} could not be made with env.vectorization_mode={mode!r}: {err}"
+        ) from None
+    except Exception as err:  # the user's code: its own traceback, with the phase noted
+        raise in_phase(err, cfg.id, _constructing(cfg)) from None
     autoreset = envs.metadata.get("autoreset_mode", AutoresetMode.NEXT_STEP)
     if autoreset != AutoresetMode.NEXT_STEP:
         raise ConfigError(f"env.id={cfg.id!r} uses {autoreset}; sharedppo expects NEXT_STEP")
@@ -215,12 +223,20 @@ def _finish(
     envs.action_space.seed(seed)
     try:
         obs, info = envs.reset(seed=seed)
-    except (ValueError, TypeError, AssertionError) as err:  # an env not of gymnasium's API
+    except ConfigError:
+        raise
+    except (ValueError, TypeError) as err:
         envs.close()
-        raise ConfigError(
-            f"env.id={cfg.id!r} is not allowed: its reset() must return (observation, info) "
-            f"as gymnasium's API says ({type(err).__name__}: {str(err).splitlines()[0]})"
-        ) from None
+        if "unpack" in str(err) or "not iterable" in str(err):  # not gymnasium's reset API
+            raise ConfigError(
+                f"env.id={cfg.id!r} is not allowed: its reset() must return (observation, "
+                f"info) as gymnasium's API says ({type(err).__name__}: "
+                f"{str(err).splitlines()[0]})"
+            ) from None
+        raise in_phase(err, cfg.id, f"resetting (reset(seed={seed}))") from None
+    except Exception as err:
+        envs.close()
+        raise in_phase(err, cfg.id, f"resetting (reset(seed={seed}))") from None
     return envs, obs, info
 
 
@@ -239,16 +255,10 @@ def action_mask(info: dict[str, Any], num_envs: int, num_actions: int) -> np.nda
     return mask.astype(bool, copy=False)
 
 
-def _make_error(cfg: EnvConfig, mode: str, err: Exception) -> str:
-    """Blame what failed: the env's own code (a keyword it refuses, a value it cannot use)
-    or gymnasium's vectorisation of it."""
-    frames = traceback.extract_tb(err.__traceback__)
-    in_gymnasium = bool(frames) and f"{os.sep}gymnasium{os.sep}" in frames[-1].filename
-    if isinstance(err, gym.error.Error) or (isinstance(err, ValueError) and in_gymnasium):
-        return f"env.vectorization_mode={mode!r} with env.id={cfg.id!r} failed: {err}"
-    if cfg.kwargs:
-        return f"env.kwargs={dict(cfg.kwargs)!r} were refused by env.id={cfg.id!r}: {err}"
-    return f"env.id={cfg.id!r} could not be made: {type(err).__name__}: {err}"
+def _constructing(cfg: EnvConfig) -> str:
+    """The phase, with the keywords the constructor was given (the likely culprits)."""
+    given = f" with env.kwargs={dict(cfg.kwargs)!r}" if cfg.kwargs else ""
+    return f"constructing the env{given}"
 
 
 def _make_vec(
@@ -263,7 +273,7 @@ def _make_vec(
 
 
 def obs_layout(envs: VectorEnv) -> Layout | None:
-    """How a Dict observation was flattened (``spaces.FlattenDict``), or None."""
+    """How the observation was flattened (``spaces.FlattenObs``), or None."""
     return envs.metadata.get("obs_layout")
 
 

@@ -1,6 +1,7 @@
-"""Building the actor-critic's trunks from ``network.*``: what the first layer reads (per-key
-encoders for a Dict observation, the Nature-DQN convolutions for frames, or the flat
-observation) and the recurrent cores the heads read when ``network.recurrent`` is set.
+"""Building the actor-critic's trunks from ``network.*``: what the first layer reads (per-part
+encoders for a laid-out observation: Dict, Tuple, Discrete, H x W x C or small images; the
+Nature-DQN convolutions for C x H x W frames; or the flat observation) and the recurrent
+cores the heads read when ``network.recurrent`` is set.
 
 ``ActorCritic.__init__`` assigns what these return in the order it always has (encoders or
 convolutions, trunks, cores, heads): that order is the order of the parameters, hence of the
@@ -45,12 +46,13 @@ def trunk_input(
 ) -> TrunkInput:
     """Encoders, convolutions or neither, one per trunk, and the layers they feed."""
     if layout is not None:
-        activation = ACTIVATIONS[cfg.activation]
-        encoders = nn.ModuleList(
-            DictEncoder(layout, cfg.width, activation) for _ in range(num_trunks)
-        )
+        # network.type=nature_cnn keeps its one 512-unit ReLU layer after the encoders.
+        cnn = cfg.type == "nature_cnn"
+        activation = F.relu if cnn else ACTIVATIONS[cfg.activation]
+        depth, width = (1, 512) if cnn else (cfg.depth, cfg.width)
+        encoders = nn.ModuleList(DictEncoder(layout, width, activation) for _ in range(num_trunks))
         in_dim = encoders[0].out_dim
-        return TrunkInput(encoders, None, in_dim, cfg.depth, cfg.width, activation, False)
+        return TrunkInput(encoders, None, in_dim, depth, width, activation, False)
     if cfg.type == "nature_cnn":
         if len(obs_shape) != 3:
             raise ConfigError(

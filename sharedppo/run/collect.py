@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -12,12 +13,16 @@ from gymnasium.vector import VectorEnv
 from ..algo.agent import PPOAgent
 from ..config import ConfigError
 from ..envs.build import action_mask
-from ..envs.state import capture_state, restore_state
+from ..envs.errors import in_phase
+from ..envs.state import EnvStateError, capture_state, restore_state
 from ..nn.heads import Gaussian
 from ..nn.normalize import ObsNormalizer, RewardScaler
 from ..nn.recurrent import EpisodeStarts
+from .checkpoint import CheckpointError
 from .episodes import EpisodeTracker
 from .memory import RolloutMemory
+
+log = logging.getLogger(__name__)
 
 EpisodesHook = Callable[[int, np.ndarray, np.ndarray], None]
 
@@ -59,6 +64,7 @@ class Collector:
         )
         self.state = state
         self.starts = EpisodeStarts(envs.num_envs) if state is not None else None
+        self._said_inexact = False  # the env state not stored: said once a run
 
     def collect(
         self,
@@ -94,7 +100,10 @@ class Collector:
                     )
                 # to_env returns a new array: the env never holds the memory's row.
                 env_actions = store_act(t, actions, logprobs, values, masks)
-                self.obs, reward, terminated, truncated, info = envs.step(to_env(env_actions))
+                try:
+                    self.obs, reward, terminated, truncated, info = envs.step(to_env(env_actions))
+                except Exception as err:  # the env's own code: its traceback, the phase noted
+                    raise in_phase(err, None, f"stepping (env step {step})") from None
                 done = terminated | truncated
                 if starts is not None:
                     starts.advance(done)
@@ -129,7 +138,7 @@ class Collector:
     def state_dict(self) -> dict[str, Any]:
         state = {
             "obs": torch.from_numpy(np.array(self.obs, dtype=np.float32)),
-            "env": capture_state(self.envs),
+            "env": self._env_state(),
         }
         if self.action_mask is not None:
             state["action_mask"] = torch.from_numpy(self.action_mask.copy())
@@ -138,8 +147,28 @@ class Collector:
             state["episode_starts"] = self.starts.state_dict()
         return state
 
+    def _env_state(self) -> dict[str, Any]:
+        """The env's state for exact resume; what cannot be stored is said once per run, and
+        never costs the checkpoint."""
+        skipped: list[str] = []
+        try:
+            env = capture_state(self.envs, skipped)
+        except Exception as err:
+            env, skipped = {}, [f"the whole env ({type(err).__name__}: {err})"]
+        if skipped and not self._said_inexact:
+            self._said_inexact = True
+            log.warning(
+                "env state: %s not stored in checkpoints (not plain data); a resumed run "
+                "continues them from a freshly built env, so resume is not exact",
+                ", ".join(skipped[:3]) + (f" and {len(skipped) - 3} more" if skipped[3:] else ""),
+            )
+        return env
+
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        restore_state(self.envs, state["env"])
+        try:
+            restore_state(self.envs, state["env"])
+        except EnvStateError as err:
+            raise CheckpointError(str(err)) from None
         self.obs = state["obs"].numpy().copy()
         if "action_mask" in state:
             self.action_mask = state["action_mask"].numpy().copy()

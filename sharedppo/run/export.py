@@ -1,6 +1,7 @@
 """Export for deployment (the ``sharedppo-export`` command is ``cli/export.py``).
 
-The exported model takes the raw observation (a Dict observation: one input per key) and
+The exported model takes the raw observation (a Dict or Tuple observation: one input per
+part, named as ``Part.key``; Discrete and MultiDiscrete parts as integers) and
 returns the policy head's output (action logits, or the Gaussian's mean) and the value; the
 saved observation normalisation is inside it. Dropout is off, as when evaluating. A recurrent
 network's model also takes its state (input ``state``, zeros at an episode start) and returns
@@ -50,8 +51,10 @@ class Deployed(nn.Module):
             return inputs[0].float()
         pieces = []
         for part, value in zip(self.layout, inputs, strict=True):
-            if part.onehot_start is not None:
-                pieces.append(F.one_hot(value.long() - part.onehot_start, part.shape[0]).float())
+            if part.onehot is not None:  # as spaces.flatten encodes it: a one-hot per entry
+                codes = value.long().reshape(value.shape[0], -1)
+                for i, (n, start) in enumerate(zip(part.onehot, part.starts, strict=True)):
+                    pieces.append(F.one_hot(codes[:, i] - start, n).float())
             else:
                 pieces.append(value.float().reshape(value.shape[0], -1))
         return torch.cat(pieces, dim=-1)
@@ -85,13 +88,15 @@ def example_inputs(net: ActorCritic, obs_shape: tuple[int, ...], batch: int) -> 
     if net.layout is None:
         return (torch.randn(batch, *obs_shape) * 2, *state)
     inputs = []
-    for part in net.layout:
-        if part.onehot_start is not None:
-            inputs.append(torch.randint(0, part.shape[0], (batch,)) + part.onehot_start)
+    for part in net.layout:  # each part in the shape the env gives it
+        if part.onehot is not None:
+            sizes = zip(part.onehot, part.starts, strict=True)
+            codes = [torch.randint(0, n, (batch, 1)) + start for n, start in sizes]
+            inputs.append(torch.cat(codes, 1).reshape(batch, *part.raw))
         elif part.image:
-            inputs.append(torch.randint(0, 256, (batch, *part.shape)).float())
+            inputs.append(torch.randint(0, 256, (batch, *part.raw)).float())
         else:
-            inputs.append(torch.randn(batch, *part.shape))
+            inputs.append(torch.randn(batch, *part.raw))
     return (*inputs, *state)
 
 
