@@ -16,7 +16,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "sharedppo"
 
 # What each part may import from the rest of the package (its own modules always). The order
 # is the layering: the schema at the bottom, the pieces of a run above it, front ends on top.
-BASE = {"config", "extras", "overrides", "compose", "jobdir", "wrappers"}
+BASE = {"config", "extras", "overrides", "compose", "durable", "jobdir", "wrappers"}
 ALLOWED: dict[str, set[str]] = {
     "config": set(),
     "extras": {"config"},

@@ -3,7 +3,8 @@ commands ``sharedppo-eval`` and ``sharedppo-export``. ``SweepFolder`` is the swe
 ``conf/config.yaml`` names.
 
 May import everything below the front ends: ``config``, ``extras``, ``overrides``,
-``compose``, ``jobdir``, ``wrappers``, ``envs``, ``nn``, ``algo``, ``tb`` and ``run``.
+``compose``, ``durable``, ``jobdir``, ``wrappers``, ``envs``, ``nn``, ``algo``, ``tb`` and
+``run``.
 """
 
 from .app import FailedJobs, SweepFolder, main

@@ -22,6 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from ..durable import process_running
 from ..jobdir import JobDir
 from .contain import STOP_SIGNALS
 
@@ -145,24 +146,6 @@ def _read(sweep: Path) -> list[int]:
     return [signal.Signals[n] for n in names if n in signal.Signals.__members__]
 
 
-def _running(pid: int) -> bool:
-    """Whether process ``pid`` exists and has not ended (a zombie has: Linux's /proc)."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] not in "ZX"
-    except FileNotFoundError:
-        if Path("/proc/self").exists():
-            return False
-    except (OSError, IndexError):
-        pass
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    return True
-
-
 def _abandoned() -> Callable[[], bool]:
     """Whether this process's job should stop because nobody waits for it: whoever started
     this process is gone, or the sweep's command is, where it runs on this machine (a process
@@ -172,7 +155,7 @@ def _abandoned() -> Callable[[], bool]:
     command = int(pid) if host == socket.gethostname() and pid.isdigit() else None
     if _state["command"] or command is None:
         return lambda: os.getppid() != first
-    return lambda: os.getppid() != first or not _running(command)
+    return lambda: os.getppid() != first or not process_running(command)
 
 
 def requests_for(sweep: str | os.PathLike[str]) -> Callable[[], list[int]]:

@@ -3,7 +3,8 @@ parallel workers on this machine or through submitit, pruning, the best trial as
 Also ``python -m sharedppo.tune``.
 
 May import everything below the front ends: ``config``, ``extras``, ``overrides``,
-``compose``, ``jobdir``, ``wrappers``, ``envs``, ``nn``, ``algo``, ``tb`` and ``run``.
+``compose``, ``durable``, ``jobdir``, ``wrappers``, ``envs``, ``nn``, ``algo``, ``tb`` and
+``run``.
 """
 
 from .cli import main

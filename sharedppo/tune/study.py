@@ -18,6 +18,7 @@ from typing import Any
 from omegaconf import DictConfig
 
 from ..config import ConfigError
+from ..durable import process_running
 from .space import make_pruner, make_sampler
 
 log = logging.getLogger("sharedppo.tune")
@@ -145,16 +146,6 @@ def claim(trial: Any) -> None:
     trial.set_user_attr("worker", {"host": HOST, "pid": os.getpid()})
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    return True
-
-
 def fail_stale(study: Any) -> None:
     """Fail running trials whose worker is gone: a dead process on this machine, or an
     unclaimed trial a minute old (from an older sharedppo or a migrated study); on a database,
@@ -167,7 +158,7 @@ def fail_stale(study: Any) -> None:
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         owner = trial.user_attrs.get("worker")
         unclaimed = owner is None and trial.datetime_start and trial.datetime_start < old
-        if unclaimed or (owner and owner["host"] == HOST and not _alive(owner["pid"])):
+        if unclaimed or (owner and owner["host"] == HOST and not process_running(owner["pid"])):
             log.info("trial %d: its worker is gone; marked failed", trial.number)
             study.tell(trial.number, state=TrialState.FAIL, skip_if_finished=True)
 
