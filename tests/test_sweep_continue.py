@@ -20,6 +20,8 @@ from tests.conftest import run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 FAULTY = "env.id=tests.faulty_env:Faulty-v0"
+# CartPole's recipe and budget (a bare env.id would run the general recipe, env=generic)
+RECIPE = "env=cartpole"
 
 
 def flagged(tmp_path: Path) -> dict[str, str]:
@@ -44,6 +46,7 @@ def test_a_job_that_dies_is_marked_failed_and_retried_only_when_asked(tmp_path):
     sweep = tmp_path / "sweep"
     args = [
         "-m",
+        RECIPE,
         FAULTY,
         "env.kwargs.crash_at=64,0",  # job 0's process dies after its checkpoint at step 512
         "total_steps=1024",
@@ -90,7 +93,13 @@ def _weights(job: Path) -> dict[str, torch.Tensor]:
 
 def test_a_stopped_sweep_continues_exactly_when_rerun_with_its_folder(tmp_path):
     sweep = tmp_path / "sweep"
-    common = [FAULTY, "env.kwargs.stop_at=64", "total_steps=4096", "checkpoint.every_steps=1024"]
+    common = [
+        RECIPE,
+        FAULTY,
+        "env.kwargs.stop_at=64",
+        "total_steps=4096",
+        "checkpoint.every_steps=1024",
+    ]
     args = ["-m", *common, "seed=0,1", f"hydra.sweep.dir={sweep}"]
     # Ctrl-C, typed in the sweep's terminal (its process group) while job 0 trains.
     stopped = subprocess.run(
@@ -169,6 +178,7 @@ def test_parallel_jobs_survive_a_dead_neighbour_and_sigterm_stops_every_process(
         "-m",
         f"hydra/launcher={launcher}",
         "hydra.launcher.n_jobs=2",
+        RECIPE,
         FAULTY,
         "env.kwargs.crash_at=64,0",
         "total_steps=1000000",
