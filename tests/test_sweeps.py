@@ -202,3 +202,14 @@ def test_report_compares_folders_and_carries_evaluation(cfg_factory, tmp_path):
     for t in table:
         assert all(len(v.partition(".")[2]) <= 2 for k, v in t.items() if k != "sweep"), t
     assert "| eval return |" in (out / "report.md").read_text()
+
+
+def test_hydras_plugin_scan_can_load_the_processes_launcher():
+    """Hydra's plugin scan executes a plugin module before putting it in sys.modules (an
+    installed, non-editable sharedppo is scanned on every run): it must load that way."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("hydra_plugins.sharedppo_launcher.processes_launcher")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)  # as hydra.core.plugins._scan_all_plugins does
+    assert module.ProcessesLauncher.__name__ == "ProcessesLauncher"

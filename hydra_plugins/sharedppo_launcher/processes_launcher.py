@@ -2,8 +2,8 @@
 (a plugin's class must live in the ``hydra_plugins`` package); the work is done in
 ``sharedppo.cli.launcher``."""
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: Hydra's plugin scan runs this module before it is
+# in sys.modules, where a dataclass with string annotations cannot resolve its module.
 from collections.abc import Sequence
 from dataclasses import dataclass
 
