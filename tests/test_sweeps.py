@@ -208,8 +208,15 @@ def test_hydras_plugin_scan_can_load_the_processes_launcher():
     """Hydra's plugin scan executes a plugin module before putting it in sys.modules (an
     installed, non-editable sharedppo is scanned on every run): it must load that way."""
     import importlib.util
+    import sys
 
-    spec = importlib.util.find_spec("hydra_plugins.sharedppo_launcher.processes_launcher")
+    name = "hydra_plugins.sharedppo_launcher.processes_launcher"
+    spec = importlib.util.find_spec(name)
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)  # as hydra.core.plugins._scan_all_plugins does
+    loaded = sys.modules.pop(name, None)  # as in a process that has not imported it yet
+    try:
+        spec.loader.exec_module(module)  # as hydra.core.plugins._scan_all_plugins does
+    finally:
+        if loaded is not None:
+            sys.modules[name] = loaded
     assert module.ProcessesLauncher.__name__ == "ProcessesLauncher"
