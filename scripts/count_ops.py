@@ -17,21 +17,12 @@ import sys
 from collections import Counter
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--src", help="import sharedppo from this checkout instead")
-    parser.add_argument("--autograd", action="store_true", help="ppo.fused=false")
-    parser.add_argument("--act", action="store_true", help="count one act, not one update")
-    args = parser.parse_args()
-    if args.src:
-        sys.path.insert(0, args.src)
-    if args.act:
-        count_act()
-        return
-
+def update_fixture(autograd: bool) -> tuple:
+    """(agent, batch): a CartPole agent (64x64 shared trunk, 20 epochs) and a batch of 256
+    rows, after one warm-up update, so lazy initialisation stays out of what is measured.
+    Also scripts/profile_ops.py's; imports whichever sharedppo is first on the path."""
     import gymnasium as gym
     import torch
-    from torch.utils._python_dispatch import TorchDispatchMode
 
     from sharedppo.config import NetworkConfig, PPOConfig
 
@@ -46,12 +37,30 @@ def main() -> None:
 
     torch.manual_seed(0)
     net = ActorCritic(4, gym.spaces.Discrete(2), NetworkConfig())
-    agent = PPOAgent(net, PPOConfig(update_epochs=20, fused=not args.autograd))
+    agent = PPOAgent(net, PPOConfig(update_epochs=20, fused=not autograd))
     obs = torch.randn(256, 4)
     with torch.no_grad():
         actions, logprobs, values, masks = agent.act(obs)
     batch = Batch(obs, actions, logprobs, values, torch.randn(256), values + 1, masks)
-    agent.update(batch)  # warm-up: lazy initialisation stays out of the count
+    agent.update(batch)
+    return agent, batch
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--src", help="import sharedppo from this checkout instead")
+    parser.add_argument("--autograd", action="store_true", help="ppo.fused=false")
+    parser.add_argument("--act", action="store_true", help="count one act, not one update")
+    args = parser.parse_args()
+    if args.src:
+        sys.path.insert(0, args.src)
+    if args.act:
+        count_act()
+        return
+
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    agent, batch = update_fixture(args.autograd)
 
     ops: Counter[str] = Counter()
 

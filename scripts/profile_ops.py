@@ -23,6 +23,8 @@ import argparse
 import sys
 import time
 
+from count_ops import update_fixture  # scripts/ is first on the path when run
+
 MATMULS = ("aten::addmm", "aten::mm", "aten::bmm", "aten::linear")
 
 
@@ -36,23 +38,10 @@ def main() -> None:
     args = parser.parse_args()
     if args.src:
         sys.path.insert(0, args.src)
-    import gymnasium as gym
     import torch
 
-    from sharedppo.algo.agent import PPOAgent
-    from sharedppo.algo.batch import Batch
-    from sharedppo.config import NetworkConfig, PPOConfig
-    from sharedppo.nn.actor_critic import ActorCritic
-
     torch.set_num_threads(1)
-    torch.manual_seed(0)
-    net = ActorCritic(4, gym.spaces.Discrete(2), NetworkConfig())
-    agent = PPOAgent(net, PPOConfig(update_epochs=20, fused=not args.autograd))
-    obs = torch.randn(256, 4)
-    with torch.no_grad():
-        actions, logprobs, values, masks = agent.act(obs)
-    batch = Batch(obs, actions, logprobs, values, torch.randn(256), values + 1, masks)
-    agent.update(batch)  # warm-up
+    agent, batch = update_fixture(args.autograd)
     if args.ab:
         ab(agent, batch, torch, rounds=max(args.rounds, 10))
         return
