@@ -24,6 +24,7 @@ from omegaconf import DictConfig, open_dict
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
 from .config import Config, ConfigError, unknown_key_message, validate
+from .extras import first_line
 
 try:  # hydra/launcher=processes (sharedppo/cli/launcher.py); absent from an older install
     from hydra_plugins.sharedppo_launcher.processes_launcher import ProcessesLauncher
@@ -160,7 +161,7 @@ def _compose(overrides: list[str], source: Source, with_hydra: bool) -> DictConf
         # A user's own YAML (on hydra.searchpath, -cd): yaml names the file and the place.
         mark = getattr(err, "problem_mark", None)
         where = f"{mark.name}, line {mark.line + 1}" if mark else "a config file"
-        problem = getattr(err, "problem", None) or first_line_of(err)
+        problem = getattr(err, "problem", None) or first_line(err)
         raise ConfigError(f"{where} is not valid YAML: {problem}") from None
     except MissingConfigException as err:
         group, _, name = (err.missing_cfg_file or "").rpartition("/")
@@ -177,7 +178,7 @@ def _compose(overrides: list[str], source: Source, with_hydra: bool) -> DictConf
         if isinstance(cause, (ConfigKeyError, ConfigAttributeError)) and key:
             raise ConfigError(_unknown(key, cause)) from None
         if isinstance(cause, OmegaConfBaseException) and key:
-            raise ConfigError(f"{key} is not allowed: {first_line_of(cause)}") from None
+            raise ConfigError(f"{key} is not allowed: {first_line(cause)}") from None
         raise ConfigError(one_line(str(err))) from None
 
 
@@ -199,8 +200,3 @@ def _unknown(key: str, cause: OmegaConfBaseException) -> str:
     node = getattr(cause, "parent_node", None)
     known = ", ".join(map(str, node.keys())) if isinstance(node, DictConfig) else "see --hydra-help"
     return f"{key} is not a known key; allowed in {parent}: {known}"
-
-
-def first_line_of(err: BaseException) -> str:
-    lines = str(err).strip().splitlines()
-    return lines[0] if lines else type(err).__name__

@@ -21,7 +21,7 @@ ALLOWED: dict[str, set[str]] = {
     "config": set(),
     "extras": {"config"},
     "overrides": set(),
-    "compose": {"config"},
+    "compose": {"config", "extras"},
     "durable": set(),
     "jobdir": {"config", "durable"},
     "wrappers": set(),
