@@ -3,8 +3,8 @@ commands ``sharedppo-eval`` and ``sharedppo-export``. ``SweepFolder`` is the swe
 ``conf/config.yaml`` names.
 
 May import everything below the front ends: ``config``, ``extras``, ``overrides``,
-``compose``, ``durable``, ``jobdir``, ``wrappers``, ``envs``, ``nn``, ``algo``, ``tb`` and
-``run``.
+``compose``, ``durable``, ``jobdir``, ``wrappers``, ``envs``, ``nn``, ``algo``, ``tb``,
+``run`` and ``pack`` (the packed launcher trains its packs there).
 """
 
 from .app import FailedJobs, SweepFolder, main
