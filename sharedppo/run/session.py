@@ -54,36 +54,44 @@ def train(
     ``resume=`` command). ``on_update(global_step, mean_return)`` is called after every
     update; returning True stops the run as a pre-emption would (last.pt written, resumable).
     """
+    validate(cfg)  # a mistake in the config is refused before the folder is taken
+    job = JobDir(out_dir)
+    with job.own():
+        return fit(open_trainer(cfg, out_dir), job, on_update)
+
+
+def open_trainer(cfg: DictConfig, out_dir: Path) -> Trainer:
+    """A job's trainer, built from its config and, on ``resume=``, loaded from the checkpoint
+    it names; the caller owns ``out_dir`` (``JobDir.own``)."""
     validate(cfg)
     c: Config = OmegaConf.to_object(cfg)  # plain dataclasses: attribute access in hot loops
     config = OmegaConf.to_container(cfg, resolve=True)
     device = resolve_device(c.device)
     check_precision(c.precision, device)
     job = JobDir(out_dir)
-    with job.own():
-        saved = None
-        if c.resume is None:
-            job.check_fresh()
-        else:
-            JobDir(c.resume).repair_summary()  # a finished job killed before its summary
-            saved = read(JobDir(c.resume).last, map_location=device)
-            changes = check_resume(saved, config, Path(c.resume))
-        check_writable(job)
-        if c.torch_threads > 0:
-            torch.set_num_threads(c.torch_threads)
-        trainer = Trainer(c, config, out_dir, device)
-        if saved is not None:
-            step = saved["progress"]["global_step"]
-            try:
-                trainer.load(saved, resume_note(step, changes))
-            except BaseException:
-                trainer.close()
-                raise
-            record_resume(out_dir, step, changes)  # only a resume that happened is on record
-            if trainer.progress.started_at is None:  # a checkpoint from before layout 3
-                before = JobDir(c.resume).read_summary() or {}
-                trainer.progress.started_at = before.get("started_at")
-        return fit(trainer, job, on_update)
+    saved = None
+    if c.resume is None:
+        job.check_fresh()
+    else:
+        JobDir(c.resume).repair_summary()  # a finished job killed before its summary
+        saved = read(JobDir(c.resume).last, map_location=device)
+        changes = check_resume(saved, config, Path(c.resume))
+    check_writable(job)
+    if c.torch_threads > 0:
+        torch.set_num_threads(c.torch_threads)
+    trainer = Trainer(c, config, out_dir, device)
+    if saved is not None:
+        step = saved["progress"]["global_step"]
+        try:
+            trainer.load(saved, resume_note(step, changes))
+        except BaseException:
+            trainer.close()
+            raise
+        record_resume(out_dir, step, changes)  # only a resume that happened is on record
+        if trainer.progress.started_at is None:  # a checkpoint from before layout 3
+            before = JobDir(c.resume).read_summary() or {}
+            trainer.progress.started_at = before.get("started_at")
+    return trainer
 
 
 def fit(

@@ -59,6 +59,8 @@ class Trainer:
         self.last_good = self.agent.snapshot()
         self.logger: Logger | None = None
         self.resume_note = ""
+        # What the checkpoint's RNG part is: the process's generators, or a packed run's own.
+        self.rng: Stateful = GlobalRNG()
 
     def _build(self, envs: VectorEnv, obs: np.ndarray, info: dict[str, Any]) -> None:
         """The parts that depend on the envs: network, agent, normalisers, collector, memory."""
@@ -106,7 +108,7 @@ class Trainer:
             "env": self.collector,
             "checkpointer": self.checkpointer,
             "progress": self.progress,
-            "rng": GlobalRNG(),
+            "rng": self.rng,
         }
 
     def load(self, state: dict[str, Any], note: str = "") -> None:
