@@ -31,7 +31,7 @@ from ..run.session import resumable, write_summary
 from ..run.signals import Interrupted
 from ..run.trainer import Trainer, TrainingError
 from . import forward as F
-from .collect import Lane, collect
+from .collect import Lane, Shared, collect
 from .stacked import Stacked
 from .update import PackUpdate
 
@@ -87,6 +87,7 @@ class Population:
             )
             for t, gen in zip(trainers, generators, strict=True)
         ]
+        self.shared = Shared(self.lanes)
         fused = isinstance(agents[0].gradient, Fused)
         self.update = PackUpdate(self.shape, self.stacked, agents, generators, fused)
         self.status: list[str | None] = [None] * len(trainers)
@@ -110,6 +111,7 @@ class Population:
                 self.shape,
                 self.stacked,
                 lanes,
+                self.shared,
                 [t.progress.global_step for t in trainers],
                 [t._on_episodes for t in trainers],
             )
