@@ -51,11 +51,19 @@ class LaneRNG:
         return {
             "python": random.getstate(),
             "numpy": (kind, torch.from_numpy(keys.copy()), pos, has_gauss, gauss),
-            "torch": self.generator.get_state(),
+            # A CUDA run's generator is CUDA's; its checkpoint keeps the CPU one, as an
+            # unpacked run's does (GlobalRNG), so that either can load it.
+            "torch": self.generator.get_state() if self._cpu() else torch.get_rng_state(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.generator.set_state(state["torch"])
+        if self._cpu():
+            self.generator.set_state(state["torch"])
+        else:  # a CUDA run's checkpoint holds the CPU generator, as an unpacked run's does
+            torch.set_rng_state(state["torch"])
+
+    def _cpu(self) -> bool:
+        return self.generator.device.type == "cpu"
 
 
 def own_generator(device: torch.device) -> torch.Generator:
