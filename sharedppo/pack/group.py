@@ -4,6 +4,7 @@ lets differ are set aside (:data:`PACKABLE`), and that a population can train at
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 # Keys that may differ inside a pack: the seed and the scalar hyperparameters that change no
@@ -71,3 +72,57 @@ def differing(configs: list[dict[str, Any]]) -> list[str]:
     """The packable keys whose values differ between ``configs`` (for the grouping line)."""
     flats = [_flat(c) for c in configs]
     return sorted(k for k in PACKABLE if len({json.dumps(f.get(k)) for f in flats}) > 1)
+
+
+@dataclass
+class Pack:
+    """Jobs that train in one process: their indices in the sweep's order, and for a job
+    that trains alone, why (``unpackable``'s reason)."""
+
+    jobs: list[int]
+    alone: str | None = None
+
+
+def group(configs: list[dict[str, Any]], max_pack: int) -> list[Pack]:
+    """The sweep's jobs (their resolved configs, in order) in packs of at most ``max_pack``:
+    jobs with equal :func:`pack_key` share packs, in the order their first job comes; a job
+    :func:`unpackable` names a reason for is a pack of its own."""
+    if max_pack < 1:
+        raise ValueError(f"max_pack must be at least 1, not {max_pack}")
+    packs: list[Pack] = []
+    open_packs: dict[str, Pack] = {}
+    for i, config in enumerate(configs):
+        why = unpackable(config)
+        if why is not None:
+            packs.append(Pack([i], why))
+            continue
+        key = pack_key(config)
+        pack = open_packs.get(key)
+        if pack is None or len(pack.jobs) >= max_pack:
+            pack = open_packs[key] = Pack([])
+            packs.append(pack)
+        pack.jobs.append(i)
+    return packs
+
+
+def _spans(nums: list[int]) -> str:
+    """``0-7, 12`` for [0..7, 12]."""
+    spans: list[list[int]] = []
+    for n in nums:
+        if spans and n == spans[-1][1] + 1:
+            spans[-1][1] = n
+        else:
+            spans.append([n, n])
+    return ", ".join(f"{a}-{b}" if b > a else str(a) for a, b in spans)
+
+
+def pack_line(number: int, nums: list[int], pack: Pack, configs: list[dict[str, Any]]) -> str:
+    """One line on how a pack was grouped: ``pack 1: jobs 0-7 (8 jobs; differ in seed,
+    ppo.lr)``, or for a job that trains alone, why. ``nums``: the pack's job numbers."""
+    if pack.alone is not None:
+        return f"pack {number}: job {nums[0]} trains alone: {pack.alone}"
+    if len(nums) == 1:
+        return f"pack {number}: job {nums[0]} (1 job)"
+    differ = differing([configs[i] for i in pack.jobs])
+    what = f"differ in {', '.join(differ)}" if differ else "identical configs"
+    return f"pack {number}: jobs {_spans(nums)} ({len(nums)} jobs; {what})"
