@@ -16,6 +16,7 @@ from ..run.signals import Interrupted, stop_requests
 from ..run.trainer import Trainer
 from ..tb.logger import Logger
 from .forward import packable_net
+from .labels import member as labelled
 from .population import Population, own_generator
 
 log = logging.getLogger("sharedppo")
@@ -121,6 +122,11 @@ def _open(member: Member, owned: ExitStack) -> Trainer | int:
 def _train_alone(member: Member) -> int:
     """One job as ``sharedppo`` trains it: the path of a pack of one, and of jobs a population
     cannot hold."""
+    with labelled(member.label):  # its lines go to its own log (pack.labels)
+        return _train_labelled(member)
+
+
+def _train_labelled(member: Member) -> int:
     job = JobDir(member.out_dir)
     try:
         train(member.cfg, member.out_dir)
