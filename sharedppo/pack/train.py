@@ -64,8 +64,7 @@ def train_pack(members: list[Member]) -> list[int]:
             log.warning("pack: its runs train one after another: %s", reason)
             for t in trainers:
                 t.close()
-            for i in index:
-                codes[i] = _train_alone(members[i])
+            _one_after_another(members, index, codes)
             return [c if c is not None else 1 for c in codes]
         labels = [members[i].label for i in index]
         population = Population(trainers, labels, generators)
@@ -73,6 +72,22 @@ def train_pack(members: list[Member]) -> list[int]:
         for i, status in zip(index, population.status, strict=True):
             codes[i] = _code(status, population, index.index(i))
     return [c if c is not None else 1 for c in codes]
+
+
+def _one_after_another(members: list[Member], index: list[int], codes: list[int | None]) -> None:
+    """The members ``index`` names, each trained alone, in turn; once one is stopped by a
+    signal (the sweep's Ctrl-C, passed on once), the rest are not started: they wait for the
+    sweep's rerun instead of training to their end."""
+    stopped: int | None = None
+    for i in index:
+        if stopped is not None:
+            label = members[i].label
+            log.info("%s not started: the pack is stopping", label, extra={"member": label})
+            codes[i] = stopped
+            continue
+        codes[i] = _train_alone(members[i])
+        if codes[i] > 128:
+            stopped = codes[i]
 
 
 def _fit(population: Population) -> None:
