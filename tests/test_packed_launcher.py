@@ -19,7 +19,8 @@ from omegaconf import OmegaConf
 from sharedppo.cli import packed
 from sharedppo.compose import register_configs
 from sharedppo.overrides import register_resolvers
-from sharedppo.pack.group import group, pack_line
+from sharedppo.pack import train as pack_train
+from sharedppo.pack.group import group, pack_lines
 from tests.conftest import compose_config, run_cli
 
 
@@ -28,8 +29,7 @@ def plain(*overrides: str) -> dict:
 
 
 def lines(configs: list[dict], max_pack: int = 64) -> list[str]:
-    packs = group(configs, max_pack)
-    return [pack_line(n, p.jobs, p, configs) for n, p in enumerate(packs, start=1)]
+    return pack_lines(group(configs, max_pack), configs, list(range(len(configs))), max_pack)
 
 
 def test_seeds_and_learning_rates_share_a_pack():
@@ -47,9 +47,9 @@ def test_shapes_split_packs_and_a_recurrent_job_trains_alone():
         plain("seed=2", "env.num_envs=4"),
     ]
     assert lines(configs) == [
-        "pack 1: jobs 0, 2 (2 jobs; differ in seed)",
-        "pack 2: jobs 1, 5 (2 jobs; differ in seed)",
-        "pack 3: job 3 (1 job)",
+        "pack 1: jobs 0, 2 (2 jobs; differ in seed; other env.num_envs than pack 2)",
+        "pack 2: jobs 1, 5 (2 jobs; differ in seed; other env.num_envs than pack 1)",
+        "pack 3: job 3 trains alone: other network.width than pack 1",
         "pack 4: job 4 trains alone: network.recurrent=lstm (a recurrent core)",
     ]
 
@@ -57,6 +57,11 @@ def test_shapes_split_packs_and_a_recurrent_job_trains_alone():
 def test_max_pack_splits_a_pack_in_job_order():
     configs = [plain(f"seed={s}") for s in range(5)]
     assert [p.jobs for p in group(configs, 2)] == [[0, 1], [2, 3], [4]]
+    assert lines(configs, max_pack=2) == [
+        "pack 1: jobs 0-1 (2 jobs; differ in seed; at most max_pack=2 a pack)",
+        "pack 2: jobs 2-3 (2 jobs; differ in seed; at most max_pack=2 a pack)",
+        "pack 3: job 4 (1 job; at most max_pack=2 a pack)",
+    ]
     with pytest.raises(ValueError):
         group(configs, 0)
 
@@ -147,7 +152,7 @@ def test_a_rerun_keeps_the_completed_job_and_resumes_the_one_with_a_checkpoint(
     with caplog.at_level("INFO"):
         again = launch(jobs)
     assert f"sharedppo: job 0 ({done.name}) kept: it completed earlier" in caplog.messages
-    assert "pack 1: job 1 (1 job)" in caplog.messages
+    assert "pack 1: job 1 (1 job)" in caplog.messages  # the only job left to train
     assert (done / "summary.json").stat().st_mtime_ns == kept
     assert summary(resumable)["status"] == "completed"
     history = [json.loads(line) for line in (resumable / "resume_history.jsonl").open()]
@@ -186,3 +191,18 @@ def test_a_pack_that_dies_marks_its_jobs_failed_and_the_other_pack_completes(
     assert values[0] != values[0] and values[1] != values[1]  # NaN: no mean return
     assert values[2] == values[2] and values[3] == values[3]
     assert "failed: its pack's process (pack 1) exited with code 3" in capsys.readouterr().err
+
+
+def test_a_stopped_pack_starts_none_of_its_remaining_jobs(monkeypatch, tmp_path):
+    """The sequential fallback: once a job is stopped by a signal (Ctrl-C passed on by the
+    command), the jobs after it wait for the sweep's rerun instead of training to the end."""
+    trained = []
+
+    def stopped_first(member):
+        trained.append(member.label)
+        return 130
+
+    monkeypatch.setattr(pack_train, "_train_alone", stopped_first)
+    members = [pack_train.Member(None, tmp_path / str(n), f"job {n}") for n in range(3)]
+    assert pack_train.train_pack(members) == [130, 130, 130]
+    assert trained == ["job 0"]

@@ -36,7 +36,7 @@ from hydra.types import HydraContext
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from ..jobdir import JobDir, JobFolderError
-from ..pack.group import group, pack_line
+from ..pack.group import group, pack_lines
 from ..pack.train import Member, train_pack
 from ..tb.logger import Logger
 from . import stop
@@ -222,11 +222,9 @@ def launch(
         max_pack,
         at_once,
     )
-    pending = deque()
-    for number, pack in enumerate(packs, start=1):
-        members = [todo[i] for i in pack.jobs]
-        log.info(pack_line(number, [j.num for j in members], pack, [j.plain for j in todo]))
-        pending.append((number, members))
+    for line in pack_lines(packs, [j.plain for j in todo], [j.num for j in todo], max_pack):
+        log.info(line)
+    pending = deque((n, [todo[i] for i in p.jobs]) for n, p in enumerate(packs, start=1))
     running: dict[int, Running] = {}
     verbose = config.hydra.verbose
     ran = {j.num for j in jobs} - {j.num for j in todo}  # kept and skipped: their records

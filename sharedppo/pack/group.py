@@ -116,13 +116,53 @@ def _spans(nums: list[int]) -> str:
     return ", ".join(f"{a}-{b}" if b > a else str(a) for a, b in spans)
 
 
-def pack_line(number: int, nums: list[int], pack: Pack, configs: list[dict[str, Any]]) -> str:
-    """One line on how a pack was grouped: ``pack 1: jobs 0-7 (8 jobs; differ in seed,
-    ppo.lr)``, or for a job that trains alone, why. ``nums``: the pack's job numbers."""
-    if pack.alone is not None:
-        return f"pack {number}: job {nums[0]} trains alone: {pack.alone}"
-    if len(nums) == 1:
-        return f"pack {number}: job {nums[0]} (1 job)"
-    differ = differing([configs[i] for i in pack.jobs])
-    what = f"differ in {', '.join(differ)}" if differ else "identical configs"
-    return f"pack {number}: jobs {_spans(nums)} ({len(nums)} jobs; {what})"
+def _nearest(pack: Pack, packs: list[Pack], configs: list[dict[str, Any]]) -> tuple[int, list[str]]:
+    """The other pack (its number) whose jobs differ from this pack's in the fewest keys a
+    pack may not let differ, and those keys; (0, []) where there is none."""
+    mine = _flat(configs[pack.jobs[0]])
+    found: list[tuple[int, list[str]]] = []
+    for number, other in enumerate(packs, start=1):
+        if other is not pack and other.alone is None:
+            theirs = _flat(configs[other.jobs[0]])
+            keys = sorted(
+                k
+                for k in mine.keys() | theirs.keys()
+                if k not in PACKABLE and json.dumps(mine.get(k)) != json.dumps(theirs.get(k))
+            )
+            if keys:
+                found.append((number, keys))
+    return min(found, key=lambda f: len(f[1]), default=(0, []))
+
+
+def pack_lines(
+    packs: list[Pack], configs: list[dict[str, Any]], nums: list[int], max_pack: int
+) -> list[str]:
+    """One line per pack on how it was grouped (``nums``: each config's job number):
+    ``pack 1: jobs 0-7 (8 jobs; differ in seed, ppo.lr)``; for a job that trains alone, why."""
+    lines = []
+    keys = [pack_key(configs[p.jobs[0]]) if p.alone is None else None for p in packs]
+    for number, (pack, key) in enumerate(zip(packs, keys, strict=True), start=1):
+        jobs = [nums[i] for i in pack.jobs]
+        head = f"pack {number}: job {jobs[0]} trains alone"
+        if pack.alone is not None:
+            lines.append(f"{head}: {pack.alone}")
+            continue
+        nearest, apart = _nearest(pack, packs, configs)
+        other = (
+            f"other {', '.join(apart[:3])}{' ...' if len(apart) > 3 else ''} than pack {nearest}"
+        )
+        notes = []
+        if len(jobs) > 1:
+            differ = differing([configs[i] for i in pack.jobs])
+            notes.append(f"differ in {', '.join(differ)}" if differ else "identical configs")
+        if keys.count(key) > 1:
+            notes.append(f"at most max_pack={max_pack} a pack")
+        elif len(jobs) == 1 and apart:
+            lines.append(f"{head}: {other}")
+            continue
+        elif apart:
+            notes.append(other)
+        count = f"{len(jobs)} job{'s' if len(jobs) > 1 else ''}"
+        which = f"jobs {_spans(jobs)}" if len(jobs) > 1 else f"job {jobs[0]}"
+        lines.append(f"pack {number}: {which} ({'; '.join([count, *notes])})")
+    return lines
