@@ -188,9 +188,9 @@ def finished(pack: Running, status: int) -> None:
             f"its pack's process (pack {pack.number}) {describe(status)} before recording "
             "how the job ended"
         )
-        with suppress(JobFolderError), job.folder.own():
+        with suppress(JobFolderError), job.folder.own():  # unless another process has it
             job.folder.write_summary({"status": "failed", "error": error})
-        say(f"sharedppo: {job.label} failed: {error}")
+            say(f"sharedppo: {job.label} failed: {error}")
 
 
 def launch(
@@ -207,10 +207,14 @@ def launch(
     setup_globals()
     configure_log(config.hydra.hydra_logging, config.hydra.verbose)
     Path(str(config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
-    jobs = []
-    for num, overrides in enumerate(job_overrides, start=initial_job_idx):
-        log.info("\t#%d : %s", num, " ".join(filter_overrides(overrides)))
-        jobs.append(load_job(config, hydra_context, num, overrides))
+    sweeps_own = HydraConfig.instance().cfg  # each job's is set to resolve it, as run_job does
+    try:
+        jobs = []
+        for num, overrides in enumerate(job_overrides, start=initial_job_idx):
+            log.info("\t#%d : %s", num, " ".join(filter_overrides(overrides)))
+            jobs.append(load_job(config, hydra_context, num, overrides))
+    finally:
+        HydraConfig.instance().cfg = sweeps_own
     todo = plan_jobs(jobs)
     packs = group([j.plain for j in todo], max_pack)
     at_once = n_jobs if n_jobs > 0 else os.cpu_count() or 1
@@ -225,9 +229,16 @@ def launch(
     for line in pack_lines(packs, [j.plain for j in todo], [j.num for j in todo], max_pack):
         log.info(line)
     pending = deque((n, [todo[i] for i in p.jobs]) for n, p in enumerate(packs, start=1))
+    started = train_packs(pending, at_once, config.hydra.verbose)
+    ran = ({j.num for j in jobs} - {j.num for j in todo}) | started  # kept, skipped, trained
+    return [_return(j, j.num in ran) for j in jobs]
+
+
+def train_packs(pending: deque[tuple[int, list[Job]]], at_once: int, verbose: Any) -> set[int]:
+    """Each pack in a watched process of its own, ``at_once`` at a time, until the command is
+    asked to stop; the numbers of the jobs whose packs started."""
     running: dict[int, Running] = {}
-    verbose = config.hydra.verbose
-    ran = {j.num for j in jobs} - {j.num for j in todo}  # kept and skipped: their records
+    started: set[int] = set()
     while pending or running:
         while pending and len(running) < at_once and not stop.received():
             number, members = pending.popleft()
@@ -235,7 +246,7 @@ def launch(
             if claimed:
                 pid = start_child(lambda n=number, c=claimed: run_pack(n, c, verbose))
                 running[pid] = Running(number, claimed)
-                ran |= {j.num for j in claimed}
+                started |= {j.num for j in claimed}
         if not running:
             break  # stopping (the packs left are not started), or nothing left to run
         _pass_on(running, stop.received())
@@ -244,7 +255,7 @@ def launch(
             if done:
                 finished(running.pop(pid), status)
         time.sleep(POLL_S)
-    return [_return(j, j.num in ran) for j in jobs]
+    return started
 
 
 def _return(job: Job, ran: bool) -> JobReturn:
