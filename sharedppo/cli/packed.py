@@ -43,7 +43,7 @@ from . import stop
 from .contain import POLL_S, STOP_SIGNALS, describe, record_stamp, start_child
 from .packlog import pack_logging
 from .precheck import check_packed
-from .sweep import REFUSED, Step, job_value, plan, say
+from .sweep import REFUSED, Step, job_value, plan, say, shown
 
 log = logging.getLogger(__name__)
 # The jobs' own lines (keep, resume, start, failed) under the logger the jobs log to.
@@ -153,10 +153,10 @@ def run_pack(number: int, jobs: list[Job], verbose: Any) -> int:
         if not members:
             return 2
         pack_logging(number, [(j.label, j.num, j.sweep_config) for j in members], verbose)
-        for job in members:
-            jobs_log.info(
-                "sharedppo: %s %s", job.label, job.step.value, extra={"member": job.label}
-            )
+        for job in members:  # each job's first lines, as under hydra/launcher=processes
+            own = {"member": job.label}
+            jobs_log.info("%s", shown(job.folder.path), extra=own)
+            jobs_log.info("sharedppo: %s %s", job.label, job.step.value, extra=own)
         codes = train_pack([Member(j.cfg, j.folder.path, j.label) for j in members])
     return max([*codes, 2 if len(members) < len(jobs) else 0])
 
