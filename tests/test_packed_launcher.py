@@ -134,32 +134,40 @@ COMMON = ["total_steps=512", "device=cpu"]
 
 
 def test_a_rerun_keeps_the_completed_job_and_resumes_the_one_with_a_checkpoint(
-    launch_in_process, caplog
+    launch_in_process, caplog, capsys
 ):
     sweep, launch = launch_in_process
-    jobs = [[f"seed={s}", *COMMON, "checkpoint.every_steps=256"] for s in (0, 1)]
+    jobs = [[f"seed={s}", *COMMON, "checkpoint.every_steps=256"] for s in (0, 1, 2)]
     first = launch(jobs)
     assert all(r.return_value == r.return_value for r in first)  # mean returns, not NaN
-    done, resumable = sorted(p for p in sweep.iterdir() if p.is_dir())
+    done, resumable, failed = sorted(p for p in sweep.iterdir() if p.is_dir())
     kept = (done / "summary.json").stat().st_mtime_ns
     # Job 1 as a job killed after its checkpoint at step 256: only that checkpoint is left.
     checkpoints = resumable / "checkpoints"
     os.replace(checkpoints / "step_000000000256.pt", checkpoints / "last.pt")
     for stale in [resumable / "summary.json", *resumable.glob("events.out.tfevents.*")]:
         stale.unlink()
+    # Job 2 as a job that failed: rerun only when asked (retry_failed=true).
+    (failed / "summary.json").write_text(json.dumps({"status": "failed", "error": "a NaN"}))
     caplog.clear()
+    capsys.readouterr()
 
     with caplog.at_level("INFO"):
         again = launch(jobs)
     assert f"sharedppo: job 0 ({done.name}) kept: it completed earlier" in caplog.messages
+    assert (
+        f"sharedppo: job 2 ({failed.name}) failed earlier; not retried" in capsys.readouterr().err
+    )
     assert "pack 1: job 1 (1 job)" in caplog.messages  # the only job left to train
     assert (done / "summary.json").stat().st_mtime_ns == kept
     assert summary(resumable)["status"] == "completed"
     history = [json.loads(line) for line in (resumable / "resume_history.jsonl").open()]
     assert [h["from_step"] for h in history] == [256]
     assert summary(resumable)["global_step"] == 512
+    assert summary(failed) == {"status": "failed", "error": "a NaN"}
     assert again[0].return_value == summary(done)["mean_return"]
     assert again[1].return_value == summary(resumable)["mean_return"]
+    assert again[2].return_value != again[2].return_value  # NaN: no mean return
 
 
 def test_a_pack_that_dies_marks_its_jobs_failed_and_the_other_pack_completes(
