@@ -104,7 +104,8 @@ def test_a_packed_sweep_keeps_each_job_a_job(tmp_path):
         # Its own log: its lines, not its pack-mates'.
         log = (job / "sharedppo.log").read_text()
         (num,) = {n for n in range(4) if f"[job {n}]" in log}
-        assert f"sharedppo: job {num} ({job.name}) starts" in log and "step 512/512" in log
+        assert f"sharedppo: job {num} ({job.name}) starts" in log
+        assert f"[job {num}] job {num} ({job.name}) done: 512 steps" in log
 
 
 @pytest.fixture
@@ -202,8 +203,9 @@ def test_a_pack_that_dies_marks_its_jobs_failed_and_the_other_pack_completes(
 
 
 def test_a_stopped_pack_starts_none_of_its_remaining_jobs(monkeypatch, tmp_path):
-    """The sequential fallback: once a job is stopped by a signal (Ctrl-C passed on by the
-    command), the jobs after it wait for the sweep's rerun instead of training to the end."""
+    """Jobs a population cannot hold train one after another: once one is stopped by a signal
+    (Ctrl-C, passed on by the command), the jobs after it wait for the sweep's rerun instead
+    of training to their end."""
     trained = []
 
     def stopped_first(member):
@@ -212,5 +214,7 @@ def test_a_stopped_pack_starts_none_of_its_remaining_jobs(monkeypatch, tmp_path)
 
     monkeypatch.setattr(pack_train, "_train_alone", stopped_first)
     members = [pack_train.Member(None, tmp_path / str(n), f"job {n}") for n in range(3)]
-    assert pack_train.train_pack(members) == [130, 130, 130]
+    codes = [None] * 3
+    pack_train._one_after_another(members, [0, 1, 2], codes)
+    assert codes == [130, 130, 130]
     assert trained == ["job 0"]

@@ -152,7 +152,8 @@ def run_pack(number: int, jobs: list[Job], verbose: Any) -> int:
             members.append(job)
         if not members:
             return 2
-        pack_logging(number, [(j.label, j.num, j.sweep_config) for j in members], verbose)
+        logs = [(j.label, j.num, str(j.folder.path), j.sweep_config) for j in members]
+        pack_logging(number, logs, verbose)
         for job in members:  # each job's first lines, as under hydra/launcher=processes
             own = {"member": job.label}
             jobs_log.info("%s", shown(job.folder.path), extra=own)
