@@ -28,8 +28,9 @@ def plain(*overrides: str) -> dict:
     return OmegaConf.to_container(compose_config(*overrides), resolve=True)
 
 
-def lines(configs: list[dict], max_pack: int = 64) -> list[str]:
-    return pack_lines(group(configs, max_pack), configs, list(range(len(configs))), max_pack)
+def lines(configs: list[dict], max_pack: int = 64, processes: int = 1) -> list[str]:
+    packs = group(configs, max_pack, processes)
+    return pack_lines(packs, configs, list(range(len(configs))), max_pack, processes)
 
 
 def test_seeds_and_learning_rates_share_a_pack():
@@ -62,8 +63,21 @@ def test_max_pack_splits_a_pack_in_job_order():
         "pack 2: jobs 2-3 (2 jobs; differ in seed; at most max_pack=2 a pack)",
         "pack 3: job 4 (1 job; at most max_pack=2 a pack)",
     ]
+    assert [p.jobs for p in group(configs, 4)] == [[0, 1, 2], [3, 4]]  # as even as it allows
     with pytest.raises(ValueError):
         group(configs, 0)
+
+
+def test_packs_are_split_where_n_jobs_processes_would_stand_idle():
+    configs = [plain(f"seed={s}", f"ppo.lr={lr}") for s in (0, 1) for lr in (1e-3, 3e-4)]
+    assert lines(configs, processes=2) == [
+        "pack 1: jobs 0-1 (2 jobs; differ in ppo.lr; split so that n_jobs=2 packs train at once)",
+        "pack 2: jobs 2-3 (2 jobs; differ in ppo.lr; split so that n_jobs=2 packs train at once)",
+    ]
+    assert [p.jobs for p in group(configs, 64, processes=8)] == [[0], [1], [2], [3]]
+    # A job that trains alone is a process of its own already.
+    alone = [*configs[:2], plain("seed=0", "network.recurrent=gru")]
+    assert [p.jobs for p in group(alone, 64, processes=2)] == [[0, 1], [2]]
 
 
 def summary(job: Path) -> dict:

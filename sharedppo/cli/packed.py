@@ -217,8 +217,8 @@ def launch(
     finally:
         HydraConfig.instance().cfg = sweeps_own
     todo = plan_jobs(jobs)
-    packs = group([j.plain for j in todo], max_pack)
     at_once = n_jobs if n_jobs > 0 else os.cpu_count() or 1
+    packs = group([j.plain for j in todo], max_pack, at_once)
     log.info(
         "Launching %d jobs in %d packs of at most %d, %d pack(s) at a time, each in a process "
         "of its own",
@@ -227,7 +227,8 @@ def launch(
         max_pack,
         at_once,
     )
-    for line in pack_lines(packs, [j.plain for j in todo], [j.num for j in todo], max_pack):
+    plain, nums = [j.plain for j in todo], [j.num for j in todo]
+    for line in pack_lines(packs, plain, nums, max_pack, at_once):
         log.info(line)
     pending = deque((n, [todo[i] for i in p.jobs]) for n, p in enumerate(packs, start=1))
     started = train_packs(pending, at_once, config.hydra.verbose)

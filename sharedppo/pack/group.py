@@ -76,33 +76,48 @@ def differing(configs: list[dict[str, Any]]) -> list[str]:
 
 @dataclass
 class Pack:
-    """Jobs that train in one process: their indices in the sweep's order, and for a job
-    that trains alone, why (``unpackable``'s reason)."""
+    """Jobs that train in one process: their indices in the sweep's order; for a job that
+    trains alone, why (``unpackable``'s reason); where jobs that could share a pack were
+    split, what split them (``max_pack``, or ``n_jobs``: processes that would stand idle)."""
 
     jobs: list[int]
     alone: str | None = None
+    split: str | None = None
 
 
-def group(configs: list[dict[str, Any]], max_pack: int) -> list[Pack]:
+def group(configs: list[dict[str, Any]], max_pack: int, processes: int = 1) -> list[Pack]:
     """The sweep's jobs (their resolved configs, in order) in packs of at most ``max_pack``:
-    jobs with equal :func:`pack_key` share packs, in the order their first job comes; a job
-    :func:`unpackable` names a reason for is a pack of its own."""
+    jobs with equal :func:`pack_key` share packs, as few and as even as that allows; a job
+    :func:`unpackable` names a reason for is a pack of its own. Where there would be fewer
+    packs than ``processes`` (packs trained at once), the biggest are split further, so that
+    no process stands idle. Packs come in the order of their first jobs."""
     if max_pack < 1:
         raise ValueError(f"max_pack must be at least 1, not {max_pack}")
+    kinds: dict[str, list[int]] = {}
     packs: list[Pack] = []
-    open_packs: dict[str, Pack] = {}
     for i, config in enumerate(configs):
         why = unpackable(config)
         if why is not None:
             packs.append(Pack([i], why))
-            continue
-        key = pack_key(config)
-        pack = open_packs.get(key)
-        if pack is None or len(pack.jobs) >= max_pack:
-            pack = open_packs[key] = Pack([])
-            packs.append(pack)
-        pack.jobs.append(i)
-    return packs
+        else:
+            kinds.setdefault(pack_key(config), []).append(i)
+    counts = {k: -(-len(jobs) // max_pack) for k, jobs in kinds.items()}
+    split = {k: "max_pack" for k, n in counts.items() if n > 1}
+    while len(packs) + sum(counts.values()) < processes:
+        splittable = [k for k, jobs in kinds.items() if len(jobs) > counts[k]]
+        if not splittable:
+            break
+        biggest = max(splittable, key=lambda k: len(kinds[k]) / counts[k])
+        counts[biggest] += 1
+        split[biggest] = "n_jobs"
+    for key, jobs in kinds.items():
+        size, more = divmod(len(jobs), counts[key])
+        start = 0
+        for n in range(counts[key]):
+            end = start + size + (n < more)
+            packs.append(Pack(jobs[start:end], split=split.get(key)))
+            start = end
+    return sorted(packs, key=lambda p: p.jobs[0])
 
 
 def _spans(nums: list[int]) -> str:
@@ -135,13 +150,18 @@ def _nearest(pack: Pack, packs: list[Pack], configs: list[dict[str, Any]]) -> tu
 
 
 def pack_lines(
-    packs: list[Pack], configs: list[dict[str, Any]], nums: list[int], max_pack: int
+    packs: list[Pack],
+    configs: list[dict[str, Any]],
+    nums: list[int],
+    max_pack: int,
+    processes: int = 1,
 ) -> list[str]:
     """One line per pack on how it was grouped (``nums``: each config's job number):
     ``pack 1: jobs 0-7 (8 jobs; differ in seed, ppo.lr)``; for a job that trains alone, why."""
     lines = []
-    keys = [pack_key(configs[p.jobs[0]]) if p.alone is None else None for p in packs]
-    for number, (pack, key) in enumerate(zip(packs, keys, strict=True), start=1):
+    splits = {"max_pack": f"at most max_pack={max_pack} a pack"}
+    splits["n_jobs"] = f"split so that n_jobs={processes} packs train at once"
+    for number, pack in enumerate(packs, start=1):
         jobs = [nums[i] for i in pack.jobs]
         head = f"pack {number}: job {jobs[0]} trains alone"
         if pack.alone is not None:
@@ -155,8 +175,8 @@ def pack_lines(
         if len(jobs) > 1:
             differ = differing([configs[i] for i in pack.jobs])
             notes.append(f"differ in {', '.join(differ)}" if differ else "identical configs")
-        if keys.count(key) > 1:
-            notes.append(f"at most max_pack={max_pack} a pack")
+        if pack.split is not None:
+            notes.append(splits[pack.split])
         elif len(jobs) == 1 and apart:
             lines.append(f"{head}: {other}")
             continue
