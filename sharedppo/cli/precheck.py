@@ -168,7 +168,7 @@ def check_job(overrides: list[str], source: Source = DEFAULT) -> DictConfig:
     else:
         cfg = compose_checked(overrides)
     check_extras(cfg)
-    check_fits(cfg, check_device(cfg))
+    check_fits(cfg, check_device(cfg), initialise=False)  # the job checks its GPU itself
     return cfg
 
 
