@@ -36,7 +36,7 @@ def _population(tmp_path, runs, *extra):
 def _rollout(pop: Population) -> None:
     for t in pop.trainers:
         t.agent.set_progress(1.0)
-    steps = collect(pop.shape, pop.stacked, pop.lanes, pop.shared, [0] * len(pop.lanes), [None] * 8)
+    steps = collect(pop.shape, pop.stacked, pop.lanes, pop.shared, [0] * 8, [None] * 8, pop.merged)
     for t, step in zip(pop.trainers, steps, strict=True):
         t.progress.global_step = step
         _gae(t)

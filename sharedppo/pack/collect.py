@@ -7,11 +7,13 @@ rollout first)."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
 
 from ..envs.errors import in_phase
+from ..envs.merged import MergedCartPole
 from ..run.collect import Collector
 from ..run.episodes import EpisodeTracker
 from ..run.memory import RolloutMemory
@@ -78,6 +80,7 @@ def collect(
     shared: Shared,
     steps: list[int],
     on_episodes: list,
+    merged: MergedCartPole | None = None,
 ) -> list[int]:
     """One rollout of every active run (``steps``: each run's global env step as it starts);
     returns the steps they end at. A run that is not active is computed along (its rows of the
@@ -117,14 +120,16 @@ def collect(
             shared.logprobs[:, t].copy_(logprobs)
             shared.values[:, t].copy_(rec.values)
             host = None if device.type == "cpu" else shared.actions[:, t].cpu().numpy()
+            stepping = []
             for r, lane in enumerate(lanes):
-                if not lane.active:
-                    continue
-                if masks is not None and lane.dropout > 0:
-                    lane.memory.masks[t].copy_(masks[r])
-                env_actions = lane.memory.host_actions[t] if host is None else host[r]
+                if lane.active:
+                    if masks is not None and lane.dropout > 0:
+                        lane.memory.masks[t].copy_(masks[r])
+                    env_actions = lane.memory.host_actions[t] if host is None else host[r]
+                    stepping.append((r, lane, lane.to_env(env_actions)))
+            for (r, lane, _), result in zip(stepping, _step(stepping, merged, steps), strict=True):
                 try:
-                    steps[r] = _step_envs(lane, t, env_actions, steps[r], on_episodes[r])
+                    steps[r] = _record(lane, t, result, steps[r], on_episodes[r])
                 except Exception as err:  # this run's env (or hook) failed: it alone ends
                     lane.error, lane.active = err, False
         obs = [shared.obs[r, -1] for r in range(len(lanes))]  # at rest: anything will do
@@ -148,13 +153,29 @@ def _observe(lane: Lane, t: int) -> None:
     lane.memory.store_obs(t, x, None)
 
 
-def _step_envs(lane: Lane, t: int, env_actions, step: int, on_episodes) -> int:  # noqa: ANN001
-    """``Collector.collect``'s env half of step ``t`` for one run."""
+def _step(stepping: list, merged: MergedCartPole | None, steps: list[int]) -> list:
+    """Every stepping run's env step: one merged call where the runs' envs allow it, else
+    each run's own (an env that raises ends its run alone: its result is the error)."""
+    if merged is not None:
+        return merged.step(
+            [lane.collector.envs for _, lane, _ in stepping], [a for *_, a in stepping]
+        )
+    results: list = []
+    for r, lane, env_actions in stepping:
+        try:
+            results.append(lane.collector.envs.step(env_actions))
+        except Exception as err:  # the env's own code: its traceback, the phase noted
+            results.append(in_phase(err, None, f"stepping (env step {steps[r]})"))
+    return results
+
+
+def _record(lane: Lane, t: int, result: Any, step: int, on_episodes: Any) -> int:
+    """``Collector.collect``'s env half of step ``t`` for one run: what its env returned,
+    stored, and its finished episodes counted."""
+    if isinstance(result, BaseException):
+        raise result
     c, memory, tracker = lane.collector, lane.memory, lane.tracker
-    try:
-        c.obs, reward, terminated, truncated, info = c.envs.step(lane.to_env(env_actions))
-    except Exception as err:  # the env's own code: its traceback, the phase noted
-        raise in_phase(err, None, f"stepping (env step {step})") from None
+    c.obs, reward, terminated, truncated, info = result
     done = terminated | truncated
     scale = c.reward_scale
     memory.store_env(t, reward if scale is None else scale(reward, done), terminated, done)

@@ -26,6 +26,7 @@ import torch
 
 from ..algo.gae import compute_gae
 from ..algo.gradient import Fused
+from ..envs.merged import MergedCartPole, mergeable
 from ..jobdir import JobDir
 from ..run.session import resumable, write_summary
 from ..run.signals import Interrupted
@@ -96,6 +97,8 @@ class Population:
             for t, gen in zip(trainers, generators, strict=True)
         ]
         self.shared = Shared(self.lanes)
+        envs = [t.collector.envs for t in trainers]
+        self.merged = MergedCartPole(envs) if mergeable(envs) else None
         fused = isinstance(agents[0].gradient, Fused)
         self.update = PackUpdate(self.shape, self.stacked, agents, generators, fused)
         self.status: list[str | None] = [None] * len(trainers)
@@ -122,6 +125,7 @@ class Population:
                 self.shared,
                 [t.progress.global_step for t in trainers],
                 [t._on_episodes for t in trainers],
+                self.merged,
             )
             for r, t in enumerate(trainers):
                 if lanes[r].error is not None and self.status[r] is None:
