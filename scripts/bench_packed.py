@@ -101,13 +101,16 @@ def sb3_sweep(seeds: int, total: int, at_once: int = 2) -> dict:
     return {"launcher": "sb3", "seconds": time.perf_counter() - start, "jobs": 2 * seeds}
 
 
-def sweep(reps: int, seeds: int, total: int) -> list[dict]:
-    extra = [f"ppo.lr={','.join(str(lr) for lr in LRS)}", f"total_steps={total}"]
+def sweep(reps: int, seeds: int, total: int | None, preset: list[str], sb3: bool) -> list[dict]:
+    """The sweep packed, under joblib and (the default recipe only) in SB3, interleaved."""
+    lrs = [] if preset else [f"ppo.lr={','.join(str(lr) for lr in LRS)}"]
+    extra = [*lrs, *([f"total_steps={total}"] if total else []), *preset]
+    names = ("packed", "joblib", "sb3") if sb3 and not preset else ("packed", "joblib")
     results = []
     for rep in range(reps):
-        for name in ("packed", "joblib", "sb3"):
+        for name in names:
             if name == "sb3":
-                res = sb3_sweep(seeds, total)
+                res = sb3_sweep(seeds, total or 100_000)
             else:
                 with tempfile.TemporaryDirectory() as tmp:
                     res = sharedppo_sweep(name, seeds, extra, Path(tmp) / "sweep")
@@ -176,7 +179,11 @@ def main() -> None:
     s = sub.add_parser("sweep")
     s.add_argument("--reps", type=int, default=2)
     s.add_argument("--seeds", type=int, default=8)
-    s.add_argument("--steps", type=int, default=100_000)
+    s.add_argument("--steps", type=int, default=None, help="total_steps (default: the env's)")
+    s.add_argument("--no-sb3", action="store_true")
+    s.add_argument(
+        "--preset", nargs="*", default=[], help="overrides for every job instead of the two lrs"
+    )
     c = sub.add_parser("scaling")
     c.add_argument("--runs", type=int, nargs="+", default=[1, 2, 4, 8, 16, 32, 64])
     c.add_argument("--steps", type=int, default=20_000)
@@ -187,7 +194,7 @@ def main() -> None:
         p.add_argument("--out", type=Path)
     args = parser.parse_args()
     if args.what == "sweep":
-        results = sweep(args.reps, args.seeds, args.steps)
+        results = sweep(args.reps, args.seeds, args.steps, args.preset, not args.no_sb3)
     elif args.what == "scaling":
         results = scaling(args.runs, args.steps)
     else:
