@@ -127,7 +127,11 @@ def backward(
                 d = d * masks[:, :, index * shape.depth + j]
             y = rec.outputs[index][j]
             dpre = _tanh_backward(d, y) if shape.tanh else _threshold_backward(d, y, 0)
-            g[f"{name}.weight"].copy_(torch.bmm(dpre.transpose(1, 2), rec.inputs[index][j]))
+            # (x^T dpre)^T: a first layer's few inputs make dpre^T x an [out, few] product,
+            # which MKL computes 6x slower than the same numbers as [few, out] (130 against
+            # 20 us for 8 runs x 249 rows, 64 units and 4 inputs).
+            x = rec.inputs[index][j]
+            g[f"{name}.weight"].copy_(torch.bmm(x.transpose(1, 2), dpre).transpose(1, 2))
             g[f"{name}.bias"].copy_(dpre.sum(1))
             if j > 0:
                 d = torch.bmm(dpre, p[f"{name}.weight"])
