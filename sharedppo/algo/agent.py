@@ -16,13 +16,21 @@ from .batch import Batch
 from .gradient import Autograd, make_gradient
 from .loss import LossTerms, Scored, ppo_loss
 from .optim import Adam
+from .reduce import LOCAL, Reducer, average_across, mean_across, share_gradient, standardise_across
 
 
 class PPOAgent:
     def __init__(
-        self, net: ActorCritic, cfg: PPOConfig, precision: Precision | None = None
+        self,
+        net: ActorCritic,
+        cfg: PPOConfig,
+        precision: Precision | None = None,
+        reducer: Reducer = LOCAL,
     ) -> None:
+        """``reducer``: the processes of a data-parallel run (``algo/reduce.py``); with more
+        than one, every update is one PPO update on the union of their batches."""
         self.net = net
+        self.reducer = reducer
         self.cfg = cfg
         # How every forward pass of the network runs, acting and learning alike.
         self.precision = precision or Precision()
@@ -115,7 +123,7 @@ class PPOAgent:
         whole = cfg.num_minibatches == 1
         if whole and cfg.norm_adv:
             # The one minibatch is the whole batch in every epoch: standardise it once.
-            batch = replace(batch, advantages=standardise(batch.advantages))
+            batch = replace(batch, advantages=self._standardise(batch.advantages))
         sums: dict[str, Tensor] = {}
         steps = logged = 0
         stop = False
@@ -134,17 +142,19 @@ class PPOAgent:
             for mb in minibatches:
                 advantages = mb.advantages
                 if cfg.norm_adv and not whole:
-                    advantages = standardise(advantages)
+                    advantages = self._standardise(advantages)
                 fwd = self.gradient.forward(mb)
                 if cfg.target_kl is not None:
                     # k3 estimator of KL(old || new): unbiased and never negative.
                     with torch.no_grad():
-                        k3 = ((fwd.ratio - 1) - fwd.logratio).mean().item()
+                        k3 = self._mean((fwd.ratio - 1) - fwd.logratio)
                     stop = k3 > 1.5 * cfg.target_kl
                 if stop:
                     terms, grad_norm = None, torch.zeros((), device=device)
                 else:
                     terms = self.gradient.backward(fwd, mb, advantages, clip)
+                    if self.reducer.world_size > 1:  # before unscaling: one overflow verdict
+                        share_gradient(self.optimizer.flat_grad, len(mb), self.reducer)
                     if self.gradient.unscale():
                         grad_norm = self.optimizer.clip_grad_norm(cfg.max_grad_norm)
                         self.optimizer.step()
@@ -160,12 +170,25 @@ class PPOAgent:
             if stop:
                 break
 
-        means = (torch.stack(list(sums.values())) / max(logged, 1)).tolist()
+        means = self._average(torch.stack(list(sums.values())) / max(logged, 1)).tolist()
         stats = dict(zip(sums, means, strict=True))
         stats["explained_variance"] = explained_variance(batch.values, batch.returns)
         stats["update_steps"] = float(steps)
         stats["clip_ratio"] = clip
         return stats
+
+    def _standardise(self, x: Tensor) -> Tensor:
+        if self.reducer.world_size == 1:
+            return standardise(x)
+        return standardise_across(x, self.reducer)
+
+    def _mean(self, x: Tensor) -> float:
+        if self.reducer.world_size == 1:
+            return x.mean().item()
+        return mean_across(x, self.reducer).item()
+
+    def _average(self, x: Tensor) -> Tensor:
+        return x if self.reducer.world_size == 1 else average_across(x, self.reducer)
 
     @torch.no_grad()
     def _diagnostics(
