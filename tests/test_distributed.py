@@ -5,9 +5,13 @@ are few and each checks several things."""
 
 from __future__ import annotations
 
+import json
+import os
+import socket
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
@@ -15,12 +19,17 @@ import torch.multiprocessing as mp
 from sharedppo.algo.agent import PPOAgent
 from sharedppo.algo.batch import Batch
 from sharedppo.algo.reduce import share_gradient
-from sharedppo.config import NetworkConfig, PPOConfig
+from sharedppo.config import ConfigError, NetworkConfig, PPOConfig
 from sharedppo.nn.actor_critic import ActorCritic
 from sharedppo.nn.heads import sample_categorical
 from sharedppo.nn.normalize import RunningMeanStd
 from sharedppo.nn.precision import Precision
+from sharedppo.run.checkpoint import read
 from sharedppo.run.distributed import AllReduce, Ranks, StatsSync
+from sharedppo.run.session import train
+from sharedppo.run.signals import Interrupted
+
+from .conftest import compose_config
 
 STEPS, ENVS, RANKS = 16, 8, 2
 # fp32 with each gradient; bf16 with the autograd one (the fused gradient is fp32 maths).
@@ -126,3 +135,63 @@ def test_ranks_gradients_are_weighted_by_their_rows():
     grad = mine.clone()
     share_gradient(grad, 3, _OtherRank(torch.tensor([5.0]), theirs * 5 / 8))
     assert torch.allclose(grad, (mine * 3 + theirs * 5) / 8)
+
+
+OVERRIDES = (
+    "env=pendulum",  # both normalisers on, a Gaussian head
+    "env.num_envs=2",
+    "ppo.num_steps=128",
+    "ppo.update_epochs=2",
+    "total_steps=2048",
+    "checkpoint.every_steps=512",
+)
+
+
+def _train_worker(rank: int, port: int, root: str) -> None:
+    """Rank ``rank`` of a 2-rank torchrun-like launch: a full run, a run stopped halfway, its
+    resume; and a resume refused for a different world size (faked in the checkpoint)."""
+    os.environ.update(
+        RANK=str(rank),
+        LOCAL_RANK=str(rank),
+        WORLD_SIZE=str(RANKS),
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+    )
+    torch.set_num_threads(1)
+    base = Path(root)
+    overrides = OVERRIDES
+    out = {}
+    out["full"] = train(compose_config(*overrides), base / f"full{rank}").agent.optimizer.flat
+    job = base / "job"  # one folder: rank 0 writes it; the other ranks must not touch it
+    try:
+        train(compose_config(*overrides), job, on_update=lambda step, _: step >= 1024)
+    except Interrupted:
+        out["interrupted"] = True
+    resumed = train(compose_config(*overrides, "total_steps=2048", f"resume={job}"), job)
+    out["resumed"] = resumed.agent.optimizer.flat
+    out["step"] = resumed.global_step
+    torch.save(out, base / f"out{rank}.pt")
+    dist.destroy_process_group()
+
+
+def test_two_ranks_train_one_job_that_resumes_exactly(tmp_path: Path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    mp.spawn(_train_worker, args=(port, str(tmp_path)), nprocs=RANKS)
+    got = [torch.load(tmp_path / f"out{r}.pt") for r in range(RANKS)]
+    for r in range(RANKS):
+        assert got[r]["interrupted"] and got[r]["step"] == 2048  # global steps: 2 ranks x 2 envs
+        assert torch.equal(got[r]["full"], got[r]["resumed"])  # the resume is exact
+        assert torch.equal(got[r]["full"], got[0]["full"])  # every rank holds the same weights
+    assert not (tmp_path / "full1").exists()  # rank 1 wrote no folder
+    job = tmp_path / "job"
+    state = read(job / "checkpoints" / "last.pt")
+    assert state["world_size"] == RANKS and len(state["ranks"]) == RANKS
+    assert state["progress"]["global_step"] == 2048
+    assert not torch.equal(state["ranks"][0]["env"]["obs"], state["ranks"][1]["env"]["obs"])
+    summary = json.loads((job / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["global_step"] == 2048
+    # Another number of processes is refused in one line (here: one process).
+    with pytest.raises(ConfigError, match="trained by 2 process"):
+        train(compose_config(*OVERRIDES, "total_steps=4096", f"resume={job}"), job)

@@ -14,7 +14,9 @@ rank exactly. Backend: gloo on CPU, NCCL on CUDA.
 
 from __future__ import annotations
 
+import atexit
 import datetime
+import io
 import os
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,7 +27,9 @@ import torch.distributed as dist
 
 from ..algo.reduce import LOCAL, Reducer
 from ..config import ConfigError
+from ..extras import first_line
 from ..nn.normalize import RunningMeanStd
+from .result import TrainingError
 
 # How long a rank waits in a collective for the others (an evaluation on rank 0, a slow
 # checkpoint write) before the run is ended as failed.
@@ -42,8 +46,19 @@ class AllReduce:
         self.world_size = world_size
 
     def sum_(self, x: torch.Tensor) -> torch.Tensor:
-        dist.all_reduce(x)
+        collective(dist.all_reduce, x)
         return x
+
+
+def collective(op: Any, *args: Any, **kwargs: Any) -> Any:
+    """A collective; a rank that has gone (it failed, or was killed) ends this one too, in
+    one line, as a TrainingError (summary.json then says "failed" and why)."""
+    try:
+        return op(*args, **kwargs)
+    except RuntimeError as err:  # gloo's and NCCL's errors (DistBackendError) among them
+        raise TrainingError(
+            f"another process of this run has stopped ({first_line(err)}); every rank stops"
+        ) from None
 
 
 @dataclass
@@ -74,15 +89,36 @@ class Ranks:
     def broadcast_(self, x: torch.Tensor) -> None:
         """Rank 0's ``x`` on every rank (the initial weights)."""
         if self.many:
-            dist.broadcast(x, 0)
+            collective(dist.broadcast, x, 0)
+
+    def gather_parts(self, parts: dict[str, Any]) -> list[dict[str, Any]] | None:
+        """Every rank's own checkpoint parts (:data:`RANK_PARTS`), on rank 0; None when the
+        run is one process (its checkpoint holds them already) and on other ranks."""
+        if not self.many:
+            return None
+        # As torch.save bytes: gather_object's own pickling of tensors fails to load them
+        # (torch 2.13), and a safe load checks what the other ranks sent.
+        buffer = io.BytesIO()
+        torch.save({k: parts[k].state_dict() for k in RANK_PARTS}, buffer)
+        blobs = self.gather(buffer.getvalue())
+        if blobs is None:
+            return None
+        return [torch.load(io.BytesIO(b), weights_only=True) for b in blobs]
 
     def gather(self, obj: Any) -> list[Any] | None:
         """Every rank's ``obj`` on rank 0 (None on the others)."""
         if not self.many:
             return [obj]
         out = [None] * self.world_size if self.main else None
-        dist.gather_object(obj, out, dst=0)
+        collective(dist.gather_object, obj, out, dst=0)
         return out
+
+
+class Silent:
+    """The logger of a rank other than 0: every call does nothing."""
+
+    def __getattr__(self, name: str) -> Any:
+        return lambda *args, **kwargs: None
 
 
 def launched() -> bool:
@@ -117,7 +153,20 @@ def join(device: torch.device) -> tuple[Ranks, torch.device]:
     if not dist.is_initialized():
         backend = "nccl" if device.type == "cuda" else "gloo"
         dist.init_process_group(backend, timeout=TIMEOUT)
+        atexit.register(leave)
     return Ranks(rank, world, local, AllReduce(world), device), device
+
+
+def check_world(saved: dict[str, Any], world_size: int, job: Any) -> None:
+    """Refuse to resume a job with another number of processes than trained it: its
+    checkpoint holds each rank's envs and RNGs, so it continues exactly only as it was."""
+    before = int(saved.get("world_size", 1))
+    if before != world_size:
+        raise ConfigError(
+            f"resume={job}: the job was trained by {before} process(es) and this launch has "
+            f"{world_size}; it continues only with {before} (torchrun --nnodes x "
+            f"--nproc_per_node = {before}, or a plain sharedppo command for 1)"
+        )
 
 
 def leave() -> None:
@@ -138,10 +187,12 @@ class StatsSync:
         self.start: list[tuple[np.ndarray, np.ndarray, float]] = []
 
     def begin(self) -> None:
+        if self.reducer.world_size == 1:
+            return
         self.start = [(np.array(s.mean), np.array(s.var), s.count) for s in self.stats]
 
     def end(self) -> None:
-        if not self.stats:
+        if not self.stats or self.reducer.world_size == 1:
             return
         parts = []
         for s, (mean0, _, _) in zip(self.stats, self.start, strict=True):

@@ -14,6 +14,7 @@ from ..config import Config, ConfigError, validate
 from ..jobdir import LAST, JobDir
 from ..nn.precision import check_precision
 from .checkpoint import CheckpointError, check_writable, read
+from .distributed import Ranks, check_world, join
 from .resume import check_resume, record_resume, resume_note
 from .signals import Interrupted, stop_requests
 from .trainer import Trainer, TrainingError, TrainResult
@@ -53,12 +54,17 @@ def train(
     and so is a fresh run into a folder where a job has trained (the message gives the
     ``resume=`` command). ``on_update(global_step, mean_return)`` is called after every
     update; returning True stops the run as a pre-emption would (last.pt written, resumable).
+
+    Under ``torchrun`` (run/distributed.py) every process trains its part of the one job;
+    rank 0 owns and writes out_dir, the others write nothing (:func:`follow`).
     """
     validate(cfg)
     c: Config = OmegaConf.to_object(cfg)  # plain dataclasses: attribute access in hot loops
     config = OmegaConf.to_container(cfg, resolve=True)
-    device = resolve_device(c.device)
+    ranks, device = join(resolve_device(c.device))
     check_precision(c.precision, device)
+    if not ranks.main:
+        return follow(c, config, out_dir, device, ranks)
     job = JobDir(out_dir)
     with job.own():
         saved = None
@@ -68,10 +74,11 @@ def train(
             JobDir(c.resume).repair_summary()  # a finished job killed before its summary
             saved = read(JobDir(c.resume).last, map_location=device)
             changes = check_resume(saved, config, Path(c.resume))
+            check_world(saved, ranks.world_size, c.resume)
         check_writable(job)
         if c.torch_threads > 0:
             torch.set_num_threads(c.torch_threads)
-        trainer = Trainer(c, config, out_dir, device)
+        trainer = Trainer(c, config, out_dir, device, ranks)
         if saved is not None:
             step = saved["progress"]["global_step"]
             try:
@@ -84,6 +91,28 @@ def train(
                 before = JobDir(c.resume).read_summary() or {}
                 trainer.progress.started_at = before.get("started_at")
         return fit(trainer, job, on_update)
+
+
+def follow(
+    c: Config, config: dict[str, Any], out_dir: Path, device: torch.device, ranks: Ranks
+) -> TrainResult:
+    """A rank other than 0: its envs, its part of every update, nothing written (rank 0
+    owns the job folder and speaks for the run)."""
+    saved = None
+    if c.resume is not None:
+        saved = read(JobDir(c.resume).last, map_location=device)
+        check_world(saved, ranks.world_size, c.resume)
+    trainer = Trainer(c, config, out_dir, device, ranks)
+    try:
+        if saved is not None:
+            trainer.load(saved)
+        with stop_requests() as requested:
+            trainer.fit(requested)
+    finally:
+        trainer.close()
+    result = trainer.result("completed")
+    result.agent = trainer.agent
+    return result
 
 
 def fit(
