@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 from pathlib import Path
 
@@ -27,7 +28,7 @@ from sharedppo.nn.precision import Precision
 from sharedppo.run.checkpoint import read
 from sharedppo.run.distributed import AllReduce, Ranks, StatsSync
 from sharedppo.run.session import train
-from sharedppo.run.signals import Interrupted
+from sharedppo.run.signals import Interrupted, stop_requests
 
 from .conftest import compose_config
 
@@ -143,7 +144,7 @@ OVERRIDES = (
     "ppo.num_steps=128",
     "ppo.update_epochs=2",
     "total_steps=2048",
-    "checkpoint.every_steps=512",
+    "checkpoint.every_steps=1024",  # every other update: every rank must save at the same one
 )
 
 
@@ -156,6 +157,7 @@ def _train_worker(rank: int, port: int, root: str) -> None:
         WORLD_SIZE=str(RANKS),
         MASTER_ADDR="127.0.0.1",
         MASTER_PORT=str(port),
+        SHAREDPPO_TIMEOUT_S="60",  # a rank left waiting fails the test, not hangs it
     )
     torch.set_num_threads(1)
     base = Path(root)
@@ -195,3 +197,16 @@ def test_two_ranks_train_one_job_that_resumes_exactly(tmp_path: Path):
     # Another number of processes is refused in one line (here: one process).
     with pytest.raises(ConfigError, match="trained by 2 process"):
         train(compose_config(*OVERRIDES, "total_steps=4096", f"resume={job}"), job)
+
+
+def test_a_signal_echoed_by_the_launcher_is_one_request():
+    """Under torchrun, Ctrl-C reaches a rank from the terminal and again from the launcher:
+    within ``echo_s`` the second is the same request (a checkpoint, then the stop); without
+    it, a second Ctrl-C stops at once."""
+    with stop_requests(echo_s=60.0) as requested:
+        os.kill(os.getpid(), signal.SIGINT)
+        os.kill(os.getpid(), signal.SIGINT)
+    assert requested == [signal.SIGINT, signal.SIGINT]
+    with pytest.raises(KeyboardInterrupt), stop_requests() as requested:
+        os.kill(os.getpid(), signal.SIGINT)
+        os.kill(os.getpid(), signal.SIGINT)

@@ -78,7 +78,7 @@ def _app(cfg: DictConfig) -> float:
     except Interrupted as stop:
         say(
             f"sharedppo: {stop} at update {stop.step}; checkpoint saved. Resume with: "
-            f"sharedppo resume={out_dir}"
+            f"{(job.read_summary() or {}).get('resume') or job.resume_command()}"
         )
         sys.exit(128 + stop.signum)
     except Exception as err:

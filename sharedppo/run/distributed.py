@@ -32,8 +32,8 @@ from ..nn.normalize import RunningMeanStd
 from .result import TrainingError
 
 # How long a rank waits in a collective for the others (an evaluation on rank 0, a slow
-# checkpoint write) before the run is ended as failed.
-TIMEOUT = datetime.timedelta(minutes=30)
+# checkpoint write) before the run is ended as failed; SHAREDPPO_TIMEOUT_S changes it.
+TIMEOUT_S = 1800.0
 
 # The parts of a checkpoint that are each rank's own; the rest is the same on every rank.
 RANK_PARTS = ("reward_scale", "memory", "episodes", "env", "rng")
@@ -56,8 +56,9 @@ def collective(op: Any, *args: Any, **kwargs: Any) -> Any:
     try:
         return op(*args, **kwargs)
     except RuntimeError as err:  # gloo's and NCCL's errors (DistBackendError) among them
+        why = first_line(err).split(". This is typically")[0]  # gloo's advice: not ours
         raise TrainingError(
-            f"another process of this run has stopped ({first_line(err)}); every rank stops"
+            f"another process of this run has stopped ({why}); every rank stops"
         ) from None
 
 
@@ -78,6 +79,18 @@ class Ranks:
     @property
     def many(self) -> bool:
         return self.world_size > 1
+
+    def command(self, command: str) -> str:
+        """``command`` (a ``sharedppo ...`` line) as this launch runs it: under torchrun on
+        one node, with its process count; on several nodes, as each node's launch gives it."""
+        if not self.many:
+            return command
+        per_node = int(os.environ.get("LOCAL_WORLD_SIZE", self.world_size))
+        if per_node != self.world_size:
+            nodes = self.world_size // per_node
+            launch = f"torchrun --nnodes={nodes} --nproc_per_node={per_node} <rendezvous>"
+            return f"{launch} -m {command}"
+        return f"torchrun --nproc_per_node={self.world_size} -m {command}"
 
     def agree(self, flag: bool) -> bool:
         """Whether any rank says ``flag`` (a stop request, a target reached): every rank
@@ -152,7 +165,8 @@ def join(device: torch.device) -> tuple[Ranks, torch.device]:
         raise ConfigError(f"device={device} is not allowed across processes: use cpu or cuda")
     if not dist.is_initialized():
         backend = "nccl" if device.type == "cuda" else "gloo"
-        dist.init_process_group(backend, timeout=TIMEOUT)
+        timeout = float(os.environ.get("SHAREDPPO_TIMEOUT_S", TIMEOUT_S))
+        dist.init_process_group(backend, timeout=datetime.timedelta(seconds=timeout))
         atexit.register(leave)
     return Ranks(rank, world, local, AllReduce(world), device), device
 

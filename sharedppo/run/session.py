@@ -28,6 +28,8 @@ __all__ = [
 ]
 
 log = logging.getLogger("sharedppo")
+# Under torchrun, a signal this soon after the first is its echo, not a second Ctrl-C.
+ECHO_S = 2.0
 
 
 def resolve_device(name: str) -> torch.device:
@@ -106,7 +108,7 @@ def follow(
     try:
         if saved is not None:
             trainer.load(saved)
-        with stop_requests() as requested:
+        with stop_requests(ECHO_S) as requested:
             trainer.fit(requested)
     finally:
         trainer.close()
@@ -122,7 +124,7 @@ def fit(
     extra: dict[str, Any] = {}
     status = "failed"
     try:
-        with stop_requests() as requested:
+        with stop_requests(ECHO_S if trainer.ranks.many else 0.0) as requested:
             trainer.fit(requested, on_update)
         status = "completed"
     except Interrupted as stop:
@@ -154,7 +156,7 @@ def resumable(trainer: Trainer, job: JobDir) -> dict[str, Any]:
     step = trainer.checkpointer.saved_step
     if step is None or not job.last.is_file():
         return {"resume": None, "checkpoint": f"none: stopped before the first {LAST}"}
-    return {"resume": job.resume_command(), "resume_step": step}
+    return {"resume": trainer.ranks.command(job.resume_command()), "resume_step": step}
 
 
 def write_summary(job: JobDir, summary: dict[str, Any]) -> str | None:

@@ -183,7 +183,8 @@ class Trainer:
         every HParams view, with what it had reached. Across ranks, rank 0 writes it with
         every rank's own parts."""
         self.rank_states = self.ranks.gather_parts(self.parts())
-        if not self.ranks.main:
+        if not self.ranks.main:  # the same schedule as rank 0's, which writes
+            self.checkpointer.advance(self.progress.global_step)
             return
         self.checkpointer.save(self.checkpoint, self.progress.global_step, mean_return, summary)
         self.logger.final_metrics(final_metrics(self.result("running")))
