@@ -116,7 +116,7 @@ class Ranks:
         blobs = self.gather(buffer.getvalue())
         if blobs is None:
             return None
-        return [torch.load(io.BytesIO(b), weights_only=True) for b in blobs]
+        return [torch.load(io.BytesIO(b), map_location="cpu", weights_only=True) for b in blobs]
 
     def gather(self, obj: Any) -> list[Any] | None:
         """Every rank's ``obj`` on rank 0 (None on the others)."""
