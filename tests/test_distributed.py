@@ -134,7 +134,7 @@ def test_ranks_gradients_are_weighted_by_their_rows():
     is the mean over all rows, not the mean of the ranks' means."""
     mine, theirs = torch.tensor([1.0, 2.0]), torch.tensor([5.0, 6.0])
     grad = mine.clone()
-    share_gradient(grad, 3, _OtherRank(torch.tensor([5.0]), theirs * 5 / 8))
+    share_gradient(grad, 3, torch.tensor(8.0, dtype=torch.float64), _OtherRank(theirs * 5 / 8))
     assert torch.allclose(grad, (mine * 3 + theirs * 5) / 8)
 
 

@@ -16,7 +16,14 @@ from .batch import Batch
 from .gradient import Autograd, make_gradient
 from .loss import LossTerms, Scored, ppo_loss
 from .optim import Adam
-from .reduce import LOCAL, Reducer, average_across, mean_across, share_gradient, standardise_across
+from .reduce import (
+    LOCAL,
+    Reducer,
+    average_across,
+    minibatch_sums,
+    share_gradient,
+    standardise_across,
+)
 
 
 class PPOAgent:
@@ -140,21 +147,16 @@ class PPOAgent:
                 order = torch.randperm(len(batch), device=device)
                 minibatches = batch[order].chunks(cfg.num_minibatches)
             for mb in minibatches:
-                advantages = mb.advantages
-                if cfg.norm_adv and not whole:
-                    advantages = self._standardise(advantages)
                 fwd = self.gradient.forward(mb)
-                if cfg.target_kl is not None:
-                    # k3 estimator of KL(old || new): unbiased and never negative.
-                    with torch.no_grad():
-                        k3 = self._mean((fwd.ratio - 1) - fwd.logratio)
+                advantages, k3, rows = self._minibatch(mb, fwd, whole)
+                if k3 is not None:
                     stop = k3 > 1.5 * cfg.target_kl
                 if stop:
                     terms, grad_norm = None, torch.zeros((), device=device)
                 else:
                     terms = self.gradient.backward(fwd, mb, advantages, clip)
-                    if self.reducer.world_size > 1:  # before unscaling: one overflow verdict
-                        share_gradient(self.optimizer.flat_grad, len(mb), self.reducer)
+                    if rows is not None:  # before unscaling: one overflow verdict
+                        share_gradient(self.optimizer.flat_grad, len(mb), rows, self.reducer)
                     if self.gradient.unscale():
                         grad_norm = self.optimizer.clip_grad_norm(cfg.max_grad_norm)
                         self.optimizer.step()
@@ -182,10 +184,21 @@ class PPOAgent:
             return standardise(x)
         return standardise_across(x, self.reducer)
 
-    def _mean(self, x: Tensor) -> float:
+    def _minibatch(
+        self, mb: Batch, fwd: Scored, whole: bool
+    ) -> tuple[Tensor, float | None, Tensor | None]:
+        """The minibatch's advantages as the loss takes them, its k3 estimate of KL(old ||
+        new) (unbiased, never negative; None without ``ppo.target_kl``) and, across ranks,
+        the rows of every rank's minibatch (None for one process): one all-reduce for all."""
+        cfg, advantages = self.cfg, mb.advantages
+        norm = cfg.norm_adv and not whole
+        with torch.no_grad():
+            k3 = None if cfg.target_kl is None else (fwd.ratio - 1) - fwd.logratio
         if self.reducer.world_size == 1:
-            return x.mean().item()
-        return mean_across(x, self.reducer).item()
+            kl = None if k3 is None else k3.mean().item()
+            return (standardise(advantages) if norm else advantages), kl, None
+        sums = minibatch_sums(advantages, k3, self.reducer)
+        return (sums.standardise(advantages) if norm else advantages), sums.kl, sums.rows
 
     def _average(self, x: Tensor) -> Tensor:
         return x if self.reducer.world_size == 1 else average_across(x, self.reducer)

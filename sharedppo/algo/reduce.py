@@ -10,6 +10,7 @@ bit); ``run/distributed.py`` supplies the all-reduce one.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Protocol
 
 import torch
@@ -36,11 +37,31 @@ class Local:
 LOCAL = Local()
 
 
-def mean_across(x: Tensor, reducer: Reducer) -> Tensor:
-    """The mean of ``x``'s elements over every process's ``x`` (float64, a 0-d tensor)."""
-    sums = torch.stack([x.new_tensor(x.numel(), dtype=torch.float64), x.sum(dtype=torch.float64)])
-    reducer.sum_(sums)
-    return sums[1] / sums[0]
+@dataclass
+class MinibatchSums:
+    """A minibatch's global quantities over every process's part of it."""
+
+    rows: Tensor  # every process's rows (float64, 0-d)
+    mean: Tensor  # the advantages' mean and (unbiased) std, float64
+    std: Tensor
+    kl: float | None  # the k3 estimate's mean; None when not asked for
+
+    def standardise(self, x: Tensor) -> Tensor:
+        """``agent.standardise`` with the global mean and std."""
+        return (x - self.mean.to(x.dtype)) / (self.std.to(x.dtype) + 1e-8)
+
+
+def minibatch_sums(advantages: Tensor, k3: Tensor | None, reducer: Reducer) -> MinibatchSums:
+    """Rows, the advantages' sum and sum of squares, and the k3 terms' sum, over every
+    process: one all-reduce of four float64 numbers per minibatch."""
+    a = advantages.double()
+    kl = a.new_zeros(()) if k3 is None else k3.sum(dtype=torch.float64)
+    sums = reducer.sum_(torch.stack([a.new_tensor(float(len(a))), a.sum(), (a * a).sum(), kl]))
+    rows, mean = sums[0], sums[1] / sums[0]
+    # One pass in float64; a single row has no spread (std 0), as agent.standardise says.
+    var = (sums[2] - rows * mean * mean).clamp(min=0) / (rows - 1).clamp(min=1)
+    kl_mean = None if k3 is None else (sums[3] / rows).item()
+    return MinibatchSums(rows, mean, var.sqrt(), kl_mean)
 
 
 def standardise_across(x: Tensor, reducer: Reducer) -> Tensor:
@@ -54,11 +75,11 @@ def standardise_across(x: Tensor, reducer: Reducer) -> Tensor:
     return (x - mean.to(x.dtype)) / (std.to(x.dtype) + 1e-8)
 
 
-def share_gradient(flat_grad: Tensor, rows: int, reducer: Reducer) -> None:
+def share_gradient(flat_grad: Tensor, rows: int, total: Tensor, reducer: Reducer) -> None:
     """Replace each process's minibatch gradient (a mean over its ``rows`` rows) by the mean
-    over every process's rows: weighted by rows, as the processes' minibatches may differ in
-    size (reset steps and a recurrent network's padding are not rows). One flat all-reduce."""
-    total = reducer.sum_(flat_grad.new_tensor([rows], dtype=torch.float64))[0]
+    over every process's rows (``total``): weighted by rows, as the processes' minibatches
+    may differ in size (reset steps and a recurrent network's padding are not rows). One flat
+    all-reduce."""
     flat_grad.mul_((rows / total).to(flat_grad.dtype))
     reducer.sum_(flat_grad)
 
