@@ -176,10 +176,15 @@ def check_world(saved: dict[str, Any], world_size: int, job: Any) -> None:
     checkpoint holds each rank's envs and RNGs, so it continues exactly only as it was."""
     before = int(saved.get("world_size", 1))
     if before != world_size:
+        how = (
+            "a plain sharedppo command"
+            if before == 1
+            else f"torchrun with --nnodes x --nproc_per_node = {before}"
+        )
         raise ConfigError(
             f"resume={job}: the job was trained by {before} process(es) and this launch has "
-            f"{world_size}; it continues only with {before} (torchrun --nnodes x "
-            f"--nproc_per_node = {before}, or a plain sharedppo command for 1)"
+            f"{world_size}; its checkpoint holds each process's envs and RNGs, so it "
+            f"continues only with {before}: {how}"
         )
 
 
