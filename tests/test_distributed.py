@@ -27,7 +27,7 @@ from sharedppo.nn.normalize import RunningMeanStd
 from sharedppo.nn.precision import Precision
 from sharedppo.run.checkpoint import read
 from sharedppo.run.distributed import AllReduce, Ranks, StatsSync
-from sharedppo.run.session import train
+from sharedppo.run.session import TrainingError, train
 from sharedppo.run.signals import Interrupted, stop_requests
 
 from .conftest import compose_config
@@ -210,3 +210,49 @@ def test_a_signal_echoed_by_the_launcher_is_one_request():
     with pytest.raises(KeyboardInterrupt), stop_requests() as requested:
         os.kill(os.getpid(), signal.SIGINT)
         os.kill(os.getpid(), signal.SIGINT)
+
+
+def _dying_worker(rank: int, port: int, root: str) -> None:
+    """Rank 1 dies (as a killed process does: no exception, no clean-up) at its 3rd update;
+    rank 0 records what it got."""
+    os.environ.update(
+        RANK=str(rank),
+        LOCAL_RANK=str(rank),
+        WORLD_SIZE=str(RANKS),
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+        SHAREDPPO_TIMEOUT_S="60",
+    )
+    torch.set_num_threads(1)
+    if rank == 1:
+        update, calls = PPOAgent.update, []
+
+        def dying(agent, batch):
+            calls.append(1)
+            if len(calls) == 3:
+                os._exit(9)
+            return update(agent, batch)
+
+        PPOAgent.update = dying
+    try:
+        train(compose_config(*OVERRIDES), Path(root) / "job")
+    except TrainingError as err:
+        (Path(root) / "error.txt").write_text(str(err))
+
+
+def test_a_rank_that_dies_ends_the_run_on_every_rank(tmp_path: Path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    spawn = mp.get_context("spawn")
+    ranks = [spawn.Process(target=_dying_worker, args=(r, port, str(tmp_path))) for r in (0, 1)]
+    for p in ranks:
+        p.start()
+    for p in ranks:
+        p.join(120)
+    assert [p.exitcode for p in ranks] == [0, 9]
+    error = (tmp_path / "error.txt").read_text()
+    assert error.startswith("another process of this run has stopped") and "\n" not in error
+    summary = json.loads((tmp_path / "job" / "summary.json").read_text())
+    assert summary["status"] == "failed" and "another process" in summary["error"]
+    assert summary["updates"] == 2
