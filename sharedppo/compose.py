@@ -30,6 +30,10 @@ try:  # hydra/launcher=processes (sharedppo/cli/launcher.py); absent from an old
     from hydra_plugins.sharedppo_launcher.processes_launcher import ProcessesLauncher
 except ImportError:  # pragma: no cover
     ProcessesLauncher = None
+try:  # hydra/launcher=packed (sharedppo/cli/packed.py)
+    from hydra_plugins.sharedppo_launcher.packed_launcher import PackedLauncher
+except ImportError:  # pragma: no cover
+    PackedLauncher = None
 
 CONFIG_MODULE = "sharedppo.conf"
 VERSION_BASE = "1.3"
@@ -40,13 +44,14 @@ def register_configs() -> None:
 
 
 def register_launcher() -> None:
-    """``hydra/launcher=processes`` as a plugin Hydra can instantiate. Hydra finds plugins by
-    walking the hydra_plugins package, which the import hook of an editable install hides
-    from it, so the class is named here. Called just before a sweep starts: registering scans
-    every installed plugin, which the command's pre-check (one line per missing extra) must
-    not do first."""
-    if ProcessesLauncher is not None:
-        Plugins.instance().register(ProcessesLauncher)
+    """``hydra/launcher=processes`` and ``packed`` as plugins Hydra can instantiate. Hydra
+    finds plugins by walking the hydra_plugins package, which the import hook of an editable
+    install hides from it, so the classes are named here. Called just before a sweep starts:
+    registering scans every installed plugin, which the command's pre-check (one line per
+    missing extra) must not do first."""
+    for launcher in (ProcessesLauncher, PackedLauncher):
+        if launcher is not None:
+            Plugins.instance().register(launcher)
 
 
 @dataclass(frozen=True)

@@ -32,3 +32,12 @@ def test_named_choices_keep_their_recipes():
     assert "ppo=cartpole" in recipe_line([], cfg.total_steps)
     named = compose_checked(bare_env_id(["env.id=Taxi-v4", "ppo=default", "total_steps=9"]))
     assert named.ppo.gamma == 0.98 and named.total_steps == 9
+
+
+def test_blackjack_has_its_own_recipe_and_the_bare_id_keeps_the_general_one():
+    cfg = compose_checked(bare_env_id(["env=blackjack"]))
+    assert cfg.env.id == "Blackjack-v1" and cfg.total_steps == 1_000_000
+    assert cfg.ppo.gamma == 1.0 and cfg.ppo.ent_coef == 0.0 and cfg.ppo.num_steps == 512
+    assert "ppo=blackjack" in recipe_line(["env=blackjack"], cfg.total_steps)
+    bare = compose_checked(bare_env_id(["env.id=Blackjack-v1"]))
+    assert bare.ppo.gamma == 0.98 and bare.ppo.ent_coef == 0.01 and bare.total_steps == 500_000

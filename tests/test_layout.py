@@ -30,7 +30,9 @@ ALLOWED: dict[str, set[str]] = {
     "algo": {"config", "nn"},
     "tb": {"config", "overrides", "jobdir"},
     "run": {"config", "extras", "overrides", "durable", "jobdir", "envs", "nn", "algo", "tb"},
-    "cli": BASE | {"envs", "nn", "algo", "tb", "run"},
+    "pack": {"config", "extras", "overrides", "durable", "jobdir", "envs", "nn", "algo", "tb"}
+    | {"run"},
+    "cli": BASE | {"envs", "nn", "algo", "tb", "run", "pack"},
     "tune": BASE | {"envs", "nn", "algo", "tb", "run"},
     "report": BASE | {"tb"},
     "api": BASE | {"envs", "nn", "algo", "tb", "run"},

@@ -171,7 +171,7 @@ def _healthy_trains_on(crashed: Path, healthy: Path) -> bool:
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
-@pytest.mark.parametrize("launcher", ["processes", "joblib"])
+@pytest.mark.parametrize("launcher", ["processes", "packed", "joblib"])
 def test_parallel_jobs_survive_a_dead_neighbour_and_sigterm_stops_every_process(tmp_path, launcher):
     sweep = tmp_path / "sweep"
     args = [

@@ -204,13 +204,17 @@ def test_report_compares_folders_and_carries_evaluation(cfg_factory, tmp_path):
     assert "| eval return |" in (out / "report.md").read_text()
 
 
-def test_hydras_plugin_scan_can_load_the_processes_launcher():
+@pytest.mark.parametrize(
+    "module_name, launcher",
+    [("processes_launcher", "ProcessesLauncher"), ("packed_launcher", "PackedLauncher")],
+)
+def test_hydras_plugin_scan_can_load_the_launchers(module_name, launcher):
     """Hydra's plugin scan executes a plugin module before putting it in sys.modules (an
     installed, non-editable sharedppo is scanned on every run): it must load that way."""
     import importlib.util
     import sys
 
-    name = "hydra_plugins.sharedppo_launcher.processes_launcher"
+    name = f"hydra_plugins.sharedppo_launcher.{module_name}"
     spec = importlib.util.find_spec(name)
     module = importlib.util.module_from_spec(spec)
     loaded = sys.modules.pop(name, None)  # as in a process that has not imported it yet
@@ -219,4 +223,4 @@ def test_hydras_plugin_scan_can_load_the_processes_launcher():
     finally:
         if loaded is not None:
             sys.modules[name] = loaded
-    assert module.ProcessesLauncher.__name__ == "ProcessesLauncher"
+    assert getattr(module, launcher).__name__ == launcher

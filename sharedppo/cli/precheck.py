@@ -140,6 +140,23 @@ def check_hydra(hydra_cfg: DictConfig) -> None:
             f"hydra.output_subdir={subdir!r} is not allowed: must be null (the job writes its "
             f"config to {HYDRA}/ itself once it owns its folder)"
         )
+    check_packed(hydra_cfg.launcher)
+
+
+def check_packed(launcher: DictConfig) -> None:
+    """``hydra/launcher=packed``'s settings (sharedppo/cli/packed.py)."""
+    if not str(launcher.get("_target_", "")).endswith(".PackedLauncher"):
+        return
+    if launcher.max_pack < 1:
+        raise ConfigError(
+            f"hydra.launcher.max_pack={launcher.max_pack} is not allowed: must be at least 1 "
+            "(the most jobs one pack trains)"
+        )
+    if launcher.n_jobs < 0:
+        raise ConfigError(
+            f"hydra.launcher.n_jobs={launcher.n_jobs} is not allowed: must be at least 0 "
+            "(packs at once; 0: one per CPU)"
+        )
 
 
 def check_job(overrides: list[str], source: Source = DEFAULT) -> DictConfig:
@@ -151,7 +168,7 @@ def check_job(overrides: list[str], source: Source = DEFAULT) -> DictConfig:
     else:
         cfg = compose_checked(overrides)
     check_extras(cfg)
-    check_fits(cfg, check_device(cfg))
+    check_fits(cfg, check_device(cfg), initialise=False)  # the job checks its GPU itself
     return cfg
 
 

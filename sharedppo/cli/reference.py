@@ -118,7 +118,7 @@ def config_groups() -> dict[str, list[str]]:
     launchers = root / "hydra" / "launcher"
     groups["hydra/launcher"] = sorted(
         [p.name[:-5] for p in launchers.iterdir() if p.name.endswith(".yaml")]
-        + ["joblib", "submitit_local", "submitit_slurm"]
+        + ["joblib", "packed", "processes", "submitit_local", "submitit_slurm"]
     )
     return groups
 

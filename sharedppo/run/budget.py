@@ -51,9 +51,15 @@ def rollout_bytes(cfg: Any, obs_size: int, obs_bytes: int = FLOAT) -> int:
     )
 
 
-def available_bytes(device: torch.device) -> int:
-    """Free memory where the tensors would live: the GPU's, or the host's available RAM."""
+def available_bytes(device: torch.device, initialise: bool = True) -> int | None:
+    """Free memory where the tensors would live: the GPU's, or the host's available RAM;
+    None for a GPU when ``initialise`` is False and this process has not initialised CUDA."""
     if device.type == "cuda":
+        if not initialise and not torch.cuda.is_initialized():
+            # A sweep's command forks its jobs, and a process that initialised CUDA leaves
+            # every forked child unable to use it ("Cannot re-initialize CUDA in forked
+            # subprocess"): the job checks the GPU itself, in its own process.
+            return None
         # The GPU's total, not its free memory: asking for that would create a CUDA context
         # in the launching process of a sweep, whose jobs may run elsewhere.
         index = device.index if device.index is not None else torch.cuda.current_device()
@@ -76,13 +82,22 @@ def size(n: float) -> str:
     return f"{n:.1f} PB"
 
 
-def check_fits(cfg: Any, device: torch.device, obs_size: int = 1, obs_bytes: int = FLOAT) -> None:
+def check_fits(
+    cfg: Any,
+    device: torch.device,
+    obs_size: int = 1,
+    obs_bytes: int = FLOAT,
+    initialise: bool = True,
+) -> None:
     """Raise ConfigError (one line) where the network or the rollout cannot fit in memory.
 
     ``cfg``: a composed config (DictConfig or ``config.Config``); ``obs_size``: numbers per
-    observation (1 before the env is made: the estimate then only catches the hopeless).
+    observation (1 before the env is made: the estimate then only catches the hopeless);
+    ``initialise=False``: a GPU is checked only where this process already uses CUDA.
     """
-    have = available_bytes(device)
+    have = available_bytes(device, initialise)
+    if have is None:
+        return
     net = network_params(cfg, obs_size) * FLOAT * PARAM_COPIES
     rollout = rollout_bytes(cfg, obs_size, obs_bytes)
     if net + rollout <= have:

@@ -71,10 +71,6 @@ class RolloutMemory:
         self.action_mask = (
             None if action_mask_size is None else zeros(action_mask_size, dtype=torch.bool)
         )
-        # On CPU the collector writes observations and reads actions through numpy views of
-        # the same memory: a numpy row assignment costs less per step than torch's copy_ and
-        # from_numpy/numpy calls (None on another device).
-        self.host_obs, self.host_actions = _host_view(self.obs), _host_view(self.actions)
         self.host_rewards = np.zeros(size, dtype=np.float32)
         self.host_terminated = np.zeros(size, dtype=np.float32)
         self.host_dones = np.zeros(size, dtype=np.float32)
@@ -92,12 +88,29 @@ class RolloutMemory:
         self.last_values = torch.zeros(num_envs, device=device)
         self.advantages = zeros()
         self.returns = zeros()
+        self._valid_rows = None if self.action_mask is None else self.action_mask.unbind(0)
+        self._views()
+
+    def _views(self) -> None:
+        # On CPU the collector writes observations and reads actions through numpy views of
+        # the same memory: a numpy row assignment costs less per step than torch's copy_ and
+        # from_numpy/numpy calls (None on another device).
+        self.host_obs, self.host_actions = _host_view(self.obs), _host_view(self.actions)
         # Per-step row views, made once: indexing a tensor per step costs more than the copy
-        # into it. The tensors are never rebound, so the views stay theirs.
+        # into it. The tensors are rebound only by share(), which remakes the views.
         self._obs_rows, self._action_rows = self.obs.unbind(0), self.actions.unbind(0)
         self._logprob_rows, self._value_rows = self.logprobs.unbind(0), self.values.unbind(0)
         self._mask_rows = None if self.masks is None else self.masks.unbind(0)
-        self._valid_rows = None if self.action_mask is None else self.action_mask.unbind(0)
+
+    def share(self, **fields: Tensor) -> None:
+        """Keep the named per-step fields (``obs``, ``actions``, ``logprobs``, ``values``,
+        ``masks``) in the given tensors of the same shape from now on, with what they hold:
+        a packed run's rows of its pack's memory, which the pack's rollout fills for all its
+        runs at once (``pack.collect``)."""
+        for name, tensor in fields.items():
+            tensor.copy_(getattr(self, name))
+            setattr(self, name, tensor)
+        self._views()
 
     def _from_host(self, array: np.ndarray) -> Tensor:
         tensor = torch.from_numpy(array)

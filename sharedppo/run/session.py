@@ -14,7 +14,7 @@ from ..config import Config, ConfigError, validate
 from ..jobdir import LAST, JobDir
 from ..nn.precision import check_precision
 from .checkpoint import CheckpointError, check_writable, read
-from .distributed import Ranks, check_world, join
+from .distributed import check_world, join
 from .resume import check_resume, record_resume, resume_note
 from .signals import Interrupted, stop_requests
 from .trainer import Trainer, TrainingError, TrainResult
@@ -60,46 +60,56 @@ def train(
     Under ``torchrun`` (run/distributed.py) every process trains its part of the one job;
     rank 0 owns and writes out_dir, the others write nothing (:func:`follow`).
     """
+    validate(cfg)  # a mistake in the config is refused before the folder is taken
+    if not join(resolve_device(cfg.device))[0].main:
+        return follow(cfg, out_dir)
+    job = JobDir(out_dir)
+    with job.own():
+        return fit(open_trainer(cfg, out_dir), job, on_update)
+
+
+def open_trainer(cfg: DictConfig, out_dir: Path) -> Trainer:
+    """A job's trainer, built from its config and, on ``resume=``, loaded from the checkpoint
+    it names; the caller owns ``out_dir`` (``JobDir.own``)."""
     validate(cfg)
     c: Config = OmegaConf.to_object(cfg)  # plain dataclasses: attribute access in hot loops
     config = OmegaConf.to_container(cfg, resolve=True)
     ranks, device = join(resolve_device(c.device))
     check_precision(c.precision, device)
-    if not ranks.main:
-        return follow(c, config, out_dir, device, ranks)
     job = JobDir(out_dir)
-    with job.own():
-        saved = None
-        if c.resume is None:
-            job.check_fresh()
-        else:
-            JobDir(c.resume).repair_summary()  # a finished job killed before its summary
-            saved = read(JobDir(c.resume).last, map_location=device)
-            changes = check_resume(saved, config, Path(c.resume))
-            check_world(saved, ranks.world_size, c.resume)
-        check_writable(job)
-        if c.torch_threads > 0:
-            torch.set_num_threads(c.torch_threads)
-        trainer = Trainer(c, config, out_dir, device, ranks)
-        if saved is not None:
-            step = saved["progress"]["global_step"]
-            try:
-                trainer.load(saved, resume_note(step, changes))
-            except BaseException:
-                trainer.close()
-                raise
-            record_resume(out_dir, step, changes)  # only a resume that happened is on record
-            if trainer.progress.started_at is None:  # a checkpoint from before layout 3
-                before = JobDir(c.resume).read_summary() or {}
-                trainer.progress.started_at = before.get("started_at")
-        return fit(trainer, job, on_update)
+    saved = None
+    if c.resume is None:
+        job.check_fresh()
+    else:
+        JobDir(c.resume).repair_summary()  # a finished job killed before its summary
+        saved = read(JobDir(c.resume).last, map_location=device)
+        changes = check_resume(saved, config, Path(c.resume))
+        check_world(saved, ranks.world_size, c.resume)
+    check_writable(job)
+    if c.torch_threads > 0:
+        torch.set_num_threads(c.torch_threads)
+    trainer = Trainer(c, config, out_dir, device, ranks)
+    if saved is not None:
+        step = saved["progress"]["global_step"]
+        try:
+            trainer.load(saved, resume_note(step, changes))
+        except BaseException:
+            trainer.close()
+            raise
+        record_resume(out_dir, step, changes)  # only a resume that happened is on record
+        if trainer.progress.started_at is None:  # a checkpoint from before layout 3
+            before = JobDir(c.resume).read_summary() or {}
+            trainer.progress.started_at = before.get("started_at")
+    return trainer
 
 
-def follow(
-    c: Config, config: dict[str, Any], out_dir: Path, device: torch.device, ranks: Ranks
-) -> TrainResult:
+def follow(cfg: DictConfig, out_dir: Path) -> TrainResult:
     """A rank other than 0: its envs, its part of every update, nothing written (rank 0
     owns the job folder and speaks for the run)."""
+    c: Config = OmegaConf.to_object(cfg)
+    config = OmegaConf.to_container(cfg, resolve=True)
+    ranks, device = join(resolve_device(c.device))
+    check_precision(c.precision, device)
     saved = None
     if c.resume is not None:
         saved = read(JobDir(c.resume).last, map_location=device)

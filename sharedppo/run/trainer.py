@@ -70,6 +70,8 @@ class Trainer:
         self.logger: Logger | None = None
         self.resume_note = ""
         self.rank_states: list[dict[str, Any]] | None = None  # every rank's own parts
+        # What the checkpoint's RNG part is: the process's generators, or a packed run's own.
+        self.rng: Stateful = GlobalRNG()
 
     def _build(self, envs: VectorEnv, obs: np.ndarray, info: dict[str, Any]) -> None:
         """The parts that depend on the envs: network, agent, normalisers, collector, memory."""
@@ -122,7 +124,7 @@ class Trainer:
             "env": self.collector,
             "checkpointer": self.checkpointer,
             "progress": self.progress,
-            "rng": GlobalRNG(),
+            "rng": self.rng,
         }
 
     def load(self, state: dict[str, Any], note: str = "") -> None:

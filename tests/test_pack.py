@@ -1,0 +1,203 @@
+"""Packed runs: each run of a population acts and learns as its unpacked twin, and stays a job
+of its own (records, failures, stops, resume)."""
+
+from __future__ import annotations
+
+import json
+import signal
+
+import pytest
+import torch
+
+from sharedppo.algo.gae import compute_gae
+from sharedppo.jobdir import JobDir
+from sharedppo.pack import population as pop_module
+from sharedppo.pack.collect import collect
+from sharedppo.pack.group import differing, pack_key, unpackable
+from sharedppo.pack.population import Population, own_generator
+from sharedppo.pack.train import Member, train_pack
+from sharedppo.run.checkpoint import read
+from sharedppo.run.session import open_trainer, train
+
+from .conftest import compose_config
+
+CARTPOLE = [[f"seed={s}", f"ppo.lr={1e-3 if s % 2 else 3e-4}"] for s in range(8)]
+
+
+def _population(tmp_path, runs, *extra):
+    trainers, generators = [], []
+    for i, overrides in enumerate(runs):
+        trainer = open_trainer(compose_config(*overrides, *extra), tmp_path / f"packed{i}")
+        generators.append(own_generator(trainer.device))
+        trainers.append(trainer)
+    return Population(trainers, [f"job {i}" for i in range(len(runs))], generators)
+
+
+def _rollout(pop: Population) -> None:
+    for t in pop.trainers:
+        t.agent.set_progress(1.0)
+    steps = collect(pop.shape, pop.stacked, pop.lanes, pop.shared, [0] * 8, [None] * 8, pop.merged)
+    for t, step in zip(pop.trainers, steps, strict=True):
+        t.progress.global_step = step
+        _gae(t)
+
+
+def _gae(t) -> None:
+    ppo = t.cfg.ppo
+    t.memory.set_advantages(*compute_gae(**t.memory.gae_inputs(), gamma=ppo.gamma, lam=ppo.lam))
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        ("total_steps=512",),
+        ("total_steps=512", "ppo.fused=false", "network.dropout=0.1", "ppo.ent_coef=0.01"),
+        ("total_steps=512", "ppo.num_minibatches=4", "ppo.clip_vloss=0.2"),
+        ("env=pendulum", "total_steps=2048"),
+    ],
+    ids=["cartpole", "autograd-dropout", "minibatches", "pendulum"],
+)
+def test_each_run_of_a_pack_of_8_acts_and_learns_as_its_unpacked_twin(tmp_path, extra):
+    pop = _population(tmp_path, CARTPOLE, *extra)
+    _rollout(pop)
+    pop.update.run([t.memory.batch() for t in pop.trainers], [True] * 8)
+    for i, (overrides, packed) in enumerate(zip(CARTPOLE, pop.trainers, strict=True)):
+        twin = open_trainer(compose_config(*overrides, *extra), tmp_path / f"alone{i}")
+        twin.agent.set_progress(1.0)
+        twin.collector.collect(twin.agent, twin.memory, twin.tracker, 0, None)
+        _gae(twin)
+        if packed.memory.actions.dtype == torch.long:  # the same choices
+            assert torch.equal(packed.memory.actions, twin.memory.actions), f"run {i}"
+        else:  # mean + std x the same noise: equal up to the mean's rounding
+            torch.testing.assert_close(packed.memory.actions, twin.memory.actions)
+        torch.testing.assert_close(packed.memory.logprobs, twin.memory.logprobs)
+        torch.testing.assert_close(packed.memory.values, twin.memory.values)
+        twin.agent.update(twin.memory.batch())
+        torch.testing.assert_close(
+            packed.agent.optimizer.flat, twin.agent.optimizer.flat, atol=2e-6, rtol=1e-5
+        )
+        assert packed.agent.optimizer.step_count == twin.agent.optimizer.step_count
+        twin.close()
+    for t in pop.trainers:
+        t.close()
+
+
+def test_fused_and_autograd_give_a_pack_the_same_update(tmp_path):
+    flats = []
+    for fused in ("true", "false"):
+        pop = _population(tmp_path / fused, CARTPOLE, "total_steps=512", f"ppo.fused={fused}")
+        _rollout(pop)
+        pop.update.run([t.memory.batch() for t in pop.trainers], [True] * 8)
+        flats.append(pop.stacked.flat.clone())
+        for t in pop.trainers:
+            t.close()
+    torch.testing.assert_close(flats[0], flats[1], atol=1e-5, rtol=1e-5)
+
+
+def test_the_kl_stop_is_each_runs_own(tmp_path):
+    runs = [["seed=0", "ppo.target_kl=1e-6"], ["seed=1"], ["seed=2", "ppo.target_kl=1e-6"]]
+    runs += [[f"seed={s}"] for s in range(3, 8)]
+    pop = _population(tmp_path, runs, "total_steps=512", "ppo.lr=0.01")
+    _rollout(pop)
+    stats = pop.update.run([t.memory.batch() for t in pop.trainers], [True] * 8)
+    steps = [s["update_steps"] for s in stats]
+    assert steps[0] < 20 and steps[2] < 20, steps
+    assert all(n == 20 for i, n in enumerate(steps) if i not in (0, 2)), steps
+    for t in pop.trainers:
+        t.close()
+
+
+def _members(tmp_path, runs, *extra):
+    return [
+        Member(compose_config(*r, *extra), tmp_path / f"job{i}", f"job {i}")
+        for i, r in enumerate(runs)
+    ]
+
+
+def _summary(path):
+    return json.loads(JobDir(path).summary_file.read_text())
+
+
+def test_a_packed_job_is_a_job_with_its_own_records_and_resumes_alone(tmp_path):
+    members = _members(tmp_path, CARTPOLE[:3], "total_steps=1024")
+    assert train_pack(members) == [0, 0, 0]
+    for m in members:
+        job = JobDir(m.out_dir)
+        summary = _summary(m.out_dir)
+        assert summary["status"] == "completed" and summary["global_step"] == 1024
+        assert job.last.is_file() and list(job.events())
+    # A packed job's checkpoint is a job's: sharedppo resume= continues it on its own.
+    resumed = compose_config(*CARTPOLE[1], "total_steps=2048", f"resume={members[1].out_dir}")
+    result = train(resumed, tmp_path / "resumed")
+    assert result.status == "completed" and result.global_step == 2048
+
+
+def test_a_run_that_goes_nan_fails_alone_and_its_pack_goes_on(tmp_path, monkeypatch):
+    original = pop_module.PackUpdate.run
+    calls = []
+
+    def poisoned(self, batches, active):
+        calls.append(1)
+        if len(calls) == 2:
+            self.stacked.flat[1].fill_(float("nan"))
+        return original(self, batches, active)
+
+    monkeypatch.setattr(pop_module.PackUpdate, "run", poisoned)
+    members = _members(tmp_path, CARTPOLE[:3], "total_steps=1536")
+    assert train_pack(members) == [0, 1, 0]
+    failed = _summary(members[1].out_dir)
+    assert failed["status"] == "failed" and "not finite" in failed["error"]
+    assert JobDir(members[1].out_dir).last_good.is_file()
+    assert [_summary(m.out_dir)["global_step"] for m in (members[0], members[2])] == [1536] * 2
+
+
+def test_a_stop_request_checkpoints_every_job_and_the_pack_continues(tmp_path, monkeypatch):
+    original = pop_module.Population.fit
+
+    def stop_soon(self, requested):
+        def stop_after_two(step, returns, lengths):  # noqa: ARG001
+            if self.trainers[0].progress.updates >= 2 and not requested:
+                requested.append(signal.SIGTERM)
+
+        self.trainers[0]._on_episodes = stop_after_two
+        return original(self, requested)
+
+    monkeypatch.setattr(pop_module.Population, "fit", stop_soon)
+    members = _members(tmp_path, CARTPOLE[:2], "total_steps=2048")
+    assert train_pack(members) == [128 + signal.SIGTERM] * 2
+    for m in members:
+        summary = _summary(m.out_dir)
+        assert summary["status"] == "interrupted" and summary["resume"]
+        assert summary["global_step"] < 2048
+    monkeypatch.setattr(pop_module.Population, "fit", original)
+    again = [
+        Member(compose_config(*r, "total_steps=2048", f"resume={m.out_dir}"), m.out_dir, m.label)
+        for r, m in zip(CARTPOLE[:2], members, strict=True)
+    ]
+    assert train_pack(again) == [0, 0]
+    for m in members:
+        assert _summary(m.out_dir)["status"] == "completed"
+        assert read(JobDir(m.out_dir).last)["progress"]["global_step"] == 2048
+
+
+def test_jobs_a_population_cannot_hold_train_one_after_another(tmp_path, caplog):
+    members = _members(
+        tmp_path, CARTPOLE[:2], "total_steps=256", "network.recurrent=gru", "ppo.num_steps=16"
+    )
+    assert train_pack(members) == [0, 0]
+    assert "one after another" in caplog.text
+
+
+def test_grouping_keys():
+    def config(*overrides):
+        from omegaconf import OmegaConf
+
+        return OmegaConf.to_container(compose_config(*overrides), resolve=True)
+
+    a, b = config("seed=1", "ppo.lr=0.01"), config("seed=2", "network.dropout=0.1")
+    assert pack_key(a) == pack_key(b)
+    assert differing([a, b]) == ["network.dropout", "ppo.lr", "seed"]
+    assert pack_key(a) != pack_key(config("env.num_envs=4"))
+    assert pack_key(a) != pack_key(config("network.width=32"))
+    assert unpackable(config("network.recurrent=lstm")) is not None
+    assert unpackable(a) is None
