@@ -16,13 +16,28 @@ from .batch import Batch
 from .gradient import Autograd, make_gradient
 from .loss import LossTerms, Scored, ppo_loss
 from .optim import Adam
+from .reduce import (
+    LOCAL,
+    Reducer,
+    average_across,
+    minibatch_sums,
+    share_gradient,
+    standardise_across,
+)
 
 
 class PPOAgent:
     def __init__(
-        self, net: ActorCritic, cfg: PPOConfig, precision: Precision | None = None
+        self,
+        net: ActorCritic,
+        cfg: PPOConfig,
+        precision: Precision | None = None,
+        reducer: Reducer = LOCAL,
     ) -> None:
+        """``reducer``: the processes of a data-parallel run (``algo/reduce.py``); with more
+        than one, every update is one PPO update on the union of their batches."""
         self.net = net
+        self.reducer = reducer
         self.cfg = cfg
         # How every forward pass of the network runs, acting and learning alike.
         self.precision = precision or Precision()
@@ -115,7 +130,7 @@ class PPOAgent:
         whole = cfg.num_minibatches == 1
         if whole and cfg.norm_adv:
             # The one minibatch is the whole batch in every epoch: standardise it once.
-            batch = replace(batch, advantages=standardise(batch.advantages))
+            batch = replace(batch, advantages=self._standardise(batch.advantages))
         sums: dict[str, Tensor] = {}
         steps = logged = 0
         stop = False
@@ -132,19 +147,16 @@ class PPOAgent:
                 order = torch.randperm(len(batch), device=device)
                 minibatches = batch[order].chunks(cfg.num_minibatches)
             for mb in minibatches:
-                advantages = mb.advantages
-                if cfg.norm_adv and not whole:
-                    advantages = standardise(advantages)
                 fwd = self.gradient.forward(mb)
-                if cfg.target_kl is not None:
-                    # k3 estimator of KL(old || new): unbiased and never negative.
-                    with torch.no_grad():
-                        k3 = ((fwd.ratio - 1) - fwd.logratio).mean().item()
+                advantages, k3, rows = self._minibatch(mb, fwd, whole)
+                if k3 is not None:
                     stop = k3 > 1.5 * cfg.target_kl
                 if stop:
                     terms, grad_norm = None, torch.zeros((), device=device)
                 else:
                     terms = self.gradient.backward(fwd, mb, advantages, clip)
+                    if rows is not None:  # before unscaling: one overflow verdict
+                        share_gradient(self.optimizer.flat_grad, len(mb), rows, self.reducer)
                     if self.gradient.unscale():
                         grad_norm = self.optimizer.clip_grad_norm(cfg.max_grad_norm)
                         self.optimizer.step()
@@ -160,12 +172,36 @@ class PPOAgent:
             if stop:
                 break
 
-        means = (torch.stack(list(sums.values())) / max(logged, 1)).tolist()
+        means = self._average(torch.stack(list(sums.values())) / max(logged, 1)).tolist()
         stats = dict(zip(sums, means, strict=True))
         stats["explained_variance"] = explained_variance(batch.values, batch.returns)
         stats["update_steps"] = float(steps)
         stats["clip_ratio"] = clip
         return stats
+
+    def _standardise(self, x: Tensor) -> Tensor:
+        if self.reducer.world_size == 1:
+            return standardise(x)
+        return standardise_across(x, self.reducer)
+
+    def _minibatch(
+        self, mb: Batch, fwd: Scored, whole: bool
+    ) -> tuple[Tensor, float | None, Tensor | None]:
+        """The minibatch's advantages as the loss takes them, its k3 estimate of KL(old ||
+        new) (unbiased, never negative; None without ``ppo.target_kl``) and, across ranks,
+        the rows of every rank's minibatch (None for one process): one all-reduce for all."""
+        cfg, advantages = self.cfg, mb.advantages
+        norm = cfg.norm_adv and not whole
+        with torch.no_grad():
+            k3 = None if cfg.target_kl is None else (fwd.ratio - 1) - fwd.logratio
+        if self.reducer.world_size == 1:
+            kl = None if k3 is None else k3.mean().item()
+            return (standardise(advantages) if norm else advantages), kl, None
+        sums = minibatch_sums(advantages, k3, self.reducer)
+        return (sums.standardise(advantages) if norm else advantages), sums.kl, sums.rows
+
+    def _average(self, x: Tensor) -> Tensor:
+        return x if self.reducer.world_size == 1 else average_across(x, self.reducer)
 
     @torch.no_grad()
     def _diagnostics(

@@ -37,6 +37,7 @@ from .precheck import check_command, check_stored_overrides, is_sweep, run_dir
 from .reference import package_version, terminal
 from .stop import sweep_started, watch_command
 from .sweep import REFUSED, continue_command, run_job, say, shown, sweep_end, where_line
+from .torchrun import check_launch, env_rank, follower, follower_args, launched
 
 log = logging.getLogger("sharedppo")
 register_configs()
@@ -53,6 +54,8 @@ def _app(cfg: DictConfig) -> float:
         label = f"job {hydra_cfg.job.num} ({out_dir.name})"
         sweep = Path(hydra_cfg.runtime.cwd) / hydra_cfg.sweep.dir  # hydra.job.chdir may move
         return run_job(cfg, out_dir, label, sweep, _train_sweep_job)
+    if launched() and env_rank() > 0:
+        return follower(cfg, out_dir)
     job = JobDir(out_dir)
     log.info(recipe_line(list(hydra_cfg.overrides.task), cfg.total_steps))
     try:
@@ -75,7 +78,7 @@ def _app(cfg: DictConfig) -> float:
     except Interrupted as stop:
         say(
             f"sharedppo: {stop} at update {stop.step}; checkpoint saved. Resume with: "
-            f"sharedppo resume={out_dir}"
+            f"{(job.read_summary() or {}).get('resume') or job.resume_command()}"
         )
         sys.exit(128 + stop.signum)
     except Exception as err:
@@ -266,8 +269,10 @@ def main() -> None:
             # anything, so a mistake is one line and no job trains or rewrites a job folder.
             # A job that fails while training still leaves the others to run (see sweep.py).
             check_command(args)
-            args = own_single_run(args, owned)
             sweep = is_sweep(args)
+            check_launch(sweep)
+            owner = own_single_run if env_rank() == 0 else follower_args
+            args = owner(args, owned)
         except (ConfigError, CheckpointError) as err:
             print(f"sharedppo: error: {err}", file=sys.stderr)
             sys.exit(2)

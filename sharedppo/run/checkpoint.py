@@ -241,6 +241,13 @@ class Checkpointer:
     def due(self, step: int) -> bool:
         return self.every_steps is not None and step >= self.next_step
 
+    def advance(self, step: int) -> None:
+        """The next periodic step after ``step``: as :meth:`save` moves it, and on a rank of
+        a data-parallel run that does not write (so that every rank saves at the same step)."""
+        if self.every_steps is not None:
+            while self.next_step <= step:
+                self.next_step += self.every_steps
+
     def save(
         self,
         make_state: Callable[[], dict[str, Any]],
@@ -255,9 +262,7 @@ class Checkpointer:
         best = mean_return > self.best
         if best:
             self.best = mean_return
-        if self.every_steps is not None:
-            while self.next_step <= step:
-                self.next_step += self.every_steps
+        self.advance(step)
         had = self.saved_step if self.job.last.is_file() else None
         meta = {"step": step, "final": final is not None, "summary": final}
         data = serialise(make_state(), meta)  # once for every file below

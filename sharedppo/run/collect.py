@@ -65,6 +65,7 @@ class Collector:
         self.state = state
         self.starts = EpisodeStarts(envs.num_envs) if state is not None else None
         self._said_inexact = False  # the env state not stored: said once a run
+        self.ranks = 1  # the processes of a data-parallel run, each stepping as many envs
 
     def collect(
         self,
@@ -76,6 +77,7 @@ class Collector:
     ) -> int:
         """One rollout starting at global env step ``step``; returns the step it ends at."""
         envs, num_envs, num_actions = self.envs, memory.num_envs, self.num_actions
+        stride = num_envs * self.ranks  # global env steps per step of this process's envs
         # Looked up once: this loop runs per env step, and each attribute walk or no-op call
         # costs a measurable share of a small network's step.
         dist, act, act_recurrent = agent.net.dist, agent.act, agent.act_recurrent
@@ -112,7 +114,7 @@ class Collector:
                 elif "action_mask" in info:  # masks from step() only would go unused
                     raise ConfigError(MASK_AT_STEP_ONLY)
                 store_env(t, reward if scale is None else scale(reward, done), terminated, done)
-                step += num_envs
+                step += stride
                 # Scores are the game's own: unshaped, unclipped, per game rather than per life.
                 finished = tracker.step(info.get("env_reward", reward), info.get("game_over", done))
                 if finished is not None:

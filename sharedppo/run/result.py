@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+import math
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .episodes import EpisodeTracker
+    from .progress import Progress
 
 
 class TrainingError(RuntimeError):
@@ -37,3 +42,22 @@ class TrainResult:
 
     def summary(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in LIVE}
+
+
+def result_of(status: str, tracker: EpisodeTracker, progress: Progress) -> TrainResult:
+    """The result of a job as its episodes and progress stand."""
+    return TrainResult(
+        status=status,
+        global_step=progress.global_step,
+        updates=progress.updates,
+        episodes=tracker.episodes,
+        mean_return=tracker.mean_return,
+        best_return=tracker.best_mean if math.isfinite(tracker.best_mean) else None,
+        auc_return=tracker.auc_return,
+        seconds=progress.elapsed,
+        target_return=tracker.target,
+        target_step=tracker.target_step,
+        target_seconds=progress.target_seconds,
+        started_at=progress.started_at,
+        eval=None if progress.last_eval is None else asdict(progress.last_eval),
+    )

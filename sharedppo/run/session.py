@@ -14,6 +14,7 @@ from ..config import Config, ConfigError, validate
 from ..jobdir import LAST, JobDir
 from ..nn.precision import check_precision
 from .checkpoint import CheckpointError, check_writable, read
+from .distributed import check_world, join
 from .resume import check_resume, record_resume, resume_note
 from .signals import Interrupted, stop_requests
 from .trainer import Trainer, TrainingError, TrainResult
@@ -27,6 +28,8 @@ __all__ = [
 ]
 
 log = logging.getLogger("sharedppo")
+# Under torchrun, a signal this soon after the first is its echo, not a second Ctrl-C.
+ECHO_S = 2.0
 
 
 def resolve_device(name: str) -> torch.device:
@@ -53,8 +56,13 @@ def train(
     and so is a fresh run into a folder where a job has trained (the message gives the
     ``resume=`` command). ``on_update(global_step, mean_return)`` is called after every
     update; returning True stops the run as a pre-emption would (last.pt written, resumable).
+
+    Under ``torchrun`` (run/distributed.py) every process trains its part of the one job;
+    rank 0 owns and writes out_dir, the others write nothing (:func:`follow`).
     """
     validate(cfg)  # a mistake in the config is refused before the folder is taken
+    if not join(resolve_device(cfg.device))[0].main:
+        return follow(cfg, out_dir)
     job = JobDir(out_dir)
     with job.own():
         return fit(open_trainer(cfg, out_dir), job, on_update)
@@ -66,7 +74,7 @@ def open_trainer(cfg: DictConfig, out_dir: Path) -> Trainer:
     validate(cfg)
     c: Config = OmegaConf.to_object(cfg)  # plain dataclasses: attribute access in hot loops
     config = OmegaConf.to_container(cfg, resolve=True)
-    device = resolve_device(c.device)
+    ranks, device = join(resolve_device(c.device))
     check_precision(c.precision, device)
     job = JobDir(out_dir)
     saved = None
@@ -76,10 +84,11 @@ def open_trainer(cfg: DictConfig, out_dir: Path) -> Trainer:
         JobDir(c.resume).repair_summary()  # a finished job killed before its summary
         saved = read(JobDir(c.resume).last, map_location=device)
         changes = check_resume(saved, config, Path(c.resume))
+        check_world(saved, ranks.world_size, c.resume)
     check_writable(job)
     if c.torch_threads > 0:
         torch.set_num_threads(c.torch_threads)
-    trainer = Trainer(c, config, out_dir, device)
+    trainer = Trainer(c, config, out_dir, device, ranks)
     if saved is not None:
         step = saved["progress"]["global_step"]
         try:
@@ -94,6 +103,30 @@ def open_trainer(cfg: DictConfig, out_dir: Path) -> Trainer:
     return trainer
 
 
+def follow(cfg: DictConfig, out_dir: Path) -> TrainResult:
+    """A rank other than 0: its envs, its part of every update, nothing written (rank 0
+    owns the job folder and speaks for the run)."""
+    c: Config = OmegaConf.to_object(cfg)
+    config = OmegaConf.to_container(cfg, resolve=True)
+    ranks, device = join(resolve_device(c.device))
+    check_precision(c.precision, device)
+    saved = None
+    if c.resume is not None:
+        saved = read(JobDir(c.resume).last, map_location=device)
+        check_world(saved, ranks.world_size, c.resume)
+    trainer = Trainer(c, config, out_dir, device, ranks)
+    try:
+        if saved is not None:
+            trainer.load(saved)
+        with stop_requests(ECHO_S) as requested:
+            trainer.fit(requested)
+    finally:
+        trainer.close()
+    result = trainer.result("completed")
+    result.agent = trainer.agent
+    return result
+
+
 def fit(
     trainer: Trainer, job: JobDir, on_update: Callable[[int, float], bool] | None
 ) -> TrainResult:
@@ -101,7 +134,7 @@ def fit(
     extra: dict[str, Any] = {}
     status = "failed"
     try:
-        with stop_requests() as requested:
+        with stop_requests(ECHO_S if trainer.ranks.many else 0.0) as requested:
             trainer.fit(requested, on_update)
         status = "completed"
     except Interrupted as stop:
@@ -133,7 +166,7 @@ def resumable(trainer: Trainer, job: JobDir) -> dict[str, Any]:
     step = trainer.checkpointer.saved_step
     if step is None or not job.last.is_file():
         return {"resume": None, "checkpoint": f"none: stopped before the first {LAST}"}
-    return {"resume": job.resume_command(), "resume_step": step}
+    return {"resume": trainer.ranks.command(job.resume_command()), "resume_step": step}
 
 
 def write_summary(job: JobDir, summary: dict[str, Any]) -> str | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -19,20 +20,25 @@ class Interrupted(Exception):
 
 
 @contextmanager
-def stop_requests() -> Iterator[list[int]]:
+def stop_requests(echo_s: float = 0.0) -> Iterator[list[int]]:
     """Turn SIGINT/SIGTERM into a request the loop honours after the current update.
 
-    A second Ctrl-C stops at once, as users expect when a save hangs.
+    A second Ctrl-C stops at once, as users expect when a save hangs. ``echo_s``: a signal
+    within that many seconds of the first is the same request arriving twice (under
+    torchrun a Ctrl-C reaches a rank from the terminal and again from the launcher).
     """
     requested: list[int] = []
     if threading.current_thread() is not threading.main_thread():
         yield requested
         return
 
+    first: list[float] = []
+
     def handler(signum: int, frame: Any) -> None:
-        if requested and signum == signal.SIGINT:
+        if requested and signum == signal.SIGINT and time.monotonic() - first[0] >= echo_s:
             raise KeyboardInterrupt
         requested.append(signum)
+        first.append(time.monotonic())
 
     previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:

@@ -6,7 +6,6 @@ import logging
 import math
 import signal
 import time
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -27,23 +26,34 @@ from ..tb.logger import Logger, log_eval
 from .budget import check_fits
 from .checkpoint import Checkpointer, GlobalRNG, Stateful, assemble, restore, save_atomic
 from .collect import Collector
+from .distributed import Ranks, Silent, StatsSync
 from .episodes import EpisodeTracker
 from .evaluate import evaluate
 from .memory import RolloutMemory
 from .model import build_model, obs_numbers, stored_obs_dtype
 from .progress import EvalResult, Progress, seed_everything
-from .result import TrainingError, TrainResult
+from .result import TrainingError, TrainResult, result_of
 from .signals import Interrupted
 
 log = logging.getLogger("sharedppo")
 
 
 class Trainer:
-    def __init__(self, cfg: Config, config: dict[str, Any], out_dir: Path, device: torch.device):
+    def __init__(
+        self,
+        cfg: Config,
+        config: dict[str, Any],
+        out_dir: Path,
+        device: torch.device,
+        ranks: Ranks | None = None,
+    ):
+        """``ranks``: this process's place in a data-parallel run (run/distributed.py); rank
+        r seeds its RNGs with seed + r and its envs after the lower ranks' envs."""
         self.cfg, self.config, self.out_dir, self.device = cfg, config, out_dir, device
+        self.ranks = ranks = ranks or Ranks()
         self.job = JobDir(out_dir)
-        seed_everything(cfg.seed)
-        envs, obs, info = make_envs(cfg.env, cfg.seed)
+        seed_everything(cfg.seed + ranks.rank)
+        envs, obs, info = make_envs(cfg.env, cfg.seed + ranks.rank * cfg.env.num_envs)
         try:
             self._build(envs, obs, info)
         except BaseException:
@@ -59,6 +69,7 @@ class Trainer:
         self.last_good = self.agent.snapshot()
         self.logger: Logger | None = None
         self.resume_note = ""
+        self.rank_states: list[dict[str, Any]] | None = None  # every rank's own parts
         # What the checkpoint's RNG part is: the process's generators, or a packed run's own.
         self.rng: Stateful = GlobalRNG()
 
@@ -68,7 +79,9 @@ class Trainer:
         env, ppo = cfg.env, cfg.ppo
         check_fits(cfg, device, *obs_numbers(envs))  # before allocating: one line, not a hang
         net, self.obs_norm = build_model(envs, env, cfg.network)
-        self.agent = PPOAgent(net.to(device), ppo, Precision(cfg.precision, device.type))
+        precision = Precision(cfg.precision, device.type)
+        self.agent = PPOAgent(net.to(device), ppo, precision, self.ranks.reducer)
+        self.ranks.broadcast_(self.agent.optimizer.flat)  # rank 0's initial weights everywhere
         self.reward_scale = RewardScaler(
             env.num_envs, ppo.gamma, env.normalize_reward, env.reward_clip
         )
@@ -76,6 +89,9 @@ class Trainer:
         self.collector = Collector(
             envs, obs, self.obs_norm, self.reward_scale, info, net.dist.num_outputs, state
         )
+        self.collector.ranks = self.ranks.world_size
+        rms = [n.rms for n in (self.obs_norm, self.reward_scale) if n is not None and n.enabled]
+        self.stats_sync = StatsSync(rms, self.ranks)
         masked = self.collector.action_mask is not None
         if masked and not isinstance(net.dist, Categorical):
             raise ConfigError(
@@ -114,6 +130,8 @@ class Trainer:
     def load(self, state: dict[str, Any], note: str = "") -> None:
         """Continue from a checkpoint (already checked by resume.check_resume); ``note`` goes
         to TensorBoard as text at the resume step."""
+        if self.ranks.many:  # this rank's own parts, in place of rank 0's
+            state = {**state, **state["ranks"][self.ranks.rank]}
         restore(state, self.parts())
         self.resume_note = note
         log.info("resumed %s from step %s", self.out_dir, f"{self.progress.global_step:,}")
@@ -121,7 +139,10 @@ class Trainer:
             self.checkpointer.next_step = self.progress.global_step + self.checkpointer.every_steps
 
     def checkpoint(self) -> dict[str, Any]:
-        return assemble(self.config, self.parts())
+        state = assemble(self.config, self.parts())
+        if self.ranks.many:
+            state |= {"world_size": self.ranks.world_size, "ranks": self.rank_states}
+        return state
 
     def fit(self, requested: list[int], on_update: Any = None) -> None:
         """Train until total_steps (or the target, with stop_on_target); a signal in
@@ -132,9 +153,11 @@ class Trainer:
         next_eval = progress.global_step + (cfg.eval.every_steps or 0)
         for update in range(progress.updates + 1, num_updates + 1):
             agent.set_progress(1.0 - (update - 1) / num_updates)
+            self.stats_sync.begin()
             progress.global_step = self.collector.collect(
                 agent, memory, tracker, progress.global_step, self._on_episodes
             )
+            self.stats_sync.end()  # across ranks: the normalisers' statistics merged
             advantages, returns = compute_gae(**memory.gae_inputs(), gamma=gamma, lam=lam)
             memory.set_advantages(advantages, returns)
             stats = self._update(update)
@@ -145,11 +168,12 @@ class Trainer:
                 self._evaluate(episodes=cfg.eval.episodes, seed=cfg.seed + 10_000 + update)
             mean = tracker.mean_return
             stop = bool(requested) or bool(on_update and on_update(progress.global_step, mean))
+            stop = self.ranks.agree(stop)  # every rank stops at the same update
             if self.checkpointer.due(progress.global_step) or stop:
                 self._save(mean)
             if stop:
                 raise Interrupted(requested[0] if requested else signal.SIGINT, update)
-            if cfg.stop_on_target and tracker.target_step is not None:
+            if cfg.stop_on_target and self.ranks.agree(tracker.target_step is not None):
                 break
         # The finished run's summary goes into its final last.pt: a kill before summary.json
         # is written loses nothing (JobDir.repair_summary).
@@ -158,24 +182,32 @@ class Trainer:
 
     def _save(self, mean_return: float, summary: dict[str, Any] | None = None) -> None:
         """A checkpoint, and the HParams metrics as of it: a job killed later still shows in
-        every HParams view, with what it had reached."""
+        every HParams view, with what it had reached. Across ranks, rank 0 writes it with
+        every rank's own parts."""
+        self.rank_states = self.ranks.gather_parts(self.parts())
+        if not self.ranks.main:  # the same schedule as rank 0's, which writes
+            self.checkpointer.advance(self.progress.global_step)
+            return
         self.checkpointer.save(self.checkpoint, self.progress.global_step, mean_return, summary)
         self.logger.final_metrics(final_metrics(self.result("running")))
 
     def _open_logger(self) -> int:
         """Open the TensorBoard run (continued on resume); returns the number of updates."""
         cfg, progress = self.cfg, self.progress
-        batch = cfg.ppo.num_steps * cfg.env.num_envs
+        batch = cfg.ppo.num_steps * cfg.env.num_envs * self.ranks.world_size  # global
         num_updates = math.ceil(cfg.total_steps / batch)
         resumed = progress.global_step > 0
         if num_updates * batch != cfg.total_steps and not resumed:
             log.info(
                 "total_steps=%d becomes %d: whole rollouts of %d steps (env.num_envs x "
-                "ppo.num_steps)",
+                "ppo.num_steps x ranks)",
                 cfg.total_steps,
                 num_updates * batch,
                 batch,
             )
+        if not self.ranks.main:  # rank 0 alone writes the job folder
+            self.logger = Silent()
+            return num_updates
         self.logger = Logger(
             self.out_dir,
             self.config,
@@ -202,18 +234,20 @@ class Trainer:
             self.progress.target_seconds = self.progress.elapsed
 
     def _log_update(self, stats: dict[str, float], num_updates: int) -> None:
-        progress, tracker = self.progress, self.tracker
+        progress, tracker, ranks = self.progress, self.tracker, self.ranks.world_size
         session_seconds = time.perf_counter() - progress.started
         sps = (progress.global_step - progress.session_start_step) / session_seconds
         stats = stats | {"SPS": sps, "learning_rate": self.agent.learning_rate}
         self.logger.update_stats(progress.global_step, stats, tracker.mean_return, tracker.recent)
-        total_steps = num_updates * self.cfg.ppo.num_steps * self.cfg.env.num_envs
+        total_steps = num_updates * self.cfg.ppo.num_steps * self.cfg.env.num_envs * ranks
         self.logger.progress(
             progress.global_step, total_steps, sps, tracker.episodes, tracker.mean_return
         )
 
     def _evaluate(self, episodes: int, seed: int, video_dir: Path | None = None) -> None:
         cfg, net = self.cfg, self.agent.net
+        if not self.ranks.main:  # rank 0 evaluates; the others wait at the next collective
+            return
         deterministic = cfg.eval.deterministic
         returns, lengths = evaluate(
             net, cfg.env, episodes, deterministic, seed, self.device, video_dir, self.obs_norm
@@ -233,7 +267,8 @@ class Trainer:
         self.agent.restore(self.last_good)
         path = self.job.last_good
         keep = ("version", "config", "model", "obs_norm", "progress")
-        save_atomic({k: v for k, v in self.checkpoint().items() if k in keep}, path)
+        if self.ranks.main:
+            save_atomic({k: v for k, v in self.checkpoint().items() if k in keep}, path)
         saved = self.checkpointer.saved_step
         resumable = (
             f"the last resumable checkpoint is {LAST} at env step {saved:,}"
@@ -252,22 +287,7 @@ class Trainer:
             self._evaluate(episodes=1, seed=self.cfg.seed, video_dir=self.job.videos)
 
     def result(self, status: str) -> TrainResult:
-        tracker, progress = self.tracker, self.progress
-        return TrainResult(
-            status=status,
-            global_step=progress.global_step,
-            updates=progress.updates,
-            episodes=tracker.episodes,
-            mean_return=tracker.mean_return,
-            best_return=tracker.best_mean if math.isfinite(tracker.best_mean) else None,
-            auc_return=tracker.auc_return,
-            seconds=progress.elapsed,
-            target_return=tracker.target,
-            target_step=tracker.target_step,
-            target_seconds=progress.target_seconds,
-            started_at=progress.started_at,
-            eval=None if progress.last_eval is None else asdict(progress.last_eval),
-        )
+        return result_of(status, self.tracker, self.progress)
 
     def close(self) -> None:
         if self.logger is not None:
