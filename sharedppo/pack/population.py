@@ -82,6 +82,8 @@ class Population:
         nets = [a.net for a in agents]
         self.shape = F.Shape.of(nets[0])
         self.stacked = Stacked(nets, [a.optimizer for a in agents])
+        for agent in agents:  # bound once: nothing moves a packed run's network
+            agent.optimizer.check_bound()
         for t, gen in zip(trainers, generators, strict=True):
             t.rng = LaneRNG(gen)
         self.lanes = [

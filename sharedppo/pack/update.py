@@ -111,9 +111,6 @@ class PackUpdate:
     def run(self, batches: list[Batch], active: list[bool]) -> list[dict[str, float]]:
         """One update of every run marked ``active``; returns each run's stats (as
         ``PPOAgent.update`` returns them; empty for the others)."""
-        for agent, on in zip(self.agents, active, strict=True):
-            if on:
-                agent.optimizer.check_bound()
         full, sizes = self._stack(batches)
         device = full.actions.device
         coef = Coefficients.of([a.clip_ratio for a in self.agents], self.ppos, device)
@@ -126,9 +123,10 @@ class PackUpdate:
         for epoch in range(self.epochs):
             for mb in self._minibatches(full, sizes):
                 leaf, ratio, logratio, values, scores = self._forward(mb)
-                approx = mean((ratio.detach() - 1) - logratio.detach(), mb)
+                approx = None
                 stop_now = [False] * runs
                 if any(k is not None for k in kl):
+                    approx = mean((ratio.detach() - 1) - logratio.detach(), mb)
                     k3 = approx.tolist()
                     stop_now = [
                         not s and k is not None and k3[r] > 1.5 * k
@@ -146,6 +144,8 @@ class PackUpdate:
                     for s, now in zip(stopped, stop_now, strict=True)
                 ]
                 if any(log):
+                    if approx is None:
+                        approx = mean((ratio.detach() - 1) - logratio.detach(), mb)
                     stats = self._diagnostics(mb, ratio, logratio, values, scores, coef, approx)
                     norms = torch.where(torch.tensor(stop_now, device=device), 0.0, norms)
                     weight = torch.tensor(log, dtype=sums.dtype, device=device)
