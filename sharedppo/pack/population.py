@@ -142,9 +142,12 @@ class Population:
                     t.agent.snapshot(into=t.last_good)
             active = [lane.active for lane in lanes]
             stats = self.update.run([t.memory.batch() for t in trainers], active)
+            # Every run's weights checked at once; a run whose weights or stats are not
+            # finite is checked (and failed) by its own trainer.
+            finite = torch.isfinite(self.stacked.flat).all(1).tolist()
             for r in range(len(trainers)):
                 if active[r]:
-                    self._after_update(r, stats[r], totals[r], next_eval, requested)
+                    self._after_update(r, stats[r], totals[r], next_eval, requested, finite[r])
             self._progress_line(totals)
         if requested:
             raise Interrupted(requested[0], max(t.progress.updates for t in trainers))
@@ -156,6 +159,7 @@ class Population:
         total: int,
         next_eval: list[int],
         requested: list[int],
+        finite: bool,
     ) -> None:
         """``Trainer.fit``'s bookkeeping after one run's update: its NaN check, logs,
         evaluation, checkpoint, and whether it is done."""
@@ -163,7 +167,8 @@ class Population:
         cfg, progress = t.cfg, t.progress
         progress.updates += 1
         try:
-            t._check_finite(stats)
+            if not finite or not all(map(math.isfinite, stats.values())):
+                t._check_finite(stats)
         except TrainingError as err:
             self._end(r, "failed", {"error": f"TrainingError: {err}"})
             log.error("%s failed: %s", self.labels[r], err)
