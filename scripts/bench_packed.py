@@ -118,20 +118,9 @@ def sweep(reps: int, seeds: int, total: int | None, preset: list[str], sb3: bool
             res["rep"] = rep
             print(json.dumps(res), flush=True)
             results.append(res)
-    by = {
-        n: statistics.median(r["seconds"] for r in results if r["launcher"] == n)
-        for n in ("packed", "joblib", "sb3")
-    }
-    print(
-        json.dumps(
-            {
-                "median_seconds": by,
-                "joblib/packed": by["joblib"] / by["packed"],
-                "sb3/packed": by["sb3"] / by["packed"],
-            }
-        ),
-        flush=True,
-    )
+    by = {n: statistics.median(r["seconds"] for r in results if r["launcher"] == n) for n in names}
+    ratios = {f"{n}/packed": by[n] / by["packed"] for n in names if n != "packed"}
+    print(json.dumps({"median_seconds": by, **ratios}), flush=True)
     return results
 
 
