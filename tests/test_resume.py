@@ -8,7 +8,7 @@ from pathlib import Path
 
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from sharedppo.cli.app import closing_line
+from sharedppo.run.result import closing_line
 from sharedppo.run.session import TrainResult
 from tests.conftest import run_cli
 

@@ -29,7 +29,8 @@ from ..extras import first_line
 from ..jobdir import OVERRIDES, JobDir, JobFolderError
 from ..overrides import key_of, quoted, register_resolvers
 from ..run.checkpoint import CheckpointError
-from ..run.session import TrainingError, TrainResult, train
+from ..run.result import closing_line
+from ..run.session import TrainingError, train
 from ..run.signals import Interrupted
 from ..tb.logger import Logger
 from .contain import record_stamp
@@ -155,28 +156,6 @@ def _train_sweep_job(cfg: DictConfig, out_dir: Path) -> int:
         return 1
     log.info(closing_line(result))
     return 0
-
-
-def closing_line(result: TrainResult) -> str:
-    line = f"done: {result.global_step:,} steps in {result.seconds:.1f} s"
-    if result.episodes:
-        line += f", mean return (last 20 episodes) {result.mean_return:.1f}"
-    else:
-        line += ", no episode finished"
-    if result.target_return is not None:
-        line += (
-            f"; target {result.target_return:g} reached at step {result.target_step:,} "
-            f"({result.target_seconds:.2f} s)"
-            if result.target_step is not None
-            else f"; target {result.target_return:g} not reached"
-        )
-    if result.eval is not None:
-        ev = result.eval
-        line += (
-            f"; evaluation {ev['mean_return']:.1f} ± {ev['std_return']:.1f} "
-            f"({ev['episodes']} episodes at step {ev['step']:,})"
-        )
-    return line
 
 
 class SweepFolder(Callback):

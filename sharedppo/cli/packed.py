@@ -220,10 +220,11 @@ def launch(
     at_once = n_jobs if n_jobs > 0 else os.cpu_count() or 1
     packs = group([j.plain for j in todo], max_pack, at_once)
     log.info(
-        "Launching %d jobs in %d packs of at most %d, %d pack(s) at a time, each in a process "
+        "Launching %d jobs in %d pack%s of at most %d, %d pack(s) at a time, each in a process "
         "of its own",
         len(todo),
         len(packs),
+        "" if len(packs) == 1 else "s",
         max_pack,
         at_once,
     )

@@ -46,7 +46,10 @@ class Shape:
 def packable_net(net: ActorCritic) -> str | None:
     """Why a population cannot hold this network, or None when it can."""
     if net.encoders is not None or net.convs is not None:
-        return "its observations need per-part encoders or convolutions"
+        return (
+            "its observations are encoded before the trunk (Dict, Tuple, Discrete or image "
+            "observations: per-part encoders or convolutions)"
+        )
     if net.cores is not None:
         return "a recurrent core"
     if type(net.dist) not in (Categorical, Gaussian):

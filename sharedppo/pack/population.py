@@ -28,6 +28,7 @@ from ..algo.gae import compute_gae
 from ..algo.gradient import Fused
 from ..envs.merged import MergedCartPole, mergeable
 from ..jobdir import JobDir
+from ..run.result import closing_line
 from ..run.session import resumable, write_summary
 from ..run.signals import Interrupted
 from ..run.trainer import Trainer, TrainingError
@@ -111,7 +112,7 @@ class Population:
         """Train every run to its end; a stop request checkpoints every run still training
         and ends them all as interrupted."""
         trainers, lanes = self.trainers, self.lanes
-        totals = [t._open_logger() for t in trainers]
+        totals = [t._open_logger(say_budget=r == 0) for r, t in enumerate(trainers)]
         next_eval = [t.progress.global_step + (t.cfg.eval.every_steps or 0) for t in trainers]
         for r, t in enumerate(trainers):
             if t.progress.updates >= totals[r]:  # resumed after its last update
@@ -210,7 +211,7 @@ class Population:
         write_summary(JobDir(t.out_dir), {**result.summary(), **extra})
         if status == "completed":
             t.finish()
-            log.info("%s done: %s", self.labels[r], _closing(result))
+            log.info("%s %s", self.labels[r], closing_line(result))
 
     def fail_rest(self, err: BaseException, status: str = "failed") -> None:
         """End every run still training, recording ``err`` (or, for a second Ctrl-C, that it
@@ -231,21 +232,16 @@ class Population:
             return
         self._last_line = now
         running = [r for r, lane in enumerate(self.lanes) if lane.active]
-        done = sum(t.progress.updates for t in self.trainers)
+        if not running:
+            return
+        slowest = min(running, key=lambda r: self.trainers[r].progress.updates)
         means = [self.trainers[r].tracker.mean_return for r in running]
         shown = [f"{m:.1f}" for m in means if math.isfinite(m)]
         log.info(
-            "pack: %d of %d runs training, updates %d/%d, mean returns %s",
+            "pack: %d of %d runs training, update %d/%d (the furthest behind), mean returns %s",
             len(running),
             len(self.lanes),
-            done,
-            sum(totals),
+            self.trainers[slowest].progress.updates,
+            totals[slowest],
             " ".join(shown) or "-",
         )
-
-
-def _closing(result: Any) -> str:
-    line = f"{result.global_step:,} steps in {result.seconds:.1f} s"
-    if result.episodes:
-        line += f", mean return (last 20 episodes) {result.mean_return:.1f}"
-    return line

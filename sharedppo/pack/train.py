@@ -11,6 +11,7 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from ..jobdir import JobDir, JobFolderError
+from ..run.result import closing_line
 from ..run.session import open_trainer, train
 from ..run.signals import Interrupted, stop_requests
 from ..run.trainer import Trainer
@@ -144,7 +145,7 @@ def _train_alone(member: Member) -> int:
 def _train_labelled(member: Member) -> int:
     job = JobDir(member.out_dir)
     try:
-        train(member.cfg, member.out_dir)
+        result = train(member.cfg, member.out_dir)
     except JobFolderError as err:
         log.error("%s not run: %s", member.label, err)
         return 2
@@ -158,4 +159,5 @@ def _train_labelled(member: Member) -> int:
         if job.read_summary() is None:  # train() records the failure once it has started
             job.write_summary({"status": "failed", "error": f"{type(err).__name__}: {err}"})
         return 1
+    log.info("%s %s", member.label, closing_line(result))
     return 0

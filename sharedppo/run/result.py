@@ -61,3 +61,32 @@ def result_of(status: str, tracker: EpisodeTracker, progress: Progress) -> Train
         started_at=progress.started_at,
         eval=None if progress.last_eval is None else asdict(progress.last_eval),
     )
+
+
+def closing_line(result: TrainResult) -> str:
+    """The line a finished job ends with: steps, time, return, target, evaluation."""
+    line = f"done: {result.global_step:,} steps in {result.seconds:.1f} s"
+    if result.episodes:
+        line += f", mean return (last 20 episodes) {_shown(result.mean_return)}"
+    else:
+        line += ", no episode finished"
+    if result.target_return is not None:
+        line += (
+            f"; target {result.target_return:g} reached at step {result.target_step:,} "
+            f"({result.target_seconds:.2f} s)"
+            if result.target_step is not None
+            else f"; target {result.target_return:g} not reached"
+        )
+    if result.eval is not None:
+        ev = result.eval
+        line += (
+            f"; evaluation {_shown(ev['mean_return'])} ± {_shown(ev['std_return'])} "
+            f"({ev['episodes']} episodes at step {ev['step']:,})"
+        )
+    return line
+
+
+def _shown(x: float) -> str:
+    """A return as the line shows it: one decimal, or three where one would round a
+    small return away (Blackjack's -0.043 is not -0.0)."""
+    return f"{x:.1f}" if abs(x) >= 1 or x == 0 else f"{x:.3f}"

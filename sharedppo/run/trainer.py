@@ -191,13 +191,14 @@ class Trainer:
         self.checkpointer.save(self.checkpoint, self.progress.global_step, mean_return, summary)
         self.logger.final_metrics(final_metrics(self.result("running")))
 
-    def _open_logger(self) -> int:
-        """Open the TensorBoard run (continued on resume); returns the number of updates."""
+    def _open_logger(self, say_budget: bool = True) -> int:
+        """Open the TensorBoard run (continued on resume); returns the number of updates.
+        ``say_budget``: log how total_steps rounds to whole rollouts (a pack says it once)."""
         cfg, progress = self.cfg, self.progress
         batch = cfg.ppo.num_steps * cfg.env.num_envs * self.ranks.world_size  # global
         num_updates = math.ceil(cfg.total_steps / batch)
         resumed = progress.global_step > 0
-        if num_updates * batch != cfg.total_steps and not resumed:
+        if num_updates * batch != cfg.total_steps and not resumed and say_budget:
             log.info(
                 "total_steps=%d becomes %d: whole rollouts of %d steps (env.num_envs x "
                 "ppo.num_steps x ranks)",
