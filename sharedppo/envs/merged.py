@@ -77,7 +77,7 @@ class MergedCartPole:
         whole.state = np.concatenate([e.state for e in envs], axis=1)
         whole.steps = np.concatenate([e.steps for e in envs])
         whole.prev_done = np.concatenate([e.prev_done for e in envs])
-        obs, reward, terminated, truncated, info = whole.step(np.concatenate(actions))
+        obs, reward, terminated, truncated, _ = whole.step(np.concatenate(actions))
         out = []
         for r, (env, start) in enumerate(zip(envs, starting, strict=True)):
             part = slice(r * n, (r + 1) * n)
@@ -90,5 +90,4 @@ class MergedCartPole:
             env.steps = whole.steps[part]
             env.prev_done = whole.prev_done[part]
             out.append((obs[part], reward[part], terminated[part], truncated[part], {}))
-        del info
         return out

@@ -118,13 +118,16 @@ class ActorCritic(nn.Module):
     def mask_shape(self) -> tuple[int, int]:
         return (len(self.trunks) * self.depth, self.width)
 
-    def sample_masks(self, batch: int, device: torch.device) -> Tensor | None:
-        """Inverted-dropout masks for a batch, or None when dropout is off."""
+    def sample_masks(
+        self, batch: int, device: torch.device, generator: torch.Generator | None = None
+    ) -> Tensor | None:
+        """Inverted-dropout masks for a batch, or None when dropout is off; ``generator``:
+        a packed run's own (None: torch's)."""
         if self.dropout == 0.0:
             return None
         keep = 1.0 - self.dropout
-        masks = torch.empty((batch, *self.mask_shape), device=device).bernoulli_(keep)
-        return masks.div_(keep)
+        masks = torch.empty((batch, *self.mask_shape), device=device)
+        return masks.bernoulli_(keep, generator=generator).div_(keep)
 
     def _trunk(
         self,

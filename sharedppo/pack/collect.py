@@ -6,14 +6,13 @@ rollout first)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
-import numpy as np
 import torch
 
 from ..envs.errors import in_phase
 from ..envs.merged import MergedCartPole
+from ..nn.actor_critic import ActorCritic
 from ..run.collect import Collector
 from ..run.episodes import EpisodeTracker
 from ..run.memory import RolloutMemory
@@ -30,23 +29,16 @@ class Lane:
         memory: RolloutMemory,
         tracker: EpisodeTracker,
         generator: torch.Generator,
-        dropout: float,
-        mask_shape: tuple[int, int],
-        to_env: Callable[[np.ndarray], np.ndarray],
+        net: ActorCritic,
     ) -> None:
         self.collector, self.memory, self.tracker = collector, memory, tracker
-        self.generator, self.dropout, self.mask_shape = generator, dropout, mask_shape
-        self.to_env = to_env
+        self.generator, self.net = generator, net
         self.active = True  # False once the run has finished or failed: its envs rest
         self.error: BaseException | None = None  # what its env raised, ending the run
 
     def masks(self, rows: int, device: torch.device) -> torch.Tensor | None:
-        """``ActorCritic.sample_masks`` from this run's generator."""
-        if self.dropout == 0.0:
-            return None
-        keep = 1.0 - self.dropout
-        masks = torch.empty((rows, *self.mask_shape), device=device)
-        return masks.bernoulli_(keep, generator=self.generator).div_(keep)
+        """Its network's dropout masks, from this run's generator."""
+        return self.net.sample_masks(rows, device, self.generator)
 
 
 class Shared:
@@ -123,10 +115,10 @@ def collect(
             stepping = []
             for r, lane in enumerate(lanes):
                 if lane.active:
-                    if masks is not None and lane.dropout > 0:
+                    if masks is not None and lane.net.dropout > 0:
                         lane.memory.masks[t].copy_(masks[r])
                     env_actions = lane.memory.host_actions[t] if host is None else host[r]
-                    stepping.append((r, lane, lane.to_env(env_actions)))
+                    stepping.append((r, lane, lane.net.dist.to_env(env_actions)))
             for (r, lane, _), result in zip(stepping, _step(stepping, merged, steps), strict=True):
                 try:
                     steps[r] = _record(lane, t, result, steps[r], on_episodes[r])
@@ -170,19 +162,12 @@ def _step(stepping: list, merged: MergedCartPole | None, steps: list[int]) -> li
 
 
 def _record(lane: Lane, t: int, result: Any, step: int, on_episodes: Any) -> int:
-    """``Collector.collect``'s env half of step ``t`` for one run: what its env returned,
-    stored, and its finished episodes counted."""
+    """``Collector.collect``'s env half of step ``t`` for one run."""
     if isinstance(result, BaseException):
         raise result
-    c, memory, tracker = lane.collector, lane.memory, lane.tracker
+    c = lane.collector
     c.obs, reward, terminated, truncated, info = result
     done = terminated | truncated
-    scale = c.reward_scale
-    memory.store_env(t, reward if scale is None else scale(reward, done), terminated, done)
-    step += memory.num_envs
-    finished = tracker.step(info.get("env_reward", reward), info.get("game_over", done))
-    if finished is not None:
-        tracker.record(step, finished[0])
-        if on_episodes is not None:
-            on_episodes(step, *finished)
-    return step
+    return c.record_step(
+        lane.memory, lane.tracker, t, reward, terminated, done, info, step, on_episodes
+    )

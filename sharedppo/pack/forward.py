@@ -18,7 +18,13 @@ from torch import Tensor
 
 from ..nn.activations import tanh as host_tanh
 from ..nn.actor_critic import ActorCritic
-from ..nn.heads import INVERSE_CDF_MIN_ROWS, Categorical, Gaussian
+from ..nn.heads import (
+    INVERSE_CDF_MIN_ROWS,
+    Categorical,
+    Gaussian,
+    categorical_entropy,
+    categorical_scores,
+)
 
 _tanh_backward = torch.ops.aten.tanh_backward
 _threshold_backward = torch.ops.aten.threshold_backward
@@ -152,8 +158,7 @@ def scores(gaussian: bool, out: Tensor, actions: Tensor, log_std: Tensor | None)
     """(the head's scores, log-prob of the actions taken) for [runs, rows] minibatches."""
     if gaussian:
         return gaussian_scores(out, actions, log_std)
-    log_probs = torch.log_softmax(out, dim=-1)
-    return log_probs, log_probs.gather(-1, actions.unsqueeze(-1)).squeeze(-1)
+    return categorical_scores(out, actions)
 
 
 def entropy(gaussian: bool, head_scores: Tensor, log_std: Tensor | None) -> Tensor:
@@ -161,7 +166,7 @@ def entropy(gaussian: bool, head_scores: Tensor, log_std: Tensor | None) -> Tens
     if gaussian:
         per_run = (0.5 + 0.5 * _LOG_2PI + log_std).sum(-1)
         return per_run.unsqueeze(1).expand(head_scores.shape[:2])
-    return -(head_scores.exp() * head_scores).sum(-1)
+    return categorical_entropy(head_scores)
 
 
 @torch.no_grad()

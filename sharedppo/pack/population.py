@@ -16,18 +16,17 @@ from __future__ import annotations
 
 import logging
 import math
-import random
 import signal
 import time
 from typing import Any
 
-import numpy as np
 import torch
 
 from ..algo.gae import compute_gae
 from ..algo.gradient import Fused
 from ..envs.merged import MergedCartPole, mergeable
 from ..jobdir import JobDir
+from ..run.checkpoint import GlobalRNG
 from ..run.result import closing_line
 from ..run.session import resumable, write_summary
 from ..run.signals import Interrupted
@@ -41,27 +40,23 @@ log = logging.getLogger("sharedppo")
 PROGRESS_EVERY_S = 10.0
 
 
-class LaneRNG:
-    """A packed run's RNG part of its checkpoints: the layout of ``run.checkpoint.GlobalRNG``
-    with the run's own torch generator; loading it restarts that generator."""
+class LaneRNG(GlobalRNG):
+    """A packed run's RNG part of its checkpoints: ``GlobalRNG``'s layout with the run's own
+    torch generator in it; loading it restarts that generator."""
 
     def __init__(self, generator: torch.Generator) -> None:
         self.generator = generator
 
     def state_dict(self) -> dict[str, Any]:
-        kind, keys, pos, has_gauss, gauss = np.random.get_state()
-        return {
-            "python": random.getstate(),
-            "numpy": (kind, torch.from_numpy(keys.copy()), pos, has_gauss, gauss),
-            # A CUDA run's generator is CUDA's; its checkpoint keeps the CPU one, as an
-            # unpacked run's does (GlobalRNG), so that either can load it.
-            "torch": self.generator.get_state() if self._cpu() else torch.get_rng_state(),
-        }
+        state = super().state_dict()
+        if self._cpu():  # a CUDA run's checkpoint keeps the CPU one, as an unpacked run's does
+            state["torch"] = self.generator.get_state()
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if self._cpu():
             self.generator.set_state(state["torch"])
-        else:  # a CUDA run's checkpoint holds the CPU generator, as an unpacked run's does
+        else:
             torch.set_rng_state(state["torch"])
 
     def _cpu(self) -> bool:
@@ -88,15 +83,7 @@ class Population:
         for t, gen in zip(trainers, generators, strict=True):
             t.rng = LaneRNG(gen)
         self.lanes = [
-            Lane(
-                t.collector,
-                t.memory,
-                t.tracker,
-                gen,
-                t.agent.net.dropout,
-                t.agent.net.mask_shape,
-                t.agent.net.dist.to_env,
-            )
+            Lane(t.collector, t.memory, t.tracker, gen, t.agent.net)
             for t, gen in zip(trainers, generators, strict=True)
         ]
         self.shared = Shared(self.lanes)
@@ -175,12 +162,7 @@ class Population:
             log.error("%s failed: %s", self.labels[r], err)
             return
         if progress.updates % cfg.log_every_updates == 0 or progress.updates == total:
-            elapsed = time.perf_counter() - progress.started
-            sps = (progress.global_step - progress.session_start_step) / elapsed
-            stats = stats | {"SPS": sps, "learning_rate": t.agent.learning_rate}
-            t.logger.update_stats(
-                progress.global_step, stats, t.tracker.mean_return, t.tracker.recent
-            )
+            t._log_update(stats, total, line=False)
         if cfg.eval.every_steps is not None and progress.global_step >= next_eval[r]:
             next_eval[r] += cfg.eval.every_steps
             t._evaluate(episodes=cfg.eval.episodes, seed=cfg.seed + 10_000 + progress.updates)

@@ -77,12 +77,11 @@ class Collector:
     ) -> int:
         """One rollout starting at global env step ``step``; returns the step it ends at."""
         envs, num_envs, num_actions = self.envs, memory.num_envs, self.num_actions
-        stride = num_envs * self.ranks  # global env steps per step of this process's envs
         # Looked up once: this loop runs per env step, and each attribute walk or no-op call
         # costs a measurable share of a small network's step.
         dist, act, act_recurrent = agent.net.dist, agent.act, agent.act_recurrent
-        to_env, obs_norm, scale = dist.to_env, self.obs_norm, self.reward_scale
-        store_obs, store_act, store_env = memory.store_obs, memory.store_act, memory.store_env
+        to_env, obs_norm, record = dist.to_env, self.obs_norm, self.record_step
+        store_obs, store_act = memory.store_obs, memory.store_act
         state, starts, device = self.state, self.starts, memory.device
         memory.begin(state)
         # A Gaussian policy's noise for the whole rollout, drawn now: acting writes the
@@ -113,18 +112,37 @@ class Collector:
                     self.action_mask = action_mask(info, num_envs, num_actions)
                 elif "action_mask" in info:  # masks from step() only would go unused
                     raise ConfigError(MASK_AT_STEP_ONLY)
-                store_env(t, reward if scale is None else scale(reward, done), terminated, done)
-                step += stride
-                # Scores are the game's own: unshaped, unclipped, per game rather than per life.
-                finished = tracker.step(info.get("env_reward", reward), info.get("game_over", done))
-                if finished is not None:
-                    tracker.record(step, finished[0])
-                    if on_episodes is not None:
-                        on_episodes(step, *finished)
+                step = record(memory, tracker, t, reward, terminated, done, info, step, on_episodes)
             logprobs = None if draws is None else draws.log_probs()
             self.state = state
             last_values = self._bootstrap(agent, memory)
         memory.close(last_values, logprobs)
+        return step
+
+    def record_step(
+        self,
+        memory: RolloutMemory,
+        tracker: EpisodeTracker,
+        t: int,
+        reward: np.ndarray,
+        terminated: np.ndarray,
+        done: np.ndarray,
+        info: dict[str, Any],
+        step: int,
+        on_episodes: EpisodesHook | None,
+    ) -> int:
+        """What the env returned at step ``t`` stored (the reward scaled for learning) and its
+        finished episodes counted; returns the global env step after it (every rank's envs
+        count). A pack's rollout records its runs' steps here too."""
+        scale = self.reward_scale
+        memory.store_env(t, reward if scale is None else scale(reward, done), terminated, done)
+        step += memory.num_envs * self.ranks
+        # Scores are the game's own: unshaped, unclipped, per game rather than per life.
+        finished = tracker.step(info.get("env_reward", reward), info.get("game_over", done))
+        if finished is not None:
+            tracker.record(step, finished[0])
+            if on_episodes is not None:
+                on_episodes(step, *finished)
         return step
 
     def _bootstrap(self, agent: PPOAgent, memory: RolloutMemory) -> torch.Tensor:

@@ -234,12 +234,15 @@ class Trainer:
         if self.progress.target_seconds is None and self.tracker.target_step is not None:
             self.progress.target_seconds = self.progress.elapsed
 
-    def _log_update(self, stats: dict[str, float], num_updates: int) -> None:
+    def _log_update(self, stats: dict[str, float], num_updates: int, line: bool = True) -> None:
+        """Stats to TensorBoard and, with ``line``, the progress line (a pack writes its own)."""
         progress, tracker, ranks = self.progress, self.tracker, self.ranks.world_size
         session_seconds = time.perf_counter() - progress.started
         sps = (progress.global_step - progress.session_start_step) / session_seconds
         stats = stats | {"SPS": sps, "learning_rate": self.agent.learning_rate}
         self.logger.update_stats(progress.global_step, stats, tracker.mean_return, tracker.recent)
+        if not line:
+            return
         total_steps = num_updates * self.cfg.ppo.num_steps * self.cfg.env.num_envs * ranks
         self.logger.progress(
             progress.global_step, total_steps, sps, tracker.episodes, tracker.mean_return
