@@ -57,6 +57,7 @@ LAST_GOOD = "last_good.pt"
 SNAPSHOT = "step_{step:012d}.pt"
 SNAPSHOTS = "step_*.pt"
 EVENTS = "events.out.tfevents.*"
+EVENT_FILE = "events.out.tfevents.{time:010d}.{host}.{pid}.{uid}"  # as TensorBoard names them
 HISTORY = "resume_history.jsonl"
 VIDEOS = "videos"
 SWEEP_STOP = ".stop_requests"
@@ -87,8 +88,7 @@ class JobDir:
     @classmethod
     def of(cls, path: str | os.PathLike[str]) -> JobDir:
         """The job of a job folder, or of a checkpoint file inside one's checkpoints/."""
-        path = Path(path)
-        return cls(path if path.is_dir() else path.parent.parent)
+        return cls(path if Path(path).is_dir() else Path(path).parent.parent)
 
     @classmethod
     def in_sweep(cls, sweep: str | os.PathLike[str]) -> list[JobDir]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
 from pathlib import Path
 
 import torch
@@ -49,12 +48,6 @@ def main(argv: list[str] | None = None) -> None:
             f"{len(returns)} episodes: return {returns.mean():.2f} ± {returns.std():.2f}, "
             f"length {lengths.mean():.1f} ± {lengths.std():.1f}"
         )
-        # TensorBoard's writer meets a read-only folder in a thread of its own, which dies
-        # printing a traceback: a file that vanishes on closing finds it first.
-        try:
-            tempfile.TemporaryFile(dir=job.path).close()
-        except OSError as err:
-            raise OSError(err.errno, err.strerror, str(job.path)) from None
         log_eval(job.path, step, returns, lengths, video_dir)
     except (CheckpointError, ConfigError) as err:
         print(f"sharedppo-eval: error: {err}", file=sys.stderr)

@@ -217,7 +217,7 @@ class Trainer:
             has_target=self.tracker.target is not None,
         )
         if self.resume_note:
-            self.logger.writer.add_text("resume/history", self.resume_note, progress.global_step)
+            self.logger.text("resume/history", self.resume_note, progress.global_step)
         return num_updates
 
     def _update(self, update: int) -> dict[str, float]:

@@ -15,9 +15,9 @@ from typing import Any
 
 import numpy as np
 from tensorboard.compat.proto.summary_pb2 import Summary
-from torch.utils.tensorboard import SummaryWriter
 
 from . import dashboard
+from .events import EventFile
 
 log = logging.getLogger("sharedppo")
 
@@ -62,7 +62,7 @@ class Logger:
         # On resume (resume_step = checkpoint step + 1), purge_step makes TensorBoard drop
         # what the interrupted session wrote after its last checkpoint, so curves continue
         # without duplicated steps.
-        self.writer = SummaryWriter(log_dir=str(log_dir), flush_secs=10, purge_step=resume_step)
+        self.writer = EventFile(log_dir, purge_step=resume_step)
         self._last_print = time.perf_counter()
         self._tty = sys.stderr.isatty() and self.live
         self._last_step = 0
@@ -72,14 +72,14 @@ class Logger:
         # hyperparameters sit next to the curves they produced.
         swept = dashboard.sweep_values(Path(log_dir))
         for summary in dashboard.hparams_summaries(config, overrides, swept, has_target):
-            self.writer.file_writer.add_summary(summary)
-        self.writer.file_writer.add_summary(dashboard.layout_summary())
+            self.writer.add_summary(summary)
+        self.writer.add_summary(dashboard.layout_summary())
 
     def _write(self, step: int, tagged: list[tuple[str, float]]) -> None:
         # One event holding every value of a step: add_scalar builds and queues one event per
         # value (about 50 us each), a tenth of a small network's whole PPO iteration.
         values = [Summary.Value(tag=tag, simple_value=value) for tag, value in tagged]
-        self.writer.file_writer.add_summary(Summary(value=values), step)
+        self.writer.add_summary(Summary(value=values), step)
         self._last_step = max(self._last_step, step)
 
     def episodes_finished(self, step: int, returns: np.ndarray, lengths: np.ndarray) -> None:
@@ -110,6 +110,10 @@ class Logger:
         scalars = dashboard.metric_scalars(metrics)
         if scalars:
             self._write(self._last_step if step is None else step, scalars)
+        self.writer.flush()  # on disk with the checkpoint: a job killed later still shows
+
+    def text(self, tag: str, text: str, step: int) -> None:
+        self.writer.add_text(tag, text, step)
 
     def eval_result(self, step: int, returns: np.ndarray, lengths: np.ndarray) -> None:
         write_eval(self.writer, step, returns, lengths)
@@ -140,7 +144,7 @@ class Logger:
         self.writer.close()
 
 
-def write_eval(writer: SummaryWriter, step: int, returns: np.ndarray, lengths: np.ndarray) -> None:
+def write_eval(writer: EventFile, step: int, returns: np.ndarray, lengths: np.ndarray) -> None:
     writer.add_scalar("eval/mean_return", float(returns.mean()), step)
     writer.add_scalar("eval/std_return", float(returns.std()), step)
     writer.add_scalar("eval/mean_length", float(lengths.mean()), step)
@@ -183,10 +187,10 @@ def log_eval(
     job: Path, step: int, returns: np.ndarray, lengths: np.ndarray, video_dir: Path | None
 ) -> None:
     """Write an evaluation (and its newest video, as an animated GIF) into a job's run."""
-    writer = SummaryWriter(log_dir=str(job))
+    writer = EventFile(job)
     write_eval(writer, step, returns, lengths)
     videos = list(video_dir.glob("*.mp4")) if video_dir is not None else []
     if videos:
         newest = max(videos, key=lambda p: p.stat().st_mtime)
-        writer.file_writer.add_summary(video_summary("eval/video", newest), step)
+        writer.add_summary(video_summary("eval/video", newest), step)
     writer.close()
