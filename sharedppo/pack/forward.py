@@ -175,14 +175,15 @@ def grad_out(
     head_scores: Tensor,
     actions: Tensor,
     dlogp: Tensor,
-    ent_weight: Tensor,
+    ent_weight: Tensor | None,
     ent_coef: Tensor,
     log_std: Tensor | None,
     log_std_grad: Tensor | None,
 ) -> Tensor:
     """d(loss)/d(head output) [runs, rows, outputs] (``Categorical``/``Gaussian.grad_out``
     per run). ``ent_weight`` [runs, rows]: each row's share of the entropy bonus (ent_coef /
-    rows, 0 on padding); a Gaussian's log-std gradient goes into ``log_std_grad`` [runs, d]."""
+    rows, 0 on padding; None: no run has one); a Gaussian's log-std gradient goes into
+    ``log_std_grad`` [runs, d]."""
     if gaussian:
         dz = dlogp.unsqueeze(-1) * head_scores
         log_std_grad.copy_((dz * head_scores - dlogp.unsqueeze(-1)).sum(1)).sub_(ent_coef)
@@ -190,8 +191,9 @@ def grad_out(
     probs = head_scores.exp()
     dout = probs * (-dlogp).unsqueeze(-1)
     dout.scatter_add_(-1, actions.unsqueeze(-1), dlogp.unsqueeze(-1))
-    ent = -(probs * head_scores).sum(-1, keepdim=True)
-    dout.add_(probs * (head_scores + ent) * ent_weight.unsqueeze(-1))
+    if ent_weight is not None:
+        ent = -(probs * head_scores).sum(-1, keepdim=True)
+        dout.add_(probs * (head_scores + ent) * ent_weight.unsqueeze(-1))
     return dout
 
 

@@ -19,12 +19,17 @@ from ..algo.loss import LossTerms
 
 @dataclass
 class Coefficients:
-    """Each run's PPO scalars as [runs, 1] tensors (``clip_vloss`` inf: no value clipping)."""
+    """Each run's PPO scalars as [runs, 1] tensors (``clip_vloss`` inf: no value clipping).
+    ``clips_values`` / ``has_entropy``: whether any run clips its value loss / has an entropy
+    bonus; where none does, the gradient leaves that term out (each run's own would be 0),
+    as a single run's does."""
 
     clip: Tensor
     clip_vloss: Tensor
     vf_coef: Tensor
     ent_coef: Tensor
+    clips_values: bool = True
+    has_entropy: bool = True
 
     @classmethod
     def of(cls, clips: list[float], ppos: list, device: torch.device) -> Coefficients:
@@ -37,6 +42,8 @@ class Coefficients:
             column(vloss),
             column([p.vf_coef for p in ppos]),
             column([p.ent_coef for p in ppos]),
+            clips_values=any(math.isfinite(v) for v in vloss),
+            has_entropy=any(p.ent_coef != 0 for p in ppos),
         )
 
 
@@ -53,6 +60,15 @@ class Minibatch:
     masks: Tensor | None
     weight: Tensor  # 1 on a run's rows, 0 on padding
     rows: Tensor  # [runs, 1]: each run's number of rows
+    _share: Tensor | None = None
+
+    @property
+    def share(self) -> Tensor:
+        """Each row's share of its run's mean [runs, rows] (0 on padding); kept, as a whole
+        batch serves every epoch."""
+        if self._share is None:
+            self._share = self.weight / self.rows
+        return self._share
 
 
 def mean(x: Tensor, mb: Minibatch) -> Tensor:
@@ -84,11 +100,12 @@ def ppo_loss_grads(
 ) -> tuple[Tensor, Tensor]:
     """d(total)/d(each row's action log-prob) and d(total)/d(each row's value), [runs, rows]
     (``algo.loss.ppo_loss_grads`` per run; 0 on padding)."""
-    adv, share = mb.advantages, mb.weight / mb.rows
+    adv, share = mb.advantages, mb.share
     bound = torch.where(adv > 0, ratio > 1 + c.clip, ratio < 1 - c.clip)
-    dlogp = torch.where(bound, 0.0, adv * ratio).mul_(-share)
+    dlogp = (adv * ratio).masked_fill_(bound, 0.0).mul_(share).neg_()
     dv = values - mb.returns
-    delta = values - mb.values
-    clipped = mb.values + delta.clamp(-c.clip_vloss, c.clip_vloss) - mb.returns
-    dv = torch.where((clipped.square() > dv.square()) & (delta.abs() > c.clip_vloss), 0.0, dv)
+    if c.clips_values:
+        delta = values - mb.values
+        clipped = mb.values + delta.clamp(-c.clip_vloss, c.clip_vloss) - mb.returns
+        dv = torch.where((clipped.square() > dv.square()) & (delta.abs() > c.clip_vloss), 0.0, dv)
     return dlogp, dv.mul_(c.vf_coef * share)

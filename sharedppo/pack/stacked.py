@@ -43,6 +43,7 @@ class Stacked:
             self._bind(r, net, opt)
         self.optimizers = optimizers
         self.betas = first.betas
+        self._grad_views: dict[str, Tensor] | None = None
 
     def _bind(self, r: int, net: ActorCritic, opt: Adam) -> None:
         """Run ``r``'s parameters, gradients and moments become views of row ``r``."""
@@ -59,8 +60,11 @@ class Stacked:
 
     def views(self, flat: Tensor | None = None) -> dict[str, Tensor]:
         """Each parameter as a [runs, *shape] view of ``flat`` (default: the gradients'
-        rows, which the backward pass writes)."""
-        flat = self.grad if flat is None else flat
+        rows, which the backward pass writes; made once)."""
+        if flat is None:
+            if self._grad_views is None:
+                self._grad_views = self.views(self.grad)
+            return self._grad_views
         return {
             name: flat[:, offset : offset + math.prod(shape)].view(self.runs, *shape)
             for name, (shape, offset) in self.layout.items()
@@ -74,7 +78,7 @@ class Stacked:
         for 8 runs take a few microseconds each."""
         flat = self.flat if flat is None else flat
         return {
-            name: flat[:, offset : offset + math.prod(shape)].reshape(self.runs, *shape)
+            name: flat[:, offset : offset + math.prod(shape)].view(self.runs, *shape).contiguous()
             for name, (shape, offset) in self.layout.items()
         }
 

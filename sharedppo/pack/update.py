@@ -213,7 +213,7 @@ class PackUpdate:
             return
         dlogp, dvalues = ppo_loss_grads(ratio, values, mb, coef)
         g = stacked.views()
-        ent_weight = coef.ent_coef * mb.weight / mb.rows
+        ent_weight = coef.ent_coef * mb.share if coef.has_entropy else None
         dout = F.grad_out(
             gaussian,
             scores,
