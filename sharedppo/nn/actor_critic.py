@@ -26,6 +26,7 @@ from .activations import tanh as host_tanh
 from .heads import make_distribution
 from .init import initialise
 from .precision import fp32_region
+from .products import value_head, weight_grad
 from .recurrent import STATE_ROWS, GRUSequence, LSTMSequence, gru_cell, lstm_cell
 from .trunk import recurrent_cores, trunk_input
 
@@ -161,21 +162,20 @@ class ActorCritic(nn.Module):
             raise TypeError("a recurrent network acts through step(obs, masks, state, starts)")
         hidden = self._trunk(0, obs, masks)
         value_hidden = hidden if self.shared else self._trunk(1, obs, masks)
-        out, values = self._heads(hidden, value_hidden)
-        return out, values.squeeze(-1)
+        return self._heads(hidden, value_hidden)
 
     def _heads(self, policy_in: Tensor, value_in: Tensor) -> tuple[Tensor, Tensor]:
-        """Both heads' linear maps, in fp32 also under a mixed precision (they are a few
-        hundred multiply-adds per row, and what they output is what the policy samples from
-        and the value loss fits). Without autocast this is the plain F.linear, bit for bit."""
+        """Both heads' linear maps: policy output [B, outputs] and values [B]; in fp32 also
+        under a mixed precision (they are a few hundred multiply-adds per row, and what they
+        output is what the policy samples from and the value loss fits)."""
         (policy_w, policy_b), (value_w, value_b) = self.heads
         device_type = policy_in.device.type
         if not torch.is_autocast_enabled(device_type):  # the per-step path at fp32: no casts
-            return F.linear(policy_in, policy_w, policy_b), F.linear(value_in, value_w, value_b)
+            return F.linear(policy_in, policy_w, policy_b), value_head(value_in, value_w, value_b)
         with fp32_region(device_type):  # inputs cast to the weights' own dtype
             return (
                 F.linear(policy_in.to(policy_w.dtype), policy_w, policy_b),
-                F.linear(value_in.to(value_w.dtype), value_w, value_b),
+                value_head(value_in.to(value_w.dtype), value_w, value_b),
             )
 
     @property
@@ -219,7 +219,7 @@ class ActorCritic(nn.Module):
                     parts.append(h)
             hidden.append(h)
         out, values = self._heads(hidden[0], hidden[-1])
-        return out, values.squeeze(-1), torch.stack(parts, 1)
+        return out, values, torch.stack(parts, 1)
 
     def forward_sequence(
         self, obs: Tensor, masks: Tensor | None, state0: Tensor, starts: Tensor
@@ -263,7 +263,7 @@ class ActorCritic(nn.Module):
             outputs.append(outs)
         (head_w, head_b), (value_w, value_b) = self.heads
         out = torch.addmm(head_b, hidden[0], head_w.t())
-        values = torch.addmm(value_b, hidden[-1], value_w.t()).squeeze(-1)
+        values = value_head(hidden[-1], value_w, value_b)
         return Recorded(inputs, outputs, hidden, masks, out, values)
 
     @torch.no_grad()
@@ -290,7 +290,7 @@ class ActorCritic(nn.Module):
                     d = d * masks[:, index * self.depth + j]
                 y = rec.outputs[index][j]
                 dpre = _tanh_backward(d, y) if tanh else _threshold_backward(d, y, 0)
-                torch.mm(dpre.t(), rec.inputs[index][j], out=weight.grad)
+                weight_grad(dpre, rec.inputs[index][j], weight.grad)
                 torch.sum(dpre, 0, out=bias.grad)
                 if j > 0:
                     d = dpre @ weight
