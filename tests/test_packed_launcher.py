@@ -89,6 +89,7 @@ def test_a_packed_sweep_keeps_each_job_a_job(tmp_path):
     proc = run_cli(
         "-m",
         "hydra/launcher=packed",
+        "hydra.launcher.n_jobs=1",  # one pack (the default: one per CPU)
         "seed=0,1",
         "ppo.lr=1e-3,3e-4",
         "total_steps=512",

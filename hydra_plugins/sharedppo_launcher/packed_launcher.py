@@ -20,8 +20,8 @@ class PackedLauncherConf:
     _target_: str = "hydra_plugins.sharedppo_launcher.packed_launcher.PackedLauncher"
     # The most jobs one pack (one process) trains; jobs that cannot share a pack train alone.
     max_pack: int = 64
-    # Packs at once, each a process of its own; 0: one per CPU.
-    n_jobs: int = 1
+    # Packs at once, each a process of its own; 0: one per CPU this process may use.
+    n_jobs: int = 0
 
 
 ConfigStore.instance().store(
@@ -30,7 +30,7 @@ ConfigStore.instance().store(
 
 
 class PackedLauncher(Launcher):
-    def __init__(self, max_pack: int = 64, n_jobs: int = 1) -> None:
+    def __init__(self, max_pack: int = 64, n_jobs: int = 0) -> None:
         self.max_pack = max_pack
         self.n_jobs = n_jobs
         self.config: DictConfig | None = None

@@ -217,7 +217,7 @@ def launch(
     finally:
         HydraConfig.instance().cfg = sweeps_own
     todo = plan_jobs(jobs)
-    at_once = n_jobs if n_jobs > 0 else os.cpu_count() or 1
+    at_once = n_jobs if n_jobs > 0 else usable_cpus()
     packs = group([j.plain for j in todo], max_pack, at_once)
     log.info(
         "Launching %d jobs in %d pack%s of at most %d, %d pack(s) at a time, each in a process "
@@ -235,6 +235,12 @@ def launch(
     started = train_packs(pending, at_once, config.hydra.verbose)
     ran = ({j.num for j in jobs} - {j.num for j in todo}) | started  # kept, skipped, trained
     return [_return(j, j.num in ran) for j in jobs]
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on (a cgroup or taskset may allow fewer than exist)."""
+    affinity = getattr(os, "sched_getaffinity", None)  # not on macOS
+    return len(affinity(0)) if affinity is not None else os.cpu_count() or 1
 
 
 def train_packs(pending: deque[tuple[int, list[Job]]], at_once: int, verbose: Any) -> set[int]:
