@@ -27,9 +27,9 @@ from tensorboard.compat.proto.summary_pb2 import Summary
 
 from ..jobdir import EVENT_FILE
 
-try:  # a C CRC32C when the environment has one; TensorBoard's own pure-Python one otherwise
+try:  # google-crc32c is a dependency; TensorBoard's pure-Python CRC if it was left out
     from google_crc32c import value as _crc32c
-except ImportError:  # pragma: no cover - which one is installed is the environment's
+except ImportError:  # pragma: no cover - an environment without it
     from tensorboard.compat.tensorflow_stub.pywrap_tensorflow import crc32c as _crc32c
 
 _MASK_DELTA = 0xA282EAD8
