@@ -152,8 +152,11 @@ def _train_sweep_job(cfg: DictConfig, out_dir: Path) -> int:
         say(f"sharedppo: job {num} stopped by {stop} at update {stop.step}; checkpoint saved")
         return 128 + stop.signum
     except Exception as err:
-        log.exception("job %s failed", num)
-        print(f"sharedppo: job {num} failed: {err}", file=sys.stderr)
+        if launched() and isinstance(err, TrainingError):  # a lost rank: its line says it all
+            say(f"sharedppo: job {num} failed: {err}")
+        else:
+            log.exception("job %s failed", num)
+            print(f"sharedppo: job {num} failed: {err}", file=sys.stderr)
         if record_stamp(job) == before:  # train() records the failure once it has started
             job.write_summary({"status": "failed", "error": f"{type(err).__name__}: {err}"})
         return 1

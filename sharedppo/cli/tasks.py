@@ -24,6 +24,7 @@ import random
 import shutil
 import signal
 import tempfile
+import time
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -41,6 +42,10 @@ MIN_PORT, MAX_PORT = 20000, 60000
 # other ranks, which would otherwise wait for a rank 0 that never trained (refused its folder)
 # until the rendezvous times out (SHAREDPPO_TIMEOUT_S).
 FIRST_TASK_ENDED = "SHAREDPPO_FIRST_TASK_ENDED"
+# A result file of rank 0's older than this task by more than this is from an earlier run of
+# the job (SLURM requeues a job under its id): the tasks of one run start together, and nodes'
+# clocks (a shared filesystem's times) agree to well within it.
+SKEW_S = 10.0
 
 
 class JobEnvironment(Protocol):
@@ -112,9 +117,8 @@ def follow_job(cfg: DictConfig, out_dir: Path, sweep: str | Path) -> float:
     it, a rank that dies is rank 0's to record). Rank 0's value is the job's."""
     job = JobDir(out_dir)
     requests = stop.requests_for(sweep)
-    # A result of rank 0's from before a requeue of the job is not its end.
     first_ended = Path(os.environ.get(FIRST_TASK_ENDED) or os.devnull)
-    earlier = _stamp(first_ended)
+    started = _process_start()
     step = plan(job, bool(cfg.retry_failed))
     # A stop request seen here and not by rank 0 (or the other way round) still ends both: the
     # request stays, and each watcher passes it to its child before that can train.
@@ -125,7 +129,7 @@ def follow_job(cfg: DictConfig, out_dir: Path, sweep: str | Path) -> float:
 
     def stop_requests() -> list[int]:
         found = requests()
-        if not found and _stamp(first_ended) not in (None, earlier):  # rank 0 has ended
+        if not found and _written_since(first_ended, started - SKEW_S):  # rank 0 has ended
             return [signal.SIGTERM]
         return found
 
@@ -134,12 +138,26 @@ def follow_job(cfg: DictConfig, out_dir: Path, sweep: str | Path) -> float:
     return math.nan
 
 
-def _stamp(path: Path) -> tuple[int, int] | None:
+def _written_since(path: Path, since: float) -> bool:
     try:
-        st = path.stat()
+        return path.is_file() and path.stat().st_mtime >= since
     except OSError:
-        return None
-    return (st.st_ino, st.st_mtime_ns) if path.is_file() else None
+        return False
+
+
+def _process_start() -> float:
+    """When this process (the task SLURM started) began, in seconds since the epoch (Linux's
+    /proc; elsewhere now, a little later)."""
+    try:
+        ticks = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])
+        boot = next(
+            float(line.split()[1])
+            for line in Path("/proc/stat").read_text().splitlines()
+            if line.startswith("btime ")
+        )
+        return boot + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):
+        return time.time()
 
 
 def _follow(cfg: DictConfig, out_dir: Path) -> int:

@@ -27,6 +27,9 @@ CHANGES = {
     "os.symlink": 2,
     "shutil.rmtree": 1,
 }
+# Where those events carry a dir_fd: a relative path is relative to it (shutil.rmtree's own
+# unlinks), not to the working folder, and rmtree's own event names the folder it removes.
+DIR_FDS = {"os.mkdir": (2,), "os.remove": (1,), "os.rmdir": (1,), "os.rename": (2, 3)}
 _busy: list[int] = []
 
 
@@ -35,7 +38,10 @@ def _paths(event: str, args: tuple) -> list[object]:
         path, mode, flags = args
         writes = any(c in mode for c in "wax+") if isinstance(mode, str) else flags & WRITE_FLAGS
         return [path] if writes else []
-    return list(args[: CHANGES.get(event, 0)])
+    paths = list(args[: CHANGES.get(event, 0)])
+    if any(args[i] is not None for i in DIR_FDS.get(event, ())):
+        paths = [p for p in paths if os.path.isabs(os.fsdecode(p))]
+    return paths
 
 
 def _hook(event: str, args: tuple) -> None:
