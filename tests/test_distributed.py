@@ -353,3 +353,20 @@ def test_a_slurm_job_of_two_tasks_is_the_torchrun_job(tmp_path: Path, two_rank_j
     # Rank 1 made the job's folder at most (Hydra's job machinery runs in every task).
     rank1 = written[1].read_text().splitlines() if written[1].exists() else []
     assert set(rank1) <= {f"os.mkdir {job}"}, rank1
+
+
+def test_hydras_own_submitit_launchers_refuse_several_tasks():
+    """They would run the whole job once per task; the slurm preset runs it across them."""
+    from omegaconf import OmegaConf
+
+    from sharedppo.cli.precheck import check_tasks
+
+    def launcher(target: str, tasks: int, nodes: int = 1):
+        return OmegaConf.create({"_target_": target, "tasks_per_node": tasks, "nodes": nodes})
+
+    hydra_own = "hydra_plugins.hydra_submitit_launcher.submitit_launcher."
+    for name, cls in (("submitit_slurm", "SlurmLauncher"), ("submitit_local", "LocalLauncher")):
+        with pytest.raises(ConfigError, match=f"= 2 is not allowed with hydra/launcher={name}"):
+            check_tasks(launcher(hydra_own + cls, 1, nodes=2))
+        check_tasks(launcher(hydra_own + cls, 1))
+    check_tasks(launcher("hydra_plugins.sharedppo_launcher.submitit_slurm.SlurmLauncher", 2, 2))
