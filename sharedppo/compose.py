@@ -20,6 +20,7 @@ from hydra.core.config_store import ConfigStore
 from hydra.core.plugins import Plugins
 from hydra.errors import HydraException, MissingConfigException
 from hydra.initialize import get_gh_backup, restore_gh_from_backup
+from hydra.plugins.launcher import Launcher
 from omegaconf import DictConfig, open_dict
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
@@ -34,6 +35,10 @@ try:  # hydra/launcher=packed (sharedppo/cli/packed.py)
     from hydra_plugins.sharedppo_launcher.packed_launcher import PackedLauncher
 except ImportError:  # pragma: no cover
     PackedLauncher = None
+try:  # hydra/launcher=slurm (sharedppo/cli/tasks.py); a launcher only with the sweep extra
+    from hydra_plugins.sharedppo_launcher.submitit_slurm import SlurmLauncher
+except ImportError:  # pragma: no cover
+    SlurmLauncher = None
 
 CONFIG_MODULE = "sharedppo.conf"
 VERSION_BASE = "1.3"
@@ -44,13 +49,13 @@ def register_configs() -> None:
 
 
 def register_launcher() -> None:
-    """``hydra/launcher=processes`` and ``packed`` as plugins Hydra can instantiate. Hydra
-    finds plugins by walking the hydra_plugins package, which the import hook of an editable
-    install hides from it, so the classes are named here. Called just before a sweep starts:
-    registering scans every installed plugin, which the command's pre-check (one line per
-    missing extra) must not do first."""
-    for launcher in (ProcessesLauncher, PackedLauncher):
-        if launcher is not None:
+    """``hydra/launcher=processes``, ``packed`` and ``slurm`` as plugins Hydra can instantiate.
+    Hydra finds plugins by walking the hydra_plugins package, which the import hook of an
+    editable install hides from it, so the classes are named here. Called just before a sweep
+    starts: registering scans every installed plugin, which the command's pre-check (one line
+    per missing extra) must not do first."""
+    for launcher in (ProcessesLauncher, PackedLauncher, SlurmLauncher):
+        if launcher is not None and issubclass(launcher, Launcher):
             Plugins.instance().register(launcher)
 
 

@@ -9,6 +9,7 @@ import json
 import os
 import signal
 import socket
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +31,7 @@ from sharedppo.run.distributed import AllReduce, Ranks, StatsSync
 from sharedppo.run.session import TrainingError, train
 from sharedppo.run.signals import Interrupted, stop_requests
 
-from .conftest import compose_config
+from .conftest import compose_config, run_cli
 
 STEPS, ENVS, RANKS = 16, 8, 2
 # fp32 with each gradient; bf16 with the autograd one (the fused gradient is fp32 maths).
@@ -176,12 +177,23 @@ def _train_worker(rank: int, port: int, root: str) -> None:
     dist.destroy_process_group()
 
 
-def test_two_ranks_train_one_job_that_resumes_exactly(tmp_path: Path):
+def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    mp.spawn(_train_worker, args=(port, str(tmp_path)), nprocs=RANKS)
-    got = [torch.load(tmp_path / f"out{r}.pt") for r in range(RANKS)]
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def two_rank_job(tmp_path_factory) -> tuple[Path, list[dict]]:
+    """A 2-rank torchrun-like launch of OVERRIDES (``_train_worker``): its folder and what
+    each rank returned."""
+    root = tmp_path_factory.mktemp("ranks")
+    mp.spawn(_train_worker, args=(_free_port(), str(root)), nprocs=RANKS)
+    return root, [torch.load(root / f"out{r}.pt") for r in range(RANKS)]
+
+
+def test_two_ranks_train_one_job_that_resumes_exactly(two_rank_job):
+    tmp_path, got = two_rank_job
     for r in range(RANKS):
         assert got[r]["interrupted"] and got[r]["step"] == 2048  # global steps: 2 ranks x 2 envs
         assert torch.equal(got[r]["full"], got[r]["resumed"])  # the resume is exact
@@ -241,9 +253,7 @@ def _dying_worker(rank: int, port: int, root: str) -> None:
 
 
 def test_a_rank_that_dies_ends_the_run_on_every_rank(tmp_path: Path):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = _free_port()
     spawn = mp.get_context("spawn")
     ranks = [spawn.Process(target=_dying_worker, args=(r, port, str(tmp_path))) for r in (0, 1)]
     for p in ranks:
@@ -256,3 +266,107 @@ def test_a_rank_that_dies_ends_the_run_on_every_rank(tmp_path: Path):
     summary = json.loads((tmp_path / "job" / "summary.json").read_text())
     assert summary["status"] == "failed" and "another process" in summary["error"]
     assert summary["updates"] == 2
+
+
+def test_a_slurm_task_is_a_rank_with_submitits_rendezvous(monkeypatch):
+    """SLURM's variables, read through submitit, give the variables torchrun would set; the
+    port is the one submitit's TorchDistributedEnvironment derives from the job id."""
+    submitit = pytest.importorskip("submitit")
+    from sharedppo.cli.tasks import torch_env
+
+    slurm = {
+        "SUBMITIT_EXECUTOR": "slurm",
+        "SLURM_JOB_ID": "4242",
+        "SLURM_NTASKS": "4",
+        "SLURM_JOB_NUM_NODES": "2",
+        "SLURM_JOB_NODELIST": "gpu[07-08]",
+        "SLURM_NODEID": "1",
+        "SLURM_PROCID": "3",
+        "SLURM_LOCALID": "1",
+    }
+    for key, value in slurm.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("MASTER_PORT", raising=False)
+    env = torch_env(submitit.JobEnvironment())
+    assert env == {
+        "MASTER_ADDR": "gpu07",
+        "MASTER_PORT": env["MASTER_PORT"],
+        "RANK": "3",
+        "WORLD_SIZE": "4",
+        "LOCAL_RANK": "1",
+        "LOCAL_WORLD_SIZE": "2",
+    }
+    helpers = pytest.importorskip("submitit.helpers")
+    if hasattr(helpers, "TorchDistributedEnvironment"):  # submitit >= 1.5
+        theirs = helpers.TorchDistributedEnvironment()
+        assert (theirs.master_addr, str(theirs.master_port)) == (
+            env["MASTER_ADDR"],
+            env["MASTER_PORT"],
+        )
+
+
+def _slurm_bin(tmp_path: Path) -> Path:
+    """sbatch, srun and sacct on PATH: tests/fake_slurm.py, tasks started on this machine."""
+    tool = Path(__file__).with_name("fake_slurm.py")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name in ("sbatch", "srun", "sacct"):
+        (bin_dir / name).write_text(f'#!/bin/sh\nexec {sys.executable} {tool} {name} "$@"\n')
+        (bin_dir / name).chmod(0o755)
+    return bin_dir
+
+
+def test_a_slurm_job_of_two_tasks_is_the_torchrun_job(tmp_path: Path, two_rank_job):
+    """``hydra/launcher=slurm`` with 2 tasks per node, through submitit and a stand-in SLURM
+    that starts the job's 2 tasks here with SLURM's variables: one run across the 2 tasks, the
+    same weights as the 2-rank torchrun-like launch of the same config, and rank 0 alone wrote
+    the job folder (every task's writes under the sweep folder are recorded, submitit's own
+    files aside)."""
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
+    sweep = tmp_path / "sweep"
+    audit = Path(__file__).with_name("write_audit")
+    env = {
+        "PATH": f"{_slurm_bin(tmp_path)}{os.pathsep}{os.environ['PATH']}",
+        "MASTER_PORT": str(_free_port()),  # else derived from the job id, as on SLURM
+        "SHAREDPPO_TIMEOUT_S": "60",
+        "FAKE_SLURM_AUDIT": str(audit),
+        "WRITE_AUDIT_ROOT": str(sweep),
+        "WRITE_AUDIT_LOG": str(tmp_path / "writes%t.txt"),
+        "WRITE_AUDIT_SKIP": f"{os.sep}.submitit{os.sep}",
+    }
+    launch = ["-m", "hydra/launcher=slurm", "hydra.launcher.tasks_per_node=2"]
+    args = [*launch, f"hydra.sweep.dir={sweep}", "device=cpu", *OVERRIDES]
+    proc = run_cli(*args, cwd=tmp_path, env=env, timeout=240)
+    assert proc.returncode == 0, proc.stderr
+    (job,) = [p for p in sweep.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    summary = json.loads((job / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["global_step"] == 2048
+    state = read(job / "checkpoints" / "last.pt")
+    assert state["world_size"] == RANKS and len(state["ranks"]) == RANKS
+    torchrun = read(two_rank_job[0] / "full0" / "checkpoints" / "last.pt")["model"]
+    assert state["model"].keys() == torchrun.keys()
+    for key, value in torchrun.items():
+        assert torch.equal(state["model"][key], value), key
+    written = {r: (tmp_path / f"writes{r}.txt") for r in range(RANKS)}
+    rank0 = written[0].read_text()
+    assert f"{job / 'summary.json'}" in rank0 and f"{job / 'checkpoints'}" in rank0
+    # Rank 1 made the job's folder at most (Hydra's job machinery runs in every task).
+    rank1 = written[1].read_text().splitlines() if written[1].exists() else []
+    assert set(rank1) <= {f"os.mkdir {job}"}, rank1
+
+
+def test_hydras_own_submitit_launchers_refuse_several_tasks():
+    """They would run the whole job once per task; the slurm preset runs it across them."""
+    from omegaconf import OmegaConf
+
+    from sharedppo.cli.precheck import check_tasks
+
+    def launcher(target: str, tasks: int, nodes: int = 1):
+        return OmegaConf.create({"_target_": target, "tasks_per_node": tasks, "nodes": nodes})
+
+    hydra_own = "hydra_plugins.hydra_submitit_launcher.submitit_launcher."
+    for name, cls in (("submitit_slurm", "SlurmLauncher"), ("submitit_local", "LocalLauncher")):
+        with pytest.raises(ConfigError, match=f"= 2 is not allowed with hydra/launcher={name}"):
+            check_tasks(launcher(hydra_own + cls, 1, nodes=2))
+        check_tasks(launcher(hydra_own + cls, 1))
+    check_tasks(launcher("hydra_plugins.sharedppo_launcher.submitit_slurm.SlurmLauncher", 2, 2))

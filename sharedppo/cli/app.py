@@ -38,6 +38,7 @@ from .precheck import check_command, check_stored_overrides, is_sweep, run_dir
 from .reference import package_version, terminal
 from .stop import sweep_started, watch_command
 from .sweep import REFUSED, continue_command, run_job, say, shown, sweep_end, where_line
+from .tasks import follow_job
 from .torchrun import check_launch, env_rank, follower, follower_args, launched
 
 log = logging.getLogger("sharedppo")
@@ -51,9 +52,11 @@ def _app(cfg: DictConfig) -> float:
     out_dir = Path(hydra_cfg.runtime.output_dir)
     if hydra_cfg.mode == RunMode.MULTIRUN:
         label_jobs(f"job {hydra_cfg.job.num}")
+        sweep = Path(hydra_cfg.runtime.cwd) / hydra_cfg.sweep.dir  # hydra.job.chdir may move
+        if launched() and env_rank() > 0:  # a task of a SLURM job of several (cli/tasks.py)
+            return follow_job(cfg, out_dir, sweep)
         log.info("%s", shown(out_dir))
         label = f"job {hydra_cfg.job.num} ({out_dir.name})"
-        sweep = Path(hydra_cfg.runtime.cwd) / hydra_cfg.sweep.dir  # hydra.job.chdir may move
         return run_job(cfg, out_dir, label, sweep, _train_sweep_job)
     if launched() and env_rank() > 0:
         return follower(cfg, out_dir)
@@ -149,8 +152,11 @@ def _train_sweep_job(cfg: DictConfig, out_dir: Path) -> int:
         say(f"sharedppo: job {num} stopped by {stop} at update {stop.step}; checkpoint saved")
         return 128 + stop.signum
     except Exception as err:
-        log.exception("job %s failed", num)
-        print(f"sharedppo: job {num} failed: {err}", file=sys.stderr)
+        if launched() and isinstance(err, TrainingError):  # a lost rank: its line says it all
+            say(f"sharedppo: job {num} failed: {err}")
+        else:
+            log.exception("job %s failed", num)
+            print(f"sharedppo: job {num} failed: {err}", file=sys.stderr)
         if record_stamp(job) == before:  # train() records the failure once it has started
             job.write_summary({"status": "failed", "error": f"{type(err).__name__}: {err}"})
         return 1

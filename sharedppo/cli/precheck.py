@@ -141,6 +141,24 @@ def check_hydra(hydra_cfg: DictConfig) -> None:
             f"config to {HYDRA}/ itself once it owns its folder)"
         )
     check_packed(hydra_cfg.launcher)
+    check_tasks(hydra_cfg.launcher)
+
+
+def check_tasks(launcher: DictConfig) -> None:
+    """Hydra's own submitit launchers run the whole job in each task of it: more than one task
+    would train it as many times over (all but one refused its folder). ``hydra/launcher=slurm``
+    runs a job across its tasks (``cli/tasks.py``)."""
+    target = str(launcher.get("_target_", ""))
+    if "hydra_submitit_launcher" not in target:
+        return
+    tasks = (launcher.get("tasks_per_node") or 1) * (launcher.get("nodes") or 1)
+    if tasks > 1:
+        name = "submitit_local" if target.endswith("LocalLauncher") else "submitit_slurm"
+        raise ConfigError(
+            f"hydra.launcher.tasks_per_node x nodes = {tasks} is not allowed with "
+            f"hydra/launcher={name}: each task would run the whole job; hydra/launcher=slurm "
+            "runs each job across its tasks, as one data-parallel run"
+        )
 
 
 def check_packed(launcher: DictConfig) -> None:

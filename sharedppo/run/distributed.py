@@ -179,7 +179,8 @@ def check_world(saved: dict[str, Any], world_size: int, job: Any) -> None:
         how = (
             "a plain sharedppo command"
             if before == 1
-            else f"torchrun with --nnodes x --nproc_per_node = {before}"
+            else f"torchrun with --nnodes x --nproc_per_node = {before}, or "
+            f"hydra/launcher=slurm with tasks_per_node x nodes = {before}"
         )
         raise ConfigError(
             f"resume={job}: the job was trained by {before} process(es) and this launch has "

@@ -88,6 +88,14 @@ def open_trainer(cfg: DictConfig, out_dir: Path) -> Trainer:
     check_writable(job)
     if c.torch_threads > 0:
         torch.set_num_threads(c.torch_threads)
+    if ranks.many:
+        n = c.env.num_envs
+        log.info(
+            "one run across %d processes (ranks), %d envs each, %d in all",
+            ranks.world_size,
+            n,
+            n * ranks.world_size,
+        )
     trainer = Trainer(c, config, out_dir, device, ranks)
     if saved is not None:
         step = saved["progress"]["global_step"]
