@@ -79,18 +79,20 @@ def _usr2_as_sigterm(signum: int, frame: Any) -> None:
 
 
 def join_tasks(job: JobEnvironment, first_ended: Path) -> Path | None:
-    """In a task of a job of more than one task: export its rank's variables; for a rank other
-    than 0, return a private folder for Hydra's log (removed at exit). None for rank 0, and for
-    a job of one task, which runs as before. ``first_ended``: a file that rank 0's task writes
-    as it ends."""
+    """In a task of a job: SLURM's time-limit warning made a stop (SIGTERM); in a job of more
+    than one task, export its rank's variables, and for a rank other than 0 return a private
+    folder for Hydra's log (removed at exit). None for rank 0 and for a job of one task.
+    ``first_ended``: a file that rank 0's task writes as it ends."""
+    # SLURM's time-limit warning (submitit's --signal=USR2@signal_delay_s) reaches every
+    # process of every task; as SIGTERM it stops the run at one update on every rank and rank 0
+    # writes last.pt once. submitit's own handler, inherited by the training child, ended a
+    # job of one task "failed" (SystemExit -1) without a checkpoint, and would end rank 0's
+    # task at once and the others not at all. A forked child inherits this one, and then
+    # signals itself.
+    signal.signal(signal.SIGUSR2, _usr2_as_sigterm)
     if job.num_tasks <= 1:
         return None
     os.environ.update(torch_env(job), **{FIRST_TASK_ENDED: str(first_ended)})
-    # SLURM's time-limit warning (--signal=USR2@signal_delay_s) reaches every process of every
-    # task; as SIGTERM it stops the run at one update on every rank and rank 0 writes last.pt
-    # once (submitit's own handler would end rank 0's task at once, and the others not at all).
-    # A forked child inherits it, and then signals itself.
-    signal.signal(signal.SIGUSR2, _usr2_as_sigterm)
     if job.global_rank == 0:
         return None
     folder = tempfile.mkdtemp(prefix=f"sharedppo-rank{job.global_rank}-")
