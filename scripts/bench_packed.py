@@ -2,6 +2,7 @@
 
     pip install -e ".[bench,sweep]"
     python scripts/bench_packed.py sweep --reps 2          # the 16-job CartPole sweep
+    python scripts/bench_packed.py sweep --no-sb3 --extra device=cuda   # on a GPU
     python scripts/bench_packed.py scaling --runs 1 2 4 8 16 32 64 --steps 20000
     python scripts/bench_packed.py learning --seeds 16     # CartPole; --env pendulum too
 
@@ -101,10 +102,13 @@ def sb3_sweep(seeds: int, total: int, at_once: int = 2) -> dict:
     return {"launcher": "sb3", "seconds": time.perf_counter() - start, "jobs": 2 * seeds}
 
 
-def sweep(reps: int, seeds: int, total: int | None, preset: list[str], sb3: bool) -> list[dict]:
-    """The sweep packed, under joblib and (the default recipe only) in SB3, interleaved."""
+def sweep(
+    reps: int, seeds: int, total: int | None, preset: list[str], sb3: bool, also: list[str]
+) -> list[dict]:
+    """The sweep packed, under joblib and (the default recipe only) in SB3, interleaved;
+    ``also``: overrides for every sharedppo job besides the two learning rates."""
     lrs = [] if preset else [f"ppo.lr={','.join(str(lr) for lr in LRS)}"]
-    extra = [*lrs, *([f"total_steps={total}"] if total else []), *preset]
+    extra = [*lrs, *([f"total_steps={total}"] if total else []), *preset, *also]
     names = ("packed", "joblib", "sb3") if sb3 and not preset else ("packed", "joblib")
     results = []
     for rep in range(reps):
@@ -173,6 +177,7 @@ def main() -> None:
     s.add_argument(
         "--preset", nargs="*", default=[], help="overrides for every job instead of the two lrs"
     )
+    s.add_argument("--extra", nargs="*", default=[], help="overrides besides the two lrs")
     c = sub.add_parser("scaling")
     c.add_argument("--runs", type=int, nargs="+", default=[1, 2, 4, 8, 16, 32, 64])
     c.add_argument("--steps", type=int, default=20_000)
@@ -183,7 +188,7 @@ def main() -> None:
         p.add_argument("--out", type=Path)
     args = parser.parse_args()
     if args.what == "sweep":
-        results = sweep(args.reps, args.seeds, args.steps, args.preset, not args.no_sb3)
+        results = sweep(args.reps, args.seeds, args.steps, args.preset, not args.no_sb3, args.extra)
     elif args.what == "scaling":
         results = scaling(args.runs, args.steps)
     else:
