@@ -202,3 +202,45 @@ def test_grouping_keys():
     assert pack_key(a) != pack_key(config("network.width=32"))
     assert unpackable(config("network.recurrent=lstm")) is not None
     assert unpackable(a) is None
+
+
+@pytest.mark.parametrize("fused", [True, False], ids=["fused-kernel", "six-ops"])
+def test_stacked_adam_steps_each_row_as_its_own_adam(monkeypatch, fused):
+    """Rows with their own lr, eps and step counts (one left out of two steps, as a KL stop or
+    a finished run leaves it) end as each run's own Adam ends."""
+    from sharedppo.algo import optim
+    from sharedppo.algo.optim import Adam
+    from sharedppo.pack.stacked import Stacked
+
+    if not fused:
+        monkeypatch.setattr(optim, "_FUSED", None)
+    cfgs = [(1e-3, 1e-5), (3e-4, 1e-8), (1e-3, 1e-5)]
+
+    def build():
+        torch.manual_seed(0)
+        nets, opts = [], []
+        for lr, eps in cfgs:
+            net = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Linear(3, 2))
+            nets.append(net)
+            opts.append(Adam(net.parameters(), lr=lr, eps=eps))
+        return nets, opts
+
+    alone_nets, alone = build()
+    nets, opts = build()
+    stacked = Stacked.__new__(Stacked)  # Stacked's Adam alone: no ActorCritic needed
+    monkeypatch.setattr(Stacked, "_bind", lambda self, r, net, opt: None)
+    Stacked.__init__(stacked, nets, opts)
+    g = torch.Generator().manual_seed(1)
+    for stepping in ([True, True, True], [True, False, True], [True, True, True]):
+        grads = torch.randn(stacked.grad.shape, generator=g)
+        stacked.grad.copy_(grads)
+        stacked.step(stepping)
+        for r, opt in enumerate(alone):
+            if stepping[r]:
+                opt.flat_grad.copy_(grads[r])
+                opt.step()
+    for r, opt in enumerate(alone):
+        torch.testing.assert_close(stacked.flat[r], opt.flat, atol=1e-7, rtol=0)
+        torch.testing.assert_close(stacked.exp_avg_sq[r], opt.exp_avg_sq, atol=1e-9, rtol=0)
+        assert opts[r].step_count == opt.step_count
+    assert stacked.steps.tolist() == [3.0, 2.0, 3.0]

