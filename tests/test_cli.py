@@ -119,6 +119,19 @@ def test_a_sweep_without_multirun_keeps_hydras_advice():
     assert "\n" not in message and "To sweep over it, add --multirun" in message
 
 
+def test_multirun_after_the_overrides_is_a_sweep_and_a_misplaced_flag_says_where():
+    from sharedppo.cli.precheck import is_sweep, multirun_first, parse_command
+    from sharedppo.config import ConfigError
+
+    given = ["hydra/launcher=packed", "-m", "seed=0,1", "--multirun"]
+    args = multirun_first(given)
+    assert args == ["-m", "hydra/launcher=packed", "seed=0,1"] and is_sweep(args)
+    assert multirun_first(["seed=0"]) == ["seed=0"]
+    with pytest.raises(ConfigError) as err:  # argparse takes one run of overrides
+        parse_command(["seed=0", "--cfg", "job", "total_steps=9"])
+    assert "go before the overrides" in str(err.value) and "\n" not in str(err.value)
+
+
 @pytest.mark.parametrize(
     ("override", "key"),
     [

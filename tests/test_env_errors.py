@@ -4,6 +4,7 @@ refused as one."""
 
 from __future__ import annotations
 
+import json
 import traceback
 
 import pytest
@@ -51,8 +52,16 @@ def test_a_multi_agent_env_is_refused_as_one(project, cfg_factory):  # noqa: F81
 
 
 def test_the_command_line_shows_the_users_traceback(project):  # noqa: F811
-    proc = run_cli(ENV, "env.kwargs.fail=init", "total_steps=256", cwd=project)
-    assert proc.returncode != 0
+    """The env's own error is the user's code speaking (its traceback, a note naming the
+    phase, exit 1); the job's folder records the failure rather than ending at its config."""
+    job = project / "job"
+    proc = run_cli(
+        ENV, "env.kwargs.fail=init", "total_steps=256", f"hydra.run.dir={job}", cwd=project
+    )
+    assert proc.returncode == 1
     assert "custom_env_module.py" in proc.stderr and "np.zeros(5, 5)" in proc.stderr
     assert "raised this while constructing the env" in proc.stderr
     assert "were refused" not in proc.stderr and "vectorization_mode" not in proc.stderr
+    summary = json.loads((job / "summary.json").read_text())
+    assert summary["status"] == "failed" and summary["error"].startswith("TypeError")
+    assert "failed: TypeError" in (job / "sharedppo.log").read_text()

@@ -3,9 +3,11 @@ when `pip install .` left out sharedppo.pack, which an editable install had hidd
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 
+import pytest
+
+tomllib = pytest.importorskip("tomllib", reason="Python 3.11's tomllib reads pyproject.toml")
 ROOT = Path(__file__).resolve().parents[1]
 
 

@@ -34,7 +34,7 @@ from ..run.session import TrainingError, train
 from ..run.signals import Interrupted
 from ..tb.logger import Logger
 from .contain import record_stamp
-from .precheck import check_command, check_stored_overrides, is_sweep, run_dir
+from .precheck import check_command, check_stored_overrides, is_sweep, multirun_first, run_dir
 from .reference import package_version, terminal
 from .stop import sweep_started, watch_command
 from .sweep import REFUSED, continue_command, run_job, say, shown, sweep_end, where_line
@@ -62,6 +62,7 @@ def _app(cfg: DictConfig) -> float:
         return follower(cfg, out_dir)
     job = JobDir(out_dir)
     log.info(recipe_line(list(hydra_cfg.overrides.task), cfg.total_steps))
+    before = record_stamp(job)
     try:
         with job.own():
             if cfg.resume is None:
@@ -97,6 +98,13 @@ def _app(cfg: DictConfig) -> float:
                     job.write_summary({"status": "refused", "error": str(err)})
             say(f"sharedppo: error: {err}")
             sys.exit(1 if isinstance(err, TrainingError) else 2)
+        # The env's own error (its traceback follows, from Hydra): a new folder says the job
+        # failed, as train() records a failure once it has started; a resumed job's folder
+        # keeps its record (it is still resumable).
+        log.error("failed: %s: %s", type(err).__name__, err)
+        if cfg.resume is None and record_stamp(job) == before:
+            with suppress(OSError):
+                job.write_summary({"status": "failed", "error": f"{type(err).__name__}: {err}"})
         raise
     log.info(closing_line(result))
     if hydra_cfg.mode != RunMode.MULTIRUN:  # a sweep names its folder once, at its end
@@ -239,7 +247,7 @@ def own_single_run(args: list[str], owned: ExitStack) -> list[str]:
 
 def main() -> None:
     """Console entry point: ``sharedppo [overrides]``."""
-    given = sys.argv[1:]
+    given = multirun_first(sys.argv[1:])
     if given in (["--version"], ["-V"]):
         print(f"sharedppo {package_version()}")
         return

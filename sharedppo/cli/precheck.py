@@ -105,7 +105,21 @@ def check_stored_overrides(stored: list[str], given: list[str], source: str) -> 
 
 
 def _refuse(message: str) -> NoReturn:
+    if message.startswith("unrecognized arguments"):  # a flag after the overrides
+        message += " (Hydra's flags, such as --cfg job or -cn NAME, go before the overrides)"
     raise ConfigError(message)
+
+
+MULTIRUN = ("-m", "--multirun")
+
+
+def multirun_first(args: list[str]) -> list[str]:
+    """``sharedppo seed=0,1 -m`` as ``sharedppo -m seed=0,1``: Hydra's parser takes its flags
+    before the overrides only, and refused the first form with 'unrecognized arguments'
+    naming the overrides rather than the flag's place."""
+    if not any(a in MULTIRUN for a in args):
+        return args
+    return ["-m", *(a for a in args if a not in MULTIRUN)]
 
 
 def parse_command(args: list[str]) -> argparse.Namespace:
