@@ -55,8 +55,9 @@ def _gae(t) -> None:
         ("total_steps=512", "ppo.num_minibatches=4", "ppo.clip_vloss=0.2"),
         ("total_steps=512", "ppo.ent_coef=0.01"),
         ("env=pendulum", "total_steps=2048"),
+        ("total_steps=512", "network.shared=false"),
     ],
-    ids=["cartpole", "autograd-dropout", "minibatches", "fused-entropy", "pendulum"],
+    ids=["cartpole", "autograd-dropout", "minibatches", "fused-entropy", "pendulum", "separate"],
 )
 def test_each_run_of_a_pack_of_8_acts_and_learns_as_its_unpacked_twin(tmp_path, extra):
     pop = _population(tmp_path, CARTPOLE, *extra)

@@ -73,6 +73,7 @@ class PackRecord:
     masks: Tensor | None
     out: Tensor  # [runs, rows, outputs]
     values: Tensor  # [runs, rows]
+    heads_w: Tensor | None = None  # both heads' weights [runs, outputs + 1, width], one trunk
 
 
 def _linear(x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
@@ -124,6 +125,14 @@ def forward(
         inputs.append(ins)
         outputs.append(outs)
         hidden.append(x)
+    if shape.trunks == 1:
+        # One trunk feeds both heads: one product for both ([runs, rows, outputs + 1]; for
+        # 8 runs x 249 rows 48 us against 93 for the two).
+        heads_w = torch.cat((p["policy_head.weight"], p["value_head.weight"]), 1)
+        heads_b = torch.cat((p["policy_head.bias"], p["value_head.bias"]), 1)
+        both = _linear(hidden[0], heads_w, heads_b)
+        out, values = both[..., :-1], both[..., -1]
+        return PackRecord(inputs, outputs, hidden, masks, out, values, heads_w)
     out = _linear(hidden[0], p["policy_head.weight"], p["policy_head.bias"])
     values = _linear(hidden[-1], p["value_head.weight"], p["value_head.bias"]).squeeze(-1)
     return PackRecord(inputs, outputs, hidden, masks, out, values)
@@ -140,15 +149,21 @@ def backward(
 ) -> None:
     """Write every run's d(loss)/d(parameter) into ``g`` (views of the gradient rows) from
     the loss's gradients at the heads' outputs, as ``ActorCritic.backward`` does for one."""
-    g["policy_head.weight"].copy_(torch.bmm(dout.transpose(1, 2), rec.hidden[0]))
-    g["policy_head.bias"].copy_(dout.sum(1))
-    g["value_head.weight"].copy_(torch.bmm(dvalues.unsqueeze(1), rec.hidden[-1]))
-    g["value_head.bias"].copy_(dvalues.sum(1, keepdim=True))
-    value_w = p["value_head.weight"]  # [runs, 1, width]
-    dhidden = [torch.bmm(dout, p["policy_head.weight"])]
-    if shape.trunks == 1:
-        dhidden[0].baddbmm_(dvalues.unsqueeze(-1), value_w)
+    if rec.heads_w is not None:  # the heads as one product (forward): so is their gradient
+        dboth = torch.cat((dout, dvalues.unsqueeze(-1)), -1)  # [runs, rows, outputs + 1]
+        weight, bias = torch.bmm(dboth.transpose(1, 2), rec.hidden[0]), dboth.sum(1)
+        g["policy_head.weight"].copy_(weight[:, :-1])
+        g["value_head.weight"].copy_(weight[:, -1:])
+        g["policy_head.bias"].copy_(bias[:, :-1])
+        g["value_head.bias"].copy_(bias[:, -1:])
+        dhidden = [torch.bmm(dboth, rec.heads_w)]
     else:
+        g["policy_head.weight"].copy_(torch.bmm(dout.transpose(1, 2), rec.hidden[0]))
+        g["policy_head.bias"].copy_(dout.sum(1))
+        g["value_head.weight"].copy_(torch.bmm(dvalues.unsqueeze(1), rec.hidden[-1]))
+        g["value_head.bias"].copy_(dvalues.sum(1, keepdim=True))
+        value_w = p["value_head.weight"]  # [runs, 1, width]
+        dhidden = [torch.bmm(dout, p["policy_head.weight"])]
         dhidden.append(torch.bmm(dvalues.unsqueeze(-1), value_w))
     masks = rec.masks
     for index in range(shape.trunks):
