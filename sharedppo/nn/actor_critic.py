@@ -22,6 +22,7 @@ from torch import Tensor, nn
 
 from ..config import NetworkConfig
 from ..envs.spaces import Layout
+from .activations import activate_
 from .activations import tanh as host_tanh
 from .heads import make_distribution
 from .init import initialise
@@ -30,7 +31,7 @@ from .products import value_head, weight_grad
 from .recurrent import STATE_ROWS, GRUSequence, LSTMSequence, gru_cell, lstm_cell
 from .trunk import recurrent_cores, trunk_input
 
-_tanh_backward = torch.ops.aten.tanh_backward
+_tanh_backward_out = torch.ops.aten.tanh_backward.grad_input
 _threshold_backward = torch.ops.aten.threshold_backward
 
 
@@ -149,7 +150,7 @@ class ActorCritic(nn.Module):
             x = x.flatten(1)
         activation, depth = self.activation, self.depth
         for j, (weight, bias) in enumerate(self.layers[index]):
-            y = activation(F.linear(x, weight, bias))
+            y = activate_(activation, F.linear(x, weight, bias))
             if record is not None:
                 record[0].append(x)
                 record[1].append(y)
@@ -289,7 +290,10 @@ class ActorCritic(nn.Module):
                 if masks is not None:
                     d = d * masks[:, index * self.depth + j]
                 y = rec.outputs[index][j]
-                dpre = _tanh_backward(d, y) if tanh else _threshold_backward(d, y, 0)
+                if tanh:  # over d, which nothing reads again (activations.activate_)
+                    dpre = _tanh_backward_out(d, y, grad_input=d)
+                else:
+                    dpre = _threshold_backward(d, y, 0)
                 weight_grad(dpre, rec.inputs[index][j], weight.grad)
                 torch.sum(dpre, 0, out=bias.grad)
                 if j > 0:

@@ -13,10 +13,10 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 from torch import Tensor
 
+from ..nn.activations import activate_
 from ..nn.activations import tanh as host_tanh
 from ..nn.actor_critic import ActorCritic
 from ..nn.heads import (
@@ -80,28 +80,6 @@ def _linear(x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
     return torch.baddbmm(bias.unsqueeze(1), x, weight.transpose(1, 2))
 
 
-def _activation_(shape: Shape, pre: Tensor) -> Tensor:
-    """The trunk's activation, written over its pre-activation where nothing differentiates
-    through it (the pre-activation is not kept).
-
-    A pack's activations are large ([8, 249, 64] floats, 510 KB), and in the update step an
-    op that writes one into fresh memory pays for it: on the Intel machine (torch profiler,
-    in place) ``tanh_backward`` into a new tensor took 231 us a call, over its input 33 us
-    (24 us timed alone). With the backward's ``tanh_backward`` over its input too, the fused
-    Adam and nothing else changed, a pack of 8's update step went from 1,832 to 1,549 us."""
-    if pre.requires_grad:
-        return shape.activation(pre)
-    if shape.tanh:
-        if pre.device.type == "cpu" and pre.dtype in (torch.float32, torch.float64):
-            a = pre.numpy()
-            np.tanh(a, out=a)
-            return pre
-        return pre.tanh_()
-    if shape.activation in (torch.relu, torch.nn.functional.relu):
-        return pre.relu_()
-    return shape.activation(pre)
-
-
 def forward(
     shape: Shape, p: dict[str, Tensor], obs: Tensor, masks: Tensor | None, record: bool = False
 ) -> PackRecord:
@@ -117,7 +95,7 @@ def forward(
         ins, outs = [], []
         for j in range(shape.depth):
             pre = _linear(x, p[f"trunks.{index}.{j}.weight"], p[f"trunks.{index}.{j}.bias"])
-            y = _activation_(shape, pre)
+            y = activate_(shape.activation, pre)
             if record:
                 ins.append(x)
                 outs.append(y)
