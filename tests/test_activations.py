@@ -131,3 +131,25 @@ def test_numpy_path_is_taken_on_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
     assert len(calls) == 2  # both layers of the 64x64 trunk
     net(torch.randn(1, 4))  # one row: torch.tanh's single call is quicker
     assert len(calls) == 2
+
+
+@pytest.mark.parametrize("name", ["tanh", "torch.tanh", "relu", "elu"])
+@pytest.mark.parametrize("rows", [2, 256])  # under and over numpy's threshold
+def test_activate_in_place_gives_the_activation_and_leaves_graphs_alone(name, rows):
+    import torch.nn.functional as F
+
+    from sharedppo.nn.activations import activate_
+
+    fn = {"tanh": tanh, "torch.tanh": torch.tanh, "relu": F.relu, "elu": F.elu}[name]
+    x = torch.randn(rows, 64, generator=torch.Generator().manual_seed(rows))
+    expected = fn(x.clone())
+    y = activate_(fn, x)
+    torch.testing.assert_close(y, expected, atol=1.2e-7, rtol=0)
+    if name != "elu":  # written over its input
+        assert y.data_ptr() == x.data_ptr()
+    w = torch.randn(rows, 64, requires_grad=True)
+    pre = w * 1.0
+    out = activate_(fn, pre)
+    assert out.data_ptr() != pre.data_ptr()  # autograd's input is kept as it is
+    out.sum().backward()
+    assert w.grad is not None
