@@ -25,6 +25,7 @@ from .jobdir import JobDir
 from .nn.act import act_on_host
 from .run.evaluate import load_policy
 from .run.export import export_model
+from .run.result import closing_line
 from .run.session import TrainResult
 from .run.session import train as _train
 
@@ -65,13 +66,16 @@ def train(
     job = JobDir(folder)
     if not logging.getLogger().handlers:  # a script or notebook: show the progress lines
         logging.basicConfig(level=logging.INFO, format="%(message)s")
-    logging.getLogger("sharedppo").info(recipe_line(overrides, cfg.total_steps))
+    log = logging.getLogger("sharedppo")
+    log.info(recipe_line(overrides, cfg.total_steps))
     # Owned before .hydra/ is written: another job's folder is refused, not overwritten.
     with job.own():
         if cfg.resume is None:
             job.check_fresh()
         job.write_job(cfg, overrides)
-        return _train(cfg, folder)
+        result = _train(cfg, folder)
+    log.info("%s; results in %s", closing_line(result), folder)  # as the command closes
+    return result
 
 
 class Policy:

@@ -70,10 +70,12 @@ def run_cli_tool(module: str, *args: str, cwd: Path):
     )
 
 
-def test_python_api_round_trip(project):
-    result = sharedppo.train([ENV, *TINY], out_dir=project / "api_job")
+def test_python_api_round_trip(project, caplog):
+    with caplog.at_level("INFO", logger="sharedppo"):
+        result = sharedppo.train([ENV, *TINY], out_dir=project / "api_job")
     assert result.status == "completed" and result.global_step == 2048
     job = project / "api_job"
+    assert "done: 2,048 steps in" in caplog.text and f"results in {job}" in caplog.text
     assert (job / ".hydra" / "overrides.yaml").is_file() and (job / "summary.json").is_file()
 
     policy = sharedppo.load(job)
