@@ -104,7 +104,7 @@ def _app(cfg: DictConfig) -> float:
         log.error("failed: %s: %s", type(err).__name__, err)
         if cfg.resume is None and record_stamp(job) == before:
             with suppress(OSError):
-                job.write_summary({"status": "failed", "error": f"{type(err).__name__}: {err}"})
+                job.write_failure(err)
         raise
     log.info(closing_line(result))
     if hydra_cfg.mode != RunMode.MULTIRUN:  # a sweep names its folder once, at its end
@@ -166,7 +166,7 @@ def _train_sweep_job(cfg: DictConfig, out_dir: Path) -> int:
             log.exception("job %s failed", num)
             print(f"sharedppo: job {num} failed: {err}", file=sys.stderr)
         if record_stamp(job) == before:  # train() records the failure once it has started
-            job.write_summary({"status": "failed", "error": f"{type(err).__name__}: {err}"})
+            job.write_failure(err)
         return 1
     log.info(closing_line(result))
     return 0

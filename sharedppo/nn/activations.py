@@ -73,6 +73,11 @@ def tanh(x: Tensor) -> Tensor:
     return _host_tanh(x)
 
 
+def is_tanh(activation: Callable[[Tensor], Tensor]) -> bool:
+    """Whether a trunk's activation is tanh (this module's or torch's own)."""
+    return activation is tanh or activation is torch.tanh
+
+
 def activate_(activation: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
     """``activation(x)``, written over ``x`` (a layer's fresh pre-activation, which nothing
     keeps) where nothing differentiates through it or traces it; else ``activation(x)``.
@@ -83,7 +88,7 @@ def activate_(activation: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
     are written over their inputs for the same reason (docs/benchmarks.md)."""
     if x.requires_grad or torch.compiler.is_compiling() or torch.jit.is_tracing():
         return activation(x)
-    if activation is tanh or activation is torch.tanh:
+    if is_tanh(activation):
         if _on_host(x):
             a = x.numpy()
             np.tanh(a, out=a)

@@ -22,8 +22,7 @@ from torch import Tensor, nn
 
 from ..config import NetworkConfig
 from ..envs.spaces import Layout
-from .activations import activate_
-from .activations import tanh as host_tanh
+from .activations import activate_, is_tanh
 from .heads import make_distribution
 from .init import initialise
 from .precision import fp32_region
@@ -282,7 +281,7 @@ class ActorCritic(nn.Module):
         else:
             dhidden.append(torch.outer(dvalues, value_w[0]))
         # torch.tanh too: a network given it back (scripts/profile_ops.py --ab) is still tanh.
-        tanh, masks = self.activation in (host_tanh, torch.tanh), rec.masks
+        tanh, masks = is_tanh(self.activation), rec.masks
         for index, trunk in enumerate(self.layers):
             d = dhidden[index]
             for j in range(len(trunk) - 1, -1, -1):

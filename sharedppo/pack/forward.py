@@ -16,8 +16,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ..nn.activations import activate_
-from ..nn.activations import tanh as host_tanh
+from ..nn.activations import activate_, is_tanh
 from ..nn.actor_critic import ActorCritic
 from ..nn.heads import (
     INVERSE_CDF_MIN_ROWS,
@@ -27,7 +26,6 @@ from ..nn.heads import (
     categorical_scores,
 )
 
-_tanh_backward = torch.ops.aten.tanh_backward
 _tanh_backward_out = torch.ops.aten.tanh_backward.grad_input
 _threshold_backward = torch.ops.aten.threshold_backward
 _LOG_2PI = math.log(2 * math.pi)
@@ -48,7 +46,7 @@ class Shape:
 
     @property
     def tanh(self) -> bool:
-        return self.activation in (host_tanh, torch.tanh)
+        return is_tanh(self.activation)
 
 
 def packable_net(net: ActorCritic) -> str | None:
