@@ -229,10 +229,6 @@ class JobDir:
         }
         write_atomic(self.summary_file, (json.dumps(clean, indent=2) + "\n").encode())
 
-    def write_failure(self, err: BaseException) -> None:
-        """The summary of a job that failed before training recorded anything itself."""
-        self.write_summary({"status": "failed", "error": f"{type(err).__name__}: {err}"})
-
     def last_meta(self) -> dict[str, Any] | None:
         """What last.pt's seal records (its env step, whether the run had finished, and then
         its summary); None for a missing, unsealed or damaged last.pt."""

@@ -29,7 +29,7 @@ from ..extras import first_line
 from ..jobdir import OVERRIDES, JobDir, JobFolderError
 from ..overrides import key_of, quoted, register_resolvers
 from ..run.checkpoint import CheckpointError
-from ..run.result import closing_line
+from ..run.result import closing_line, failed_summary
 from ..run.session import TrainingError, train
 from ..run.signals import Interrupted
 from ..tb.logger import Logger
@@ -104,7 +104,7 @@ def _app(cfg: DictConfig) -> float:
         log.error("failed: %s: %s", type(err).__name__, err)
         if cfg.resume is None and record_stamp(job) == before:
             with suppress(OSError):
-                job.write_failure(err)
+                job.write_summary(failed_summary(err))
         raise
     log.info(closing_line(result))
     if hydra_cfg.mode != RunMode.MULTIRUN:  # a sweep names its folder once, at its end
@@ -166,7 +166,7 @@ def _train_sweep_job(cfg: DictConfig, out_dir: Path) -> int:
             log.exception("job %s failed", num)
             print(f"sharedppo: job {num} failed: {err}", file=sys.stderr)
         if record_stamp(job) == before:  # train() records the failure once it has started
-            job.write_failure(err)
+            job.write_summary(failed_summary(err))
         return 1
     log.info(closing_line(result))
     return 0

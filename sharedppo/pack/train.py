@@ -11,7 +11,7 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from ..jobdir import JobDir, JobFolderError
-from ..run.result import closing_line
+from ..run.result import closing_line, failed_summary
 from ..run.session import open_trainer, train
 from ..run.signals import Interrupted, stop_requests
 from ..run.trainer import Trainer
@@ -131,7 +131,7 @@ def _open(member: Member, owned: ExitStack) -> Trainer | int:
         return 2
     except Exception as err:
         log.error("%s failed: %s", member.label, err)
-        job.write_failure(err)
+        job.write_summary(failed_summary(err))
         return 1
 
 
@@ -157,7 +157,7 @@ def _train_labelled(member: Member) -> int:
     except Exception as err:
         log.error("%s failed: %s", member.label, err)
         if job.read_summary() is None:  # train() records the failure once it has started
-            job.write_failure(err)
+            job.write_summary(failed_summary(err))
         return 1
     log.info("%s %s", member.label, closing_line(result))
     return 0

@@ -90,3 +90,8 @@ def _shown(x: float) -> str:
     """A return as the line shows it: one decimal, or three where one would round a
     small return away (Blackjack's -0.043 is not -0.0)."""
     return f"{x:.1f}" if abs(x) >= 1 or x == 0 else f"{x:.3f}"
+
+
+def failed_summary(err: BaseException) -> dict[str, str]:
+    """The summary of a job that failed before training recorded anything itself."""
+    return {"status": "failed", "error": f"{type(err).__name__}: {err}"}
