@@ -236,6 +236,10 @@ def test_stacked_adam_steps_each_row_as_its_own_adam(monkeypatch, fused):
         grads = torch.randn(stacked.grad.shape, generator=g)
         stacked.grad.copy_(grads)
         stacked.step(stepping)
+        # The gathered copies follow every step (one buffer, refilled per call).
+        sliced = stacked.weights(stacked.flat.clone())
+        for name, w in stacked.weights().items():
+            assert torch.equal(w, sliced[name])
         for r, opt in enumerate(alone):
             if stepping[r]:
                 opt.flat_grad.copy_(grads[r])
