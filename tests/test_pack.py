@@ -16,6 +16,7 @@ from sharedppo.pack.collect import collect
 from sharedppo.pack.group import differing, pack_key, unpackable
 from sharedppo.pack.population import Population, own_generator
 from sharedppo.pack.train import Member, train_pack
+from sharedppo.pack.whole import WholeSteps
 from sharedppo.run.checkpoint import read
 from sharedppo.run.session import open_trainer, train
 
@@ -249,3 +250,51 @@ def test_stacked_adam_steps_each_row_as_its_own_adam(monkeypatch, fused):
         torch.testing.assert_close(stacked.exp_avg_sq[r], opt.exp_avg_sq, atol=1e-9, rtol=0)
         assert opts[r].step_count == opt.step_count
     assert stacked.steps.tolist() == [3.0, 2.0, 3.0]
+
+
+@pytest.mark.parametrize("failing", [None, 1], ids=["all-record", "a-hook-fails"])
+def test_merged_runs_record_their_steps_as_each_would_alone(tmp_path, failing):
+    """Three rollouts of 3 merged CartPole runs (no update between): each run's rewards,
+    dones, episodes, hook calls, running counts, env state and steps equal its twin's; a run
+    whose episode hook raises ends alone, the others go on."""
+    runs = CARTPOLE[:3]
+    pop = _population(tmp_path, runs, "total_steps=100000")
+    assert WholeSteps.usable(pop.lanes, pop.merged)
+    calls: list[list] = [[] for _ in runs]
+
+    def hook(r):
+        def on_episodes(step, returns, lengths):
+            if r == failing:
+                raise RuntimeError("hook")
+            calls[r].append((step, returns.tolist(), lengths.tolist()))
+
+        return on_episodes
+
+    steps = [0] * 3
+    for _ in range(3):
+        steps = collect(pop.shape, pop.stacked, pop.lanes, pop.shared, steps,
+                        [hook(r) for r in range(3)], pop.merged)  # fmt: skip
+    for r, (overrides, packed) in enumerate(zip(runs, pop.trainers, strict=True)):
+        if r == failing:
+            assert pop.lanes[r].error is not None and not pop.lanes[r].active
+            continue
+        twin = open_trainer(compose_config(*overrides, "total_steps=100000"), tmp_path / f"t{r}")
+        twin_calls: list = []
+
+        def record(step, returns, lengths, into=twin_calls):
+            into.append((step, returns.tolist(), lengths.tolist()))
+
+        step = 0
+        for _ in range(3):
+            step = twin.collector.collect(twin.agent, twin.memory, twin.tracker, step, record)
+        assert steps[r] == step and calls[r] == twin_calls and twin_calls
+        for name in ("rewards", "terminated", "dones", "actions", "obs"):
+            assert torch.equal(getattr(packed.memory, name), getattr(twin.memory, name)), name
+        for name in ("returns", "lengths"):
+            assert (getattr(packed.tracker, name) == getattr(twin.tracker, name)).all()
+        assert list(packed.tracker.recent) == list(twin.tracker.recent)
+        assert (packed.collector.obs == twin.collector.obs).all()
+        assert (packed.collector.envs.state == twin.collector.envs.state).all()
+        twin.close()
+    for t in pop.trainers:
+        t.close()

@@ -20,7 +20,6 @@ from typing import Any
 
 import numpy as np
 from gymnasium.envs.classic_control.cartpole import CartPoleVectorEnv
-from gymnasium.vector.utils import batch_space
 
 # What a CartPoleVectorEnv's step reads besides its state; equal across merged envs.
 SETTINGS = (
@@ -50,6 +49,18 @@ def mergeable(envs: list[Any]) -> bool:
     )
 
 
+class _TwoActions:
+    """The merged env's action space as gymnasium's ``step`` asserts it: each of ``n``
+    actions 0 or 1, checked in two numpy ops (``MultiDiscrete.contains`` took about a tenth
+    of a merged step of 64 envs)."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def contains(self, actions: np.ndarray) -> bool:
+        return actions.shape == (self.n,) and bool(((actions == 0) | (actions == 1)).all())
+
+
 class MergedCartPole:
     def __init__(self, envs: list[CartPoleVectorEnv]) -> None:
         first = envs[0]
@@ -68,26 +79,46 @@ class MergedCartPole:
     ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict]]:
         """Step ``envs`` (any of the envs this was built for, in any number) with their
         actions; returns each env's (obs, reward, terminated, truncated, info)."""
-        whole, n = self.whole, self.per_env
-        total = n * len(envs)
-        if total != whole.num_envs:  # some runs rest: the gathered arrays are shorter
-            whole.num_envs = total
-            whole.action_space = batch_space(whole.single_action_space, total)
-        starting = [e.prev_done.copy() for e in envs]
+        self.gather(envs)
+        obs, reward, terminated, truncated = self.step_gathered(envs, np.concatenate(actions))
+        self.hand_back(envs)
+        n = self.per_env
+        parts = [slice(r * n, (r + 1) * n) for r in range(len(envs))]
+        return [(obs[p], reward[p], terminated[p], truncated[p], {}) for p in parts]
+
+    def gather(self, envs: list[CartPoleVectorEnv]) -> None:
+        """The whole env takes over ``envs``' arrays (state, step counts, done flags)."""
+        whole, total = self.whole, self.per_env * len(envs)
+        if total != whole.num_envs or not isinstance(whole.action_space, _TwoActions):
+            whole.num_envs = total  # some runs rest: the gathered arrays are shorter
+            whole.action_space = _TwoActions(total)
         whole.state = np.concatenate([e.state for e in envs], axis=1)
         whole.steps = np.concatenate([e.steps for e in envs])
         whole.prev_done = np.concatenate([e.prev_done for e in envs])
-        obs, reward, terminated, truncated, _ = whole.step(np.concatenate(actions))
-        out = []
-        for r, (env, start) in enumerate(zip(envs, starting, strict=True)):
-            part = slice(r * n, (r + 1) * n)
-            if start.any():  # these envs start an episode: from this run's own generator
-                cols = np.flatnonzero(start) + r * n
+
+    def step_gathered(
+        self, envs: list[CartPoleVectorEnv], actions: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """One step of the gathered envs (``gather``) with their actions side by side;
+        returns the whole (obs, reward, terminated, truncated). ``envs`` stay as they were
+        until :meth:`hand_back`."""
+        whole, n = self.whole, self.per_env
+        starting = whole.prev_done  # the step replaces this array; it never writes into it
+        obs, reward, terminated, truncated, _ = whole.step(actions)
+        if starting.any():  # these envs start an episode: each from its own run's generator
+            for r in np.unique(np.flatnonzero(starting) // n):
+                env = envs[r]
+                cols = np.flatnonzero(starting[r * n : (r + 1) * n]) + r * n
                 fresh = env.np_random.uniform(low=env.low, high=env.high, size=(4, len(cols)))
                 whole.state[:, cols] = fresh
                 obs[cols] = fresh.T.astype(np.float32)
+        return obs, reward, terminated, truncated
+
+    def hand_back(self, envs: list[CartPoleVectorEnv]) -> None:
+        """Each of ``envs`` holds its part of the whole env's arrays again."""
+        whole, n = self.whole, self.per_env
+        for r, env in enumerate(envs):
+            part = slice(r * n, (r + 1) * n)
             env.state = whole.state[:, part]
             env.steps = whole.steps[part]
             env.prev_done = whole.prev_done[part]
-            out.append((obs[part], reward[part], terminated[part], truncated[part], {}))
-        return out

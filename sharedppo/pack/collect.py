@@ -18,6 +18,7 @@ from ..run.episodes import EpisodeTracker
 from ..run.memory import RolloutMemory
 from . import forward as F
 from .stacked import Stacked
+from .whole import WholeSteps
 
 
 class Lane:
@@ -94,11 +95,15 @@ def collect(
         )  # [steps, runs, envs, d]
         log_std = log_std.detach().clone()
     steps = list(steps)
+    whole = WholeSteps(lanes, merged, shared, steps) if WholeSteps.usable(lanes, merged) else None
     with torch.inference_mode():
         for t in range(num_steps):
-            for lane in lanes:
-                if lane.active:
-                    _observe(lane, t)
+            if whole is not None:
+                whole.observe(t)
+            else:
+                for lane in lanes:
+                    if lane.active:
+                        _observe(lane, t)
             masks = _masks(lanes, num_envs, device)
             rec = F.forward(shape, p, shared.obs[:, t].contiguous(), masks)
             actions, logprobs = F.sample(
@@ -111,19 +116,14 @@ def collect(
             shared.actions[:, t].copy_(actions)
             shared.logprobs[:, t].copy_(logprobs)
             shared.values[:, t].copy_(rec.values)
-            host = None if device.type == "cpu" else shared.actions[:, t].cpu().numpy()
-            stepping = []
-            for r, lane in enumerate(lanes):
-                if lane.active:
-                    if masks is not None and lane.net.dropout > 0:
-                        lane.memory.masks[t].copy_(masks[r])
-                    env_actions = lane.memory.host_actions[t] if host is None else host[r]
-                    stepping.append((r, lane, lane.net.dist.to_env(env_actions)))
-            for (r, lane, _), result in zip(stepping, _step(stepping, merged, steps), strict=True):
-                try:
-                    steps[r] = _record(lane, t, result, steps[r], on_episodes[r])
-                except Exception as err:  # this run's env (or hook) failed: it alone ends
-                    lane.error, lane.active = err, False
+            if whole is not None:
+                if not whole.step(t, on_episodes):  # a run's hook failed: run by run from here
+                    whole.release()
+                    whole = None
+                continue
+            _env_half(lanes, t, masks, shared, merged, steps, on_episodes)
+        if whole is not None:
+            whole.release()
         obs = [shared.obs[r, -1] for r in range(len(lanes))]  # at rest: anything will do
         for r, lane in enumerate(lanes):
             if lane.active:
@@ -135,6 +135,33 @@ def collect(
         if lane.active:
             lane.memory.close(last[r].clone())
     return steps
+
+
+def _env_half(
+    lanes: list[Lane],
+    t: int,
+    masks: torch.Tensor | None,
+    shared: Shared,
+    merged: MergedCartPole | None,
+    steps: list[int],
+    on_episodes: list,
+) -> None:
+    """Step ``t``'s env half run by run: each active run's envs step with its actions and
+    its ``Collector`` records what they returned (``steps`` updated in place)."""
+    device = shared.actions.device
+    host = None if device.type == "cpu" else shared.actions[:, t].cpu().numpy()
+    stepping = []
+    for r, lane in enumerate(lanes):
+        if lane.active:
+            if masks is not None and lane.net.dropout > 0:
+                lane.memory.masks[t].copy_(masks[r])
+            env_actions = lane.memory.host_actions[t] if host is None else host[r]
+            stepping.append((r, lane, lane.net.dist.to_env(env_actions)))
+    for (r, lane, _), result in zip(stepping, _step(stepping, merged, steps), strict=True):
+        try:
+            steps[r] = _record(lane, t, result, steps[r], on_episodes[r])
+        except Exception as err:  # this run's env (or hook) failed: it alone ends
+            lane.error, lane.active = err, False
 
 
 def _observe(lane: Lane, t: int) -> None:

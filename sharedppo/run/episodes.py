@@ -37,8 +37,12 @@ class EpisodeTracker:
         """Add one vector step; returns (returns, lengths) of the episodes it ended, if any."""
         self.returns += reward
         self.lengths += 1
-        if not done.any():
-            return None
+        return self.finish(done) if done.any() else None
+
+    def finish(self, done: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(returns, lengths) of the episodes ``done`` (bool, per env) ends, their counts
+        restarted; ``step`` after the returns and lengths took the step (a pack's rollout
+        adds every run's at once)."""
         finished = self.returns[done], self.lengths[done]
         # The next step is gymnasium's reset step (reward 0): it must bring the count to 0.
         self.returns[done] = 0.0
