@@ -33,7 +33,7 @@ from ..compose import (
     hydra_context,
     open_mapping_overrides,
 )
-from ..config import ConfigError
+from ..config import ConfigError, validate
 from ..envs.requirements import check_extras
 from ..envs.stored import check_stored_wrappers
 from ..extras import check_launcher, first_line
@@ -43,6 +43,7 @@ from ..run.budget import check_fits
 from ..run.checkpoint import read
 from ..run.resume import check_resume
 from ..run.session import resolve_device
+from .swept import SweptValues
 
 # Flags after which Hydra prints something and exits without running a job.
 PRINT_ONLY = ("help", "hydra_help", "info", "shell_completion")
@@ -191,14 +192,22 @@ def check_packed(launcher: DictConfig) -> None:
         )
 
 
-def check_job(overrides: list[str], source: Source = DEFAULT) -> DictConfig:
+def check_job(
+    overrides: list[str], source: Source = DEFAULT, swept: SweptValues | None = None
+) -> DictConfig:
     """One job: its config composed and validated (Hydra's own keys too, where it sets any),
-    the packages it needs, its device, and whether it fits in the machine's memory."""
-    if source != DEFAULT or any(key_of(o).startswith("hydra") for o in overrides):
+    the packages it needs, its device, and whether it fits in the machine's memory. In a
+    sweep, ``swept`` gives the config of a job that differs from the first only in values."""
+    cfg = None if swept is None else swept.config(overrides)
+    if cfg is not None:
+        validate(cfg)
+    elif source != DEFAULT or any(key_of(o).startswith("hydra") for o in overrides):
         cfg, hydra_cfg = compose_with_hydra(overrides, source)
         check_hydra(hydra_cfg)
     else:
         cfg = compose_checked(overrides)
+    if swept is not None:
+        swept.remember(cfg, overrides)
     check_extras(cfg)
     check_fits(cfg, check_device(cfg), initialise=False)  # the job checks its GPU itself
     return cfg
@@ -247,9 +256,10 @@ def check_command(args: list[str]) -> None:
     if any(o.lstrip("+~").startswith("hydra/sweeper=") for o in overrides):
         return  # another sweeper expands the jobs its own way
     jobs, keys = expand_sweep(overrides, source)
+    swept = SweptValues(enabled=source == DEFAULT)
     for num, job in enumerate(jobs):
         try:
-            check_job(job, source)
+            check_job(job, source, swept)
         except ConfigError as err:
             named = [o for o in job if o.split("=", 1)[0] in keys] or config_overrides(job)
             raise ConfigError(f"job {num} ({' '.join(named)}): {err}") from None
