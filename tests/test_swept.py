@@ -8,7 +8,7 @@ from omegaconf import OmegaConf
 from sharedppo.cli import precheck
 from sharedppo.cli.precheck import check_command, expand_sweep
 from sharedppo.cli.swept import SweptValues
-from sharedppo.compose import compose_checked
+from sharedppo.compose import compose_checked, hydra_context
 from sharedppo.config import ConfigError
 
 SWEEPS = [  # (sweep, how many jobs take the first's composition)
@@ -51,3 +51,35 @@ def test_a_bad_job_is_refused_in_the_same_line(sweep, monkeypatch):
     with pytest.raises(ConfigError) as full:
         check_command(["-m", *sweep])
     assert str(fast.value) == str(full.value)
+
+
+def test_the_packed_launchers_job_configs_are_hydras_own():
+    """Each job's whole config (Hydra's node, its recorded overrides and folder name too) as
+    Hydra's ``load_sweep_config`` composes it, the jobs after the first from its copy."""
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.types import RunMode
+
+    from sharedppo.cli.swept import remembered
+    from sharedppo.overrides import register_resolvers
+
+    register_resolvers()
+    sweep = ["seed=0,1", "ppo.lr=0.001,${ppo.clip_ratio}", "env.num_envs=4,8"]
+    jobs, _ = expand_sweep(sweep)
+    with hydra_context():
+        loader = GlobalHydra.instance().config_loader()
+        hydra_overrides = ["hydra/launcher=packed", "hydra.sweep.dir=/tmp/swept"]
+        master = loader.load_configuration("config", hydra_overrides + sweep, RunMode.MULTIRUN)
+        calls = []
+
+        def load(master_config, overrides):
+            calls.append(overrides)
+            return loader.load_sweep_config(master_config, overrides)
+
+        fast = remembered(load)
+        for job in jobs:
+            want = loader.load_sweep_config(master, job)
+            for _ in range(2):  # composed once, handed out as copies
+                got = fast(master, job)
+                assert OmegaConf.to_container(got) == OmegaConf.to_container(want), job
+                assert got.hydra.job.override_dirname == want.hydra.job.override_dirname
+        assert calls == [jobs[0]]

@@ -4,8 +4,7 @@ plugin's class must live in the ``hydra_plugins`` package); the work is done in
 
 # No `from __future__ import annotations`: Hydra's plugin scan runs this module before it is
 # in sys.modules, where a dataclass with string annotations cannot resolve its module.
-import copy
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from hydra.core.config_store import ConfigStore
@@ -42,8 +41,11 @@ class PackedLauncher(Launcher):
         # The task function is not called: a pack trains its jobs together (train_pack).
         self.config = config
         self.hydra_context = hydra_context
+        # Imported here, as in launch.
+        from sharedppo.cli.swept import remembered
+
         loader = hydra_context.config_loader
-        loader.load_sweep_config = _remembered(loader.load_sweep_config)  # type: ignore[method-assign]
+        loader.load_sweep_config = remembered(loader.load_sweep_config)  # type: ignore[method-assign]
 
     def launch(
         self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int
@@ -61,18 +63,3 @@ class PackedLauncher(Launcher):
             job_overrides,
             initial_job_idx,
         )
-
-
-def _remembered(load: Callable[[DictConfig, list[str]], DictConfig]) -> Callable:
-    """``load_sweep_config`` composing each job's config once: Hydra's sweeper composes every
-    job of a batch to validate it, just before this launcher composes them again to group
-    them (about 75 ms a job here; a 16-job sweep spent 1.2 s on the second time)."""
-    done: dict = {}
-
-    def load_sweep_config(master_config: DictConfig, sweep_overrides: list[str]) -> DictConfig:
-        key = (id(master_config), tuple(sweep_overrides))
-        if key not in done:
-            done[key] = load(master_config, sweep_overrides)
-        return copy.deepcopy(done[key])
-
-    return load_sweep_config
