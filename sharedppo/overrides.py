@@ -35,18 +35,33 @@ def key_of(override: str) -> str:
     return override.split("=", 1)[0].lstrip("+~")
 
 
+# expand_sweep's answers by multirun.yaml (path, mtime, size): every job's folder name asks,
+# and reading and replaying the file took about 35 ms a job (0.6 s of a 16-job sweep's start).
+_EXPANDED: dict[tuple[str, int, int], list[list[str]] | None] = {}
+
+
 def expand_sweep(sweep_dir: Path) -> list[list[str]] | None:
     """Every job's overrides, in job order, as Hydra's basic sweeper expands the sweep.
 
     Read from the ``multirun.yaml`` the sweeper writes before the first job starts; None where
     there is none, or where another sweeper ran it (its sweep syntax is not a grid).
     """
+    path = Path(sweep_dir) / "multirun.yaml"
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    key = (str(path.absolute()), stat.st_mtime_ns, stat.st_size)
+    if key not in _EXPANDED:
+        _EXPANDED[key] = _replay(path)
+    jobs = _EXPANDED[key]
+    return None if jobs is None else [list(job) for job in jobs]
+
+
+def _replay(path: Path) -> list[list[str]] | None:
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    path = Path(sweep_dir) / "multirun.yaml"
-    if not path.is_file():
-        return None
     try:
         saved = OmegaConf.load(path)
         hydra = saved.hydra
