@@ -21,6 +21,7 @@ import torch
 
 from ..config import ANY, PPOConfig, fused_allowed
 from ..nn.actor_critic import ActorCritic, Recorded
+from ..nn.grad import no_grad
 from ..nn.heads import Categorical, Gaussian, mask_logits
 from ..nn.precision import Precision
 from .batch import Batch
@@ -63,6 +64,10 @@ class FusedScored(Scored):
 
 
 class Autograd:
+    # Whether its forward records a graph: the update turns gradients off for one that does
+    # not (nn.grad.no_grad then skips torch's context in every call of the step).
+    records_graph = True
+
     def __init__(
         self, net: ActorCritic, optimizer: Adam, cfg: PPOConfig, precision: Precision | None = None
     ) -> None:
@@ -100,6 +105,8 @@ class Autograd:
 
 
 class Fused(Autograd):
+    records_graph = False
+
     def __init__(
         self, net: ActorCritic, optimizer: Adam, cfg: PPOConfig, precision: Precision | None = None
     ) -> None:
@@ -108,7 +115,7 @@ class Fused(Autograd):
         if reason is not None:
             raise ValueError(f"the fused gradient does not support this network: {reason}")
 
-    @torch.no_grad()
+    @no_grad
     def forward(self, mb: Batch) -> FusedScored:
         rec = self.net.forward_recorded(mb.obs, mb.masks)
         # Ruled-out logits get probability 0, hence gradient 0 from grad_out.
@@ -117,7 +124,7 @@ class Fused(Autograd):
         scores, logp = self.net.dist.scored(rec.out, mb.actions)
         return FusedScored(rec, scores, logp - mb.logprobs)
 
-    @torch.no_grad()
+    @no_grad
     def backward(
         self, fwd: FusedScored, mb: Batch, advantages: torch.Tensor, clip: float
     ) -> LossTerms | None:

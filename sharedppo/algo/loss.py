@@ -14,6 +14,7 @@ import torch
 from torch import Tensor
 
 from ..config import PPOConfig
+from ..nn.grad import no_grad
 from .batch import Batch
 
 
@@ -59,7 +60,7 @@ def ppo_loss(
     return LossTerms(total, policy_loss, value_loss, entropy)
 
 
-@torch.no_grad()
+@no_grad
 def ppo_loss_grads(
     fwd: Scored, mb: Batch, advantages: Tensor, cfg: PPOConfig, clip: float
 ) -> tuple[Tensor, Tensor]:

@@ -18,6 +18,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ..nn.grad import no_grad
+
 
 def fused_adam(
     params: list[Tensor],
@@ -128,7 +130,7 @@ class Adam:
     def zero_grad(self) -> None:
         self.flat_grad.zero_()
 
-    @torch.no_grad()
+    @no_grad
     def step(self) -> None:
         beta1, beta2 = self.betas
         self.step_count += 1
@@ -144,7 +146,7 @@ class Adam:
         denom = (self.exp_avg_sq.sqrt() / math.sqrt(bias2)).add_(self.eps)
         self.flat.addcdiv_(self.exp_avg, denom, value=-self.lr / bias1)
 
-    @torch.no_grad()
+    @no_grad
     def clip_grad_norm(self, max_norm: float) -> Tensor:
         """Scale the gradient so its global L2 norm is at most max_norm.
 

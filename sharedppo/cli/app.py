@@ -250,12 +250,8 @@ def main() -> None:
     """Console entry point: ``sharedppo [overrides]``."""
     try:
         _main()
-    finally:
-        # The interpreter's last collection walks the whole heap (torch, Hydra, OmegaConf):
-        # 0.4 s of every command's exit on the project's machine, an eighth of a whole
-        # cartpole_fast run. Everything the command made is closed by now; atexit handlers
-        # (the log files' flush) still run.
-        gc.freeze()
+    finally:  # the exit's last collection skips the heap: 0.33 s of a whole cartpole_fast
+        gc.freeze()  # run's 2.86 (everything is closed by now; atexit handlers still run)
 
 
 def _main() -> None:

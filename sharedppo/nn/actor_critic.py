@@ -23,6 +23,7 @@ from torch import Tensor, nn
 from ..config import NetworkConfig
 from ..envs.spaces import Layout
 from .activations import activate_, is_tanh
+from .grad import no_grad
 from .heads import make_distribution
 from .init import initialise
 from .precision import fp32_region
@@ -249,7 +250,7 @@ class ActorCritic(nn.Module):
         out, values = self._heads(hidden[0], hidden[-1])
         return out.view(steps, n, -1), values.view(steps, n)
 
-    @torch.no_grad()
+    @no_grad
     def forward_recorded(self, obs: Tensor, masks: Tensor | None) -> Recorded:
         """The forward pass, keeping what :meth:`backward` needs (MLP trunks only)."""
         inputs: list[list[Tensor]] = []
@@ -266,7 +267,7 @@ class ActorCritic(nn.Module):
         values = value_head(hidden[-1], value_w, value_b)
         return Recorded(inputs, outputs, hidden, masks, out, values)
 
-    @torch.no_grad()
+    @no_grad
     def backward(self, rec: Recorded, dout: Tensor, dvalues: Tensor) -> None:
         """Write d(loss)/d(parameter) of the trunks and heads into their ``.grad`` (overwriting)
         from the loss's gradients at the heads' outputs; tanh or ReLU MLP trunks only."""
