@@ -18,6 +18,7 @@ from torch import Tensor
 
 from ..nn.activations import activate_, is_tanh
 from ..nn.actor_critic import ActorCritic
+from ..nn.grad import no_grad
 from ..nn.heads import (
     INVERSE_CDF_MIN_ROWS,
     Categorical,
@@ -114,7 +115,7 @@ def forward(
     return PackRecord(inputs, outputs, hidden, masks, out, values)
 
 
-@torch.no_grad()
+@no_grad
 def backward(
     shape: Shape,
     p: dict[str, Tensor],
@@ -186,7 +187,7 @@ def entropy(gaussian: bool, head_scores: Tensor, log_std: Tensor | None) -> Tens
     return categorical_entropy(head_scores)
 
 
-@torch.no_grad()
+@no_grad
 def grad_out(
     gaussian: bool,
     head_scores: Tensor,
@@ -222,8 +223,9 @@ def sample(
     noise: Tensor | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Actions and log-probs [runs, envs] (Gaussian: [runs, envs, d]), each run's random
-    numbers from its own generator, drawn as its own network's head draws them (a Gaussian
-    run's from ``noise``, its rollout's draws)."""
+    numbers from its own generator, drawn as its own network's head draws them, or taken
+    from ``noise``, the step's part of its rollout's draws (a Gaussian's normals, a
+    categorical head's exponentials)."""
     if gaussian:
         actions = torch.addcmul(out, noise, log_std.exp().unsqueeze(1))
         logp = -(0.5 * noise.square() + log_std.unsqueeze(1) + 0.5 * _LOG_2PI).sum(-1)
@@ -231,9 +233,11 @@ def sample(
     log_probs = torch.log_softmax(out, dim=-1)
     probs = log_probs.exp()
     if out.shape[1] < INVERSE_CDF_MIN_ROWS:
-        draws = torch.empty_like(probs)
-        for r, gen in enumerate(generators):
-            draws[r].exponential_(generator=gen)
+        draws = noise
+        if draws is None:
+            draws = torch.empty_like(probs)
+            for r, gen in enumerate(generators):
+                draws[r].exponential_(generator=gen)
         actions = (probs / draws).argmax(dim=-1)
     else:
         u = torch.empty((*probs.shape[:-1], 1), dtype=probs.dtype, device=probs.device)

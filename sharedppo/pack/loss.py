@@ -15,6 +15,7 @@ import torch
 from torch import Tensor
 
 from ..algo.loss import LossTerms
+from ..nn.grad import no_grad
 
 
 @dataclass
@@ -94,7 +95,7 @@ def ppo_loss(
     return LossTerms(per_run.sum(), policy, value, ent)
 
 
-@torch.no_grad()
+@no_grad
 def ppo_loss_grads(
     ratio: Tensor, values: Tensor, mb: Minibatch, c: Coefficients
 ) -> tuple[Tensor, Tensor]:

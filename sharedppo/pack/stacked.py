@@ -20,6 +20,7 @@ from torch import Tensor
 
 from ..algo.optim import Adam, fused_adam
 from ..nn.actor_critic import ActorCritic
+from ..nn.grad import no_grad
 
 
 class Stacked:
@@ -111,7 +112,7 @@ class Stacked:
             for name, (shape, offset) in self.layout.items()
         }
 
-    @torch.no_grad()
+    @no_grad
     def clip_grad_norm(self, max_norm: Tensor) -> Tensor:
         """Scale each run's gradient to an L2 norm of at most ``max_norm`` [runs]; returns
         the norms before clipping [runs]."""
@@ -119,7 +120,7 @@ class Stacked:
         self.grad.mul_((max_norm / (norm + 1e-6)).clamp_(max=1.0).unsqueeze(1))
         return norm
 
-    @torch.no_grad()
+    @no_grad
     def step(self, stepping: list[bool]) -> None:
         """One Adam step of the runs marked in ``stepping``, each with its optimizer's lr and
         eps; the other rows stay as they are (parameters and moments).

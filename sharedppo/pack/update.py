@@ -14,6 +14,7 @@ from torch import Tensor
 
 from ..algo.agent import PPOAgent, explained_variance, standardise
 from ..algo.batch import Batch
+from ..nn.grad import no_grad
 from . import forward as F
 from .loss import Coefficients, Minibatch, mean, ppo_loss, ppo_loss_grads
 from .stacked import Stacked
@@ -111,6 +112,10 @@ class PackUpdate:
     def run(self, batches: list[Batch], active: list[bool]) -> list[dict[str, float]]:
         """One update of every run marked ``active``; returns each run's stats (as
         ``PPOAgent.update`` returns them; empty for the others)."""
+        with torch.set_grad_enabled(not self.fused):  # off once for the fused gradient
+            return self._run(batches, active)
+
+    def _run(self, batches: list[Batch], active: list[bool]) -> list[dict[str, float]]:
         full, sizes = self._stack(batches)
         device = full.actions.device
         coef = Coefficients.of([a.clip_ratio for a in self.agents], self.ppos, device)
@@ -188,10 +193,9 @@ class PackUpdate:
         else:
             leaf = self.stacked.flat.detach().requires_grad_()
             p = self.stacked.weights(leaf)
-        with torch.set_grad_enabled(not self.fused):
-            rec = F.forward(self.shape, p, mb.obs, mb.masks, record=self.fused)
-            scores, logp = F.scores(self.shape.gaussian, rec.out, mb.actions, self._log_std(p))
-            logratio = logp - mb.logprobs
+        rec = F.forward(self.shape, p, mb.obs, mb.masks, record=self.fused)
+        scores, logp = F.scores(self.shape.gaussian, rec.out, mb.actions, self._log_std(p))
+        logratio = logp - mb.logprobs
         self._rec, self._p = rec, p
         return leaf, logratio.exp(), logratio, rec.values, scores
 
@@ -226,7 +230,7 @@ class PackUpdate:
         )
         F.backward(self.shape, self._p, g, self._rec, dout, dvalues)
 
-    @torch.no_grad()
+    @no_grad
     def _diagnostics(
         self,
         mb: Minibatch,
