@@ -72,7 +72,11 @@ class MergedCartPole:
         )
         for name in SETTINGS[:-1]:
             setattr(self.whole, name, getattr(first, name))
-        self.whole.num_envs = first.num_envs * len(envs)
+        self._resize(first.num_envs * len(envs))
+
+    def _resize(self, total: int) -> None:
+        self.whole.num_envs = total
+        self.whole.action_space = _TwoActions(total)
 
     def step(
         self, envs: list[CartPoleVectorEnv], actions: list[np.ndarray]
@@ -89,9 +93,8 @@ class MergedCartPole:
     def gather(self, envs: list[CartPoleVectorEnv]) -> None:
         """The whole env takes over ``envs``' arrays (state, step counts, done flags)."""
         whole, total = self.whole, self.per_env * len(envs)
-        if total != whole.num_envs or not isinstance(whole.action_space, _TwoActions):
-            whole.num_envs = total  # some runs rest: the gathered arrays are shorter
-            whole.action_space = _TwoActions(total)
+        if total != whole.num_envs:  # some runs rest: the gathered arrays are shorter
+            self._resize(total)
         whole.state = np.concatenate([e.state for e in envs], axis=1)
         whole.steps = np.concatenate([e.steps for e in envs])
         whole.prev_done = np.concatenate([e.prev_done for e in envs])

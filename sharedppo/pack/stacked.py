@@ -54,12 +54,12 @@ class Stacked:
         self._host_steps = self.steps.numpy() if like.device.type == "cpu" else None
         buffers = (self.flat, self.grad, self.exp_avg, self.exp_avg_sq, self.steps)
         self._rows = [list(x.unbind(0)) for x in buffers]
-        self._gather, self._weights = self._weight_copies()
+        self._gather, self._buffer, self._weights = self._weight_copies()
 
-    def _weight_copies(self) -> tuple[Tensor, dict[str, Tensor]]:
-        """(index, views): ``flat.view(-1)[index]`` lays every parameter out as one
-        contiguous [runs, *shape] block, one after the other; ``views`` are those blocks, in
-        a buffer made once."""
+    def _weight_copies(self) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
+        """(index, buffer, views): ``flat.view(-1)[index]`` lays every parameter out as one
+        contiguous [runs, *shape] block, one after the other, in ``buffer``; ``views`` are
+        those blocks."""
         device = self.flat.device
         starts = torch.arange(self.runs, device=device).unsqueeze(1) * self.size
         parts, views, at = [], {}, 0
@@ -69,8 +69,7 @@ class Stacked:
             parts.append((starts + offset + torch.arange(n, device=device)).flatten())
             views[name] = buffer[at : at + self.runs * n].view(self.runs, *shape)
             at += self.runs * n
-        self._buffer = buffer
-        return torch.cat(parts), views
+        return torch.cat(parts), buffer, views
 
     def _bind(self, r: int, net: ActorCritic, opt: Adam) -> None:
         """Run ``r``'s parameters, gradients and moments become views of row ``r``."""
