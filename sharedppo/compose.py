@@ -22,9 +22,14 @@ from hydra.errors import HydraException, MissingConfigException
 from hydra.initialize import get_gh_backup, restore_gh_from_backup
 from hydra.plugins.launcher import Launcher
 from omegaconf import DictConfig, open_dict
-from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
+from omegaconf.errors import (
+    ConfigAttributeError,
+    ConfigKeyError,
+    OmegaConfBaseException,
+    ValidationError,
+)
 
-from .config import Config, ConfigError, unknown_key_message, validate
+from .config import Config, ConfigError, unknown_key_message, validate, wrong_type_message
 from .extras import first_line
 
 try:  # hydra/launcher=processes (sharedppo/cli/launcher.py); absent from an older install
@@ -188,6 +193,9 @@ def _compose(overrides: list[str], source: Source, with_hydra: bool) -> DictConf
         if isinstance(cause, (ConfigKeyError, ConfigAttributeError)) and key:
             raise ConfigError(_unknown(key, cause)) from None
         if isinstance(cause, OmegaConfBaseException) and key:
+            typed = wrong_type_message(key, cause.value, cause.object_type)
+            if isinstance(cause, ValidationError) and typed is not None:
+                raise ConfigError(typed) from None
             raise ConfigError(f"{key} is not allowed: {first_line(cause)}") from None
         raise ConfigError(one_line(str(err))) from None
 

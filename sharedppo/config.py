@@ -192,6 +192,33 @@ def unknown_key_message(full_key: str) -> str:
     return f"{full_key} is not a known key; allowed {where}: {known}"
 
 
+# What a value of each annotated type is, in the words of a key's rule ("must be ...").
+_KINDS = {"int": "an integer", "float": "a number", "bool": "true or false", "str": "a string"}
+
+
+def wrong_type_message(full_key: str, value: Any, owner: Any) -> str | None:
+    """``key=value is not allowed: must be ...`` for a value OmegaConf could not convert to
+    the key's type (``owner``: the schema dataclass holding it), with the key's own rule; None
+    for a key the schema does not annotate with a plain type."""
+    name = full_key.rpartition(".")[2]
+    match = [f for f in fields(owner) if f.name == name] if is_dataclass(owner) else []
+    if not match:
+        return None
+    annotation = str(match[0].type).replace(" ", "")
+    nullable = annotation.endswith("|None")
+    kind = _KINDS.get(annotation.removesuffix("|None"))
+    if kind is None:
+        return None
+    check = match[0].metadata.get("check")
+    rule = check.allowed.removeprefix("must be ") if check is not None else ""
+    rule = rule.removeprefix("null or ")
+    if kind in rule or not rule.startswith(("<", ">", "in ")):
+        rule = kind if kind not in rule else rule  # the rule already names the kind, or none
+    else:
+        rule = f"{kind} {rule}"
+    return f"{full_key}={value} is not allowed: must be {'null or ' if nullable else ''}{rule}"
+
+
 # Roles: the lists that resume, the dashboard, tuned presets and the fused gradient use.
 
 

@@ -70,7 +70,8 @@ def one_of(*choices: str) -> Check:
 
 
 def or_null(check: Check) -> Check:
-    return Check(lambda v: v is None or check.test(v), f"must be null or {check.allowed[8:]}")
+    rule = check.allowed.removeprefix("must be ").replace("choose one of", "one of", 1)
+    return Check(lambda v: v is None or check.test(v), f"must be null or {rule}")
 
 
 class Role(enum.Flag):

@@ -27,7 +27,7 @@ import sharedppo.cli.export as export_cli
 import sharedppo.report.cli as report_cli
 import sharedppo.tune.cli as tune_cli
 from sharedppo.api import train
-from sharedppo.config import Config, ConfigError, validate
+from sharedppo.config import Config, ConfigError, validate, wrong_type_message
 from sharedppo.envs.build import make_envs
 from sharedppo.run.budget import check_fits
 from tests.conftest import compose_config, run_cli
@@ -185,6 +185,29 @@ def sharedppo(argv: list[str], monkeypatch: pytest.MonkeyPatch) -> Callable[[], 
 def test_generated_mistakes_are_one_line(override, key, no_training, monkeypatch, capsys):
     err = one_line(sharedppo([override], monkeypatch), capsys)
     assert err.startswith("sharedppo: error:") and key in err, err
+    if override.endswith(("=abc", "=maybe")):  # a value of the wrong type: what is allowed
+        kinds = ("an integer", "a number", "true or false")
+        allowed = err.partition(f"{override} is not allowed: must be ")[2]
+        assert any(allowed.removeprefix("null or ").startswith(k) for k in kinds), err
+        assert "null or" in err or leaf_type(key) not in {"int | None", "float | None"}, err
+
+
+def leaf_type(key: str) -> str:
+    return next(str(spec.type) for name, spec in leaf_fields() if name == key)
+
+
+def test_a_wrong_type_names_the_keys_own_rule():
+    from sharedppo.groups import NetworkConfig, PPOConfig
+
+    assert wrong_type_message("ppo.lr", "fast", PPOConfig) == (
+        "ppo.lr=fast is not allowed: must be a number > 0"
+    )
+    assert wrong_type_message("seed", "x", Config).endswith("must be an integer in [0, 2^32 - 1]")
+    assert wrong_type_message("ppo.clip_vloss", "x", PPOConfig).endswith(
+        "must be null or a number > 0"
+    )
+    assert wrong_type_message("network.shared", "x", NetworkConfig).endswith("true or false")
+    assert wrong_type_message("env.kwargs", "x", Config) is None  # not a key of Config
 
 
 @pytest.mark.parametrize(
