@@ -4,6 +4,7 @@ of its own (records, failures, stops, resume)."""
 from __future__ import annotations
 
 import json
+import logging
 import signal
 
 import pytest
@@ -154,7 +155,7 @@ def test_a_run_that_goes_nan_fails_alone_and_its_pack_goes_on(tmp_path, monkeypa
     assert [_summary(m.out_dir)["global_step"] for m in (members[0], members[2])] == [1536] * 2
 
 
-def test_a_stop_request_checkpoints_every_job_and_the_pack_continues(tmp_path, monkeypatch):
+def test_a_stop_request_checkpoints_every_job_and_the_pack_continues(tmp_path, monkeypatch, caplog):
     original = pop_module.Population.fit
 
     def stop_soon(self, requested):
@@ -167,11 +168,14 @@ def test_a_stop_request_checkpoints_every_job_and_the_pack_continues(tmp_path, m
 
     monkeypatch.setattr(pop_module.Population, "fit", stop_soon)
     members = _members(tmp_path, CARTPOLE[:2], "total_steps=2048")
-    assert train_pack(members) == [128 + signal.SIGTERM] * 2
+    with caplog.at_level(logging.WARNING, logger="sharedppo"):
+        assert train_pack(members) == [128 + signal.SIGTERM] * 2
     for m in members:
         summary = _summary(m.out_dir)
         assert summary["status"] == "interrupted" and summary["resume"]
         assert summary["global_step"] < 2048
+        said = f"{m.label} stopped by SIGTERM at update {summary['updates']}; checkpoint saved"
+        assert said in caplog.text, caplog.text
     monkeypatch.setattr(pop_module.Population, "fit", original)
     again = [
         Member(compose_config(*r, "total_steps=2048", f"resume={m.out_dir}"), m.out_dir, m.label)

@@ -31,6 +31,7 @@ from ..run.result import closing_line
 from ..run.session import resumable, write_summary
 from ..run.signals import Interrupted
 from ..run.trainer import Trainer, TrainingError
+from ..tb.logger import shown_return
 from . import forward as F
 from .collect import Lane, Shared, collect
 from .stacked import Stacked
@@ -172,6 +173,13 @@ class Population:
             job = JobDir(t.out_dir)
             name = signal.Signals(requested[0]).name
             self._end(r, "interrupted", {"signal": name, **resumable(t, job)})
+            # As a job trained alone says it (pack.train, cli.app).
+            log.warning(
+                "%s stopped by %s at update %s; checkpoint saved",
+                self.labels[r],
+                name,
+                progress.updates,
+            )
         elif progress.updates >= total or (cfg.stop_on_target and t.tracker.target_step):
             self._complete(r)
         elif t.checkpointer.due(progress.global_step):
@@ -218,7 +226,7 @@ class Population:
             return
         slowest = min(running, key=lambda r: self.trainers[r].progress.updates)
         means = [self.trainers[r].tracker.mean_return for r in running]
-        shown = [f"{m:.1f}" for m in means if math.isfinite(m)]
+        shown = [shown_return(m) for m in means if math.isfinite(m)]
         log.info(
             "pack: %d of %d runs training, update %d/%d (the furthest behind), mean returns %s",
             len(running),
