@@ -4,12 +4,14 @@ rewritten, and allowed changes are recorded."""
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from sharedppo.run.result import closing_line
 from sharedppo.run.session import TrainResult
+from sharedppo.tb.logger import Logger, shown_return
 from tests.conftest import run_cli
 
 TINY = ["total_steps=1024", "checkpoint.every_steps=null"]
@@ -88,3 +90,12 @@ def test_closing_line_without_a_target_says_nothing_untrue():
         TrainResult(**{**result.summary(), "episodes": 3, "mean_return": 9.0, "target_return": 5})
     )
     assert "target 5 not reached" in reached and "mean return" in reached
+
+
+def test_small_returns_keep_their_digits_in_every_line(tmp_path, caplog):
+    logger = Logger(tmp_path, {}, resume_step=None, overrides=[], has_target=False)
+    with caplog.at_level(logging.INFO, logger="sharedppo"):
+        logger.progress(100, 100, 1000.0, 5, 0.957)  # the last step: always written
+    logger.close()
+    assert "mean return 0.957" in caplog.text, caplog.text
+    assert shown_return(-0.043) == "-0.043" and shown_return(475.24) == "475.2"

@@ -7,6 +7,8 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..tb.logger import shown_return
+
 if TYPE_CHECKING:
     from .episodes import EpisodeTracker
     from .progress import Progress
@@ -67,7 +69,7 @@ def closing_line(result: TrainResult) -> str:
     """The line a finished job ends with: steps, time, return, target, evaluation."""
     line = f"done: {result.global_step:,} steps in {result.seconds:.1f} s"
     if result.episodes:
-        line += f", mean return (last 20 episodes) {_shown(result.mean_return)}"
+        line += f", mean return (last 20 episodes) {shown_return(result.mean_return)}"
     else:
         line += ", no episode finished"
     if result.target_return is not None:
@@ -80,16 +82,10 @@ def closing_line(result: TrainResult) -> str:
     if result.eval is not None:
         ev = result.eval
         line += (
-            f"; evaluation {_shown(ev['mean_return'])} ± {_shown(ev['std_return'])} "
+            f"; evaluation {shown_return(ev['mean_return'])} ± {shown_return(ev['std_return'])} "
             f"({ev['episodes']} episodes at step {ev['step']:,})"
         )
     return line
-
-
-def _shown(x: float) -> str:
-    """A return as the line shows it: one decimal, or three where one would round a
-    small return away (Blackjack's -0.043 is not -0.0)."""
-    return f"{x:.1f}" if abs(x) >= 1 or x == 0 else f"{x:.3f}"
 
 
 def failed_summary(err: BaseException) -> dict[str, str]:

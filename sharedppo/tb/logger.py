@@ -42,6 +42,12 @@ def stat_tag(name: str) -> str:
     return f"losses/{name}" if name in LOSS_STATS else f"charts/{name}"
 
 
+def shown_return(x: float) -> str:
+    """A return as a line shows it: one decimal, or three where one would round a small
+    return away (Blackjack's -0.043 is not -0.0, a 0.957 is not 1.0)."""
+    return f"{x:.1f}" if abs(x) >= 1 or x == 0 or not math.isfinite(x) else f"{x:.3f}"
+
+
 class Logger:
     """Writes event files straight into ``log_dir``, and the progress line."""
 
@@ -66,6 +72,7 @@ class Logger:
         self._last_print = time.perf_counter()
         self._tty = sys.stderr.isatty() and self.live
         self._last_step = 0
+        self._last_metrics: tuple[int, list[tuple[str, float]]] | None = None
         if resume_step is not None:
             return
         # Written into this run (add_hparams would open a timestamped sub-run), so the
@@ -108,8 +115,10 @@ class Logger:
         checkpoint and at the end of every run, completed, interrupted or failed, so a run
         shows in the HParams views; ``step`` defaults to the last one logged."""
         scalars = dashboard.metric_scalars(metrics)
-        if scalars:
-            self._write(self._last_step if step is None else step, scalars)
+        at = self._last_step if step is None else step
+        if scalars and (at, scalars) != self._last_metrics:  # the same again: nothing new
+            self._write(at, scalars)
+            self._last_metrics = (at, scalars)
         self.writer.flush()  # on disk with the checkpoint: a job killed later still shows
 
     def text(self, tag: str, text: str, step: int) -> None:
@@ -130,7 +139,7 @@ class Logger:
         eta = (total - step) / sps if sps > 0 else float("nan")
         line = (
             f"step {step:,}/{total:,}  {sps:,.0f} steps/s  episodes {episodes:,}  "
-            f"mean return {mean_return:.1f}  ETA {eta:,.0f} s"
+            f"mean return {shown_return(mean_return)}  ETA {eta:,.0f} s"
         )
         if self._tty:
             print(f"\r{line}\033[K", end="", file=sys.stderr, flush=True)
