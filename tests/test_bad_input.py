@@ -218,6 +218,19 @@ def test_hand_written_mistakes_are_one_line(argv, named, no_training, monkeypatc
     assert err.startswith("sharedppo: error:") and named in err, err
 
 
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        (["hydra/launcher=packed", "hydra.launcher.n_jobs=-1"], "hydra.launcher.n_jobs=-1 is"),
+        (["ppo.lr=-1"], "ppo.lr=-1.0 is not allowed"),  # every job's: not job 0's alone
+        (["ppo.clip_ratio=1.5,0.2"], "job 0 (ppo.clip_ratio=1.5 seed=0): ppo.clip_ratio=1.5"),
+    ],
+)
+def test_a_sweep_names_a_job_only_for_its_own_mistake(argv, said, no_training, monkeypatch, capsys):
+    err = one_line(sharedppo(["-m", *argv, "seed=0,1"], monkeypatch), capsys)
+    assert err.startswith(f"sharedppo: error: {said}"), err
+
+
 def test_a_yaml_error_in_a_users_config_is_one_line(no_training, monkeypatch, capsys):
     own = no_training / "own"
     (own / "env").mkdir(parents=True)

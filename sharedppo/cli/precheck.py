@@ -261,5 +261,7 @@ def check_command(args: list[str]) -> None:
         try:
             check_job(job, source, swept)
         except ConfigError as err:
+            if num == 0 and not any(key in str(err) for key in keys):
+                raise  # a setting of the whole sweep (hydra.launcher.n_jobs=-1): no job's own
             named = [o for o in job if o.split("=", 1)[0] in keys] or config_overrides(job)
             raise ConfigError(f"job {num} ({' '.join(named)}): {err}") from None
