@@ -212,11 +212,14 @@ def wrong_type_message(full_key: str, value: Any, owner: Any) -> str | None:
     check = match[0].metadata.get("check")
     rule = check.allowed.removeprefix("must be ") if check is not None else ""
     rule = rule.removeprefix("null or ")
-    if kind in rule or not rule.startswith(("<", ">", "in ")):
-        rule = kind if kind not in rule else rule  # the rule already names the kind, or none
+    if not rule or kind in rule:  # "an integer >= 1" names the kind already
+        rule = rule or kind
+    elif rule.startswith(("<", ">", "in ")):
+        rule = f"{kind} {rule}"  # a bound: "a number > 0"
     else:
-        rule = f"{kind} {rule}"
-    return f"{full_key}={value} is not allowed: must be {'null or ' if nullable else ''}{rule}"
+        rule = f"{kind}; {rule}"  # any other rule, kept whole
+    shown = "null" if value is None else value  # as the user writes it
+    return f"{full_key}={shown} is not allowed: must be {'null or ' if nullable else ''}{rule}"
 
 
 # Roles: the lists that resume, the dashboard, tuned presets and the fused gradient use.

@@ -186,18 +186,18 @@ def test_generated_mistakes_are_one_line(override, key, no_training, monkeypatch
     err = one_line(sharedppo([override], monkeypatch), capsys)
     assert err.startswith("sharedppo: error:") and key in err, err
     if override.endswith(("=abc", "=maybe")):  # a value of the wrong type: what is allowed
+        spec = next(spec for name, spec in leaf_fields() if name == key)
         kinds = ("an integer", "a number", "true or false")
         allowed = err.partition(f"{override} is not allowed: must be ")[2]
         assert any(allowed.removeprefix("null or ").startswith(k) for k in kinds), err
-        assert "null or" in err or leaf_type(key) not in {"int | None", "float | None"}, err
-
-
-def leaf_type(key: str) -> str:
-    return next(str(spec.type) for name, spec in leaf_fields() if name == key)
+        assert "null or" in err or str(spec.type) not in {"int | None", "float | None"}, err
+        check = spec.metadata.get("check")
+        rule = check.allowed.removeprefix("must be ").removeprefix("null or ") if check else ""
+        assert rule in err, err  # the key's own rule, whole
 
 
 def test_a_wrong_type_names_the_keys_own_rule():
-    from sharedppo.groups import NetworkConfig, PPOConfig
+    from sharedppo.groups import EnvConfig, NetworkConfig, PPOConfig
 
     assert wrong_type_message("ppo.lr", "fast", PPOConfig) == (
         "ppo.lr=fast is not allowed: must be a number > 0"
@@ -207,7 +207,9 @@ def test_a_wrong_type_names_the_keys_own_rule():
         "must be null or a number > 0"
     )
     assert wrong_type_message("network.shared", "x", NetworkConfig).endswith("true or false")
-    assert wrong_type_message("env.kwargs", "x", Config) is None  # not a key of Config
+    assert wrong_type_message("total_steps", None, Config).startswith("total_steps=null is")
+    for key, owner in (("env.kwargs", EnvConfig), ("resume_allow", Config), ("env", Config)):
+        assert wrong_type_message(key, "x", owner) is None, key  # no plain type to name
 
 
 @pytest.mark.parametrize(
@@ -224,6 +226,10 @@ def test_hand_written_mistakes_are_one_line(argv, named, no_training, monkeypatc
         (["hydra/launcher=packed", "hydra.launcher.n_jobs=-1"], "hydra.launcher.n_jobs=-1 is"),
         (["ppo.lr=-1"], "ppo.lr=-1.0 is not allowed"),  # every job's: not job 0's alone
         (["ppo.clip_ratio=1.5,0.2"], "job 0 (ppo.clip_ratio=1.5 seed=0): ppo.clip_ratio=1.5"),
+        (["ppo.clip_ratio=1.5,2.0"], "job 0 (ppo.clip_ratio=1.5 seed=0): ppo.clip_ratio=1.5"),
+        (["++ppo.lr=-1,0.1"], "job 0 (++ppo.lr=-1 seed=0): ppo.lr=-1.0 is"),
+        (["totl_steps=5"], "totl_steps is not a known key"),  # names every key, seed too
+        (["env=cartpole,pendulum", "env.num_envs=0"], "env.num_envs=0 is not allowed"),
     ],
 )
 def test_a_sweep_names_a_job_only_for_its_own_mistake(argv, said, no_training, monkeypatch, capsys):

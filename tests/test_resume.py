@@ -92,10 +92,25 @@ def test_closing_line_without_a_target_says_nothing_untrue():
     assert "target 5 not reached" in reached and "mean return" in reached
 
 
-def test_small_returns_keep_their_digits_in_every_line(tmp_path, caplog):
+def test_small_returns_keep_their_digits_in_every_line(tmp_path, caplog, monkeypatch):
+    monkeypatch.setattr(Logger, "live", False)  # the log line, not a terminal's live line
     logger = Logger(tmp_path, {}, resume_step=None, overrides=[], has_target=False)
     with caplog.at_level(logging.INFO, logger="sharedppo"):
         logger.progress(100, 100, 1000.0, 5, 0.957)  # the last step: always written
     logger.close()
     assert "mean return 0.957" in caplog.text, caplog.text
     assert shown_return(-0.043) == "-0.043" and shown_return(475.24) == "475.2"
+
+
+def test_the_final_metrics_are_written_once_per_step_and_value(tmp_path):
+    logger = Logger(tmp_path, {}, resume_step=None, overrides=[], has_target=False)
+    metrics = {"final_return": 20.0, "best_return": 21.0}
+    logger.final_metrics(metrics, step=64)
+    logger.final_metrics(metrics, step=64)  # a checkpoint, then the close, at one step
+    logger.final_metrics({**metrics, "final_return": 22.0}, step=64)  # a new value
+    logger.final_metrics({**metrics, "final_return": 22.0}, step=128)  # a new step
+    logger.close()
+    acc = EventAccumulator(str(tmp_path), size_guidance={"scalars": 0})
+    acc.Reload()
+    written = [(e.step, e.value) for e in acc.Scalars("hparams/final_return")]
+    assert written == [(64, 20.0), (64, 22.0), (128, 22.0)]
