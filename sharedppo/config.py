@@ -212,12 +212,11 @@ def wrong_type_message(full_key: str, value: Any, owner: Any) -> str | None:
     check = match[0].metadata.get("check")
     rule = check.allowed.removeprefix("must be ") if check is not None else ""
     rule = rule.removeprefix("null or ")
-    if not rule or kind in rule:  # "an integer >= 1" names the kind already
-        rule = rule or kind
-    elif rule.startswith(("<", ">", "in ")):
-        rule = f"{kind} {rule}"  # a bound: "a number > 0"
-    else:
-        rule = f"{kind}; {rule}"  # any other rule, kept whole
+    if not rule:
+        rule = kind
+    elif kind not in rule:  # "an integer >= 1" names the kind already
+        bound = rule.startswith(("<", ">", "in "))  # "a number > 0"; any other rule kept whole
+        rule = f"{kind} {rule}" if bound else f"{kind}; {rule}"
     shown = "null" if value is None else value  # as the user writes it
     return f"{full_key}={shown} is not allowed: must be {'null or ' if nullable else ''}{rule}"
 

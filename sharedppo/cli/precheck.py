@@ -261,18 +261,17 @@ def check_command(args: list[str]) -> None:
         try:
             check_job(job, source, swept)
         except ConfigError as err:
-            if num == 0 and _shared_by(jobs[-1:], err, source):
+            if num == 0 and _shared_by(jobs[-1], err, source):
                 raise  # every job's mistake (hydra.launcher.n_jobs=-1): no job's own label
             named = [o for o in job if o.split("=", 1)[0] in keys] or config_overrides(job)
             raise ConfigError(f"job {num} ({' '.join(named)}): {err}") from None
 
 
-def _shared_by(jobs: list[list[str]], err: ConfigError, source: Source) -> bool:
+def _shared_by(last: list[str], err: ConfigError, source: Source) -> bool:
     """Whether the sweep's last job, which differs from the first in every swept key, is
     refused in the same words: the mistake is in what the jobs share, not in job 0's values."""
-    for job in jobs:
-        try:
-            check_job(job, source)
-        except ConfigError as other:
-            return str(other) == str(err)
+    try:
+        check_job(last, source)
+    except ConfigError as other:
+        return str(other) == str(err)
     return False
